@@ -3,11 +3,22 @@
 //! in exactly the same way.
 
 pub mod card;
+pub mod dataset;
+pub mod dedup;
 pub mod image;
 pub mod label;
+pub mod manifest;
+pub mod metrics;
+#[cfg(feature = "plots")]
+pub mod plot;
+pub mod phash;
 pub mod preprocess;
+pub mod split;
 
 pub use card::ModelCard;
 pub use image::{GreyImage, ImageError, load_image};
 pub use label::{Class, ClassSet};
+pub use manifest::{Manifest, ManifestEntry};
+pub use metrics::{BinaryMetrics, Calibration, ConfusionMatrix, Interval, MetricsError, RocCurve, SourceBreakdown};
 pub use preprocess::Preprocess;
+pub use split::Split;

@@ -1,7 +1,14 @@
 //! Reading an X-ray file (PNG, JPEG or DICOM) into one grey image.
 //!
 //! Every model sees grey pixels in `[0, 1]` whatever the file held: RGB copies of grey
-//! images are folded to grey, 16-bit data keeps its precision as `f32`.
+//! images are folded to grey, 16-bit data keeps its precision as `f32`, DICOM goes through
+//! its own display pipeline (Modality LUT, VOI LUT or window, MONOCHROME1
+//! inversion; see `image/dicom.rs`). The format is recognised from the bytes, never
+//! from the file name, because archives are full of `.dcm` files without extension and
+//! JPEGs named `.png`.
+
+mod dicom;
+mod raster;
 
 use std::path::{Path, PathBuf};
 
@@ -48,7 +55,7 @@ pub enum ImageError {
     Empty { path: PathBuf },
     #[error("{path}: not a PNG, JPEG or DICOM file")]
     UnknownFormat { path: PathBuf },
-    #[error("{path}: {width}×{height} = {} Mpx is larger than the {} Mpx limit; refusing to decode", (*width as u64 * *height as u64) / 1_000_000, MAX_PIXELS / 1_000_000)]
+    #[error("{path}: {width}×{height} = {} Mpx is larger than the {} Mpx limit; refusing to decode", (*width * *height) / 1_000_000, MAX_PIXELS / 1_000_000)]
     TooLarge { path: PathBuf, width: u64, height: u64 },
     #[error("{path}: cannot decode image: {reason}")]
     Decode { path: PathBuf, reason: String },
@@ -80,10 +87,19 @@ pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<GreyImage, ImageError> 
     if bytes.is_empty() {
         return Err(ImageError::Empty { path: path.to_owned() });
     }
-    let format = image::guess_format(bytes).map_err(|_| ImageError::UnknownFormat { path: path.to_owned() })?;
-    let decode = |reason: image::ImageError| ImageError::Decode { path: path.to_owned(), reason: reason.to_string() };
-    let reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
-    let img = reader.decode().map_err(decode)?;
-    let grey = img.to_luma32f();
-    Ok(GreyImage::new(grey.width(), grey.height(), grey.into_raw()))
+    if let Some(meta_start) = dicom::sniff(bytes) {
+        return dicom::decode(path, bytes, meta_start);
+    }
+    match raster::sniff(bytes) {
+        Some(format) => raster::decode(path, bytes, format),
+        None => Err(ImageError::UnknownFormat { path: path.to_owned() }),
+    }
+}
+
+/// Refuses images above [`MAX_PIXELS`]; called with header dimensions, before any pixel buffer exists.
+fn check_pixel_count(path: &Path, width: u64, height: u64) -> Result<(), ImageError> {
+    if width.saturating_mul(height) > MAX_PIXELS {
+        return Err(ImageError::TooLarge { path: path.to_owned(), width, height });
+    }
+    Ok(())
 }

@@ -1,0 +1,98 @@
+//! PNG and JPEG through the `image` crate.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+
+use super::{GreyImage, ImageError, MAX_PIXELS, check_pixel_count};
+
+/// Whether `bytes` start like a file this module decodes.
+pub(super) fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
+    match image::guess_format(bytes) {
+        Ok(format @ (ImageFormat::Png | ImageFormat::Jpeg)) => Some(format),
+        _ => None,
+    }
+}
+
+pub(super) fn decode(path: &Path, bytes: &[u8], format: ImageFormat) -> Result<GreyImage, ImageError> {
+    let decode_error =
+        |reason: image::ImageError| ImageError::Decode { path: path.to_owned(), reason: reason.to_string() };
+    let reader = || ImageReader::with_format(Cursor::new(bytes), format);
+
+    // The header alone says how much memory the pixels will take: refuse bombs before
+    // the decoder allocates anything.
+    let (width, height) = reader().into_dimensions().map_err(decode_error)?;
+    check_pixel_count(path, width.into(), height.into())?;
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(ImageError::Decode {
+            path: path.to_owned(),
+            reason: "truncated JPEG: no End Of Image marker after the last scan (file cut short?)".into(),
+        });
+    }
+
+    // Second guard, in case a decoder ever allocates more than its header promised.
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(width);
+    limits.max_image_height = Some(height);
+    // 16-bit RGBA is the widest layout PNG allows: 8 bytes per pixel.
+    limits.max_alloc = Some(MAX_PIXELS * 8);
+    let mut reader = reader();
+    reader.limits(limits);
+    let decoded = reader.decode().map_err(decode_error)?;
+    Ok(into_grey(decoded))
+}
+
+/// zune-jpeg fills a truncated scan with grey and reports success, so a file cut short in a
+/// download or copy would silently train the model on grey bands. Such a file lacks the End Of
+/// Image marker after its last Start Of Scan; neither marker can occur inside entropy-coded
+/// data (0xFF is byte-stuffed there), and an embedded thumbnail's EOI comes before the main scans.
+/// The backward scan usually stops within the last few bytes.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    for i in (0..bytes.len().saturating_sub(1)).rev() {
+        if bytes[i] == 0xFF {
+            match bytes[i + 1] {
+                0xD9 => return true,
+                0xDA => return false,
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
+/// Folds colour to grey with Rec. 709 luma weights, which leave R = G = B copies of grey unchanged.
+fn into_grey(decoded: DynamicImage) -> GreyImage {
+    let (width, height) = (decoded.width(), decoded.height());
+    let pixels = match decoded {
+        // The common case in the datasets: skip the generic converter.
+        DynamicImage::ImageLuma8(grey) => grey.into_raw().into_iter().map(|v| f32::from(v) / 255.0).collect(),
+        other => other.to_luma32f().into_raw(),
+    };
+    GreyImage::new(width, height, pixels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jpeg_is_complete;
+
+    const SOI: [u8; 2] = [0xFF, 0xD8];
+    const SOS: [u8; 2] = [0xFF, 0xDA];
+    const EOI: [u8; 2] = [0xFF, 0xD9];
+
+    #[test]
+    fn complete_when_eoi_follows_the_last_scan_even_with_trailing_bytes() {
+        let file = [&SOI[..], &SOS, &[0x12, 0xFF, 0x00, 0x34], &EOI, &[0, 0, 0]].concat();
+        assert!(jpeg_is_complete(&file));
+    }
+
+    #[test]
+    fn a_thumbnail_eoi_does_not_hide_a_truncated_main_image() {
+        // APP1 with an embedded thumbnail (its own SOS … EOI), then the main scan, cut short.
+        let thumbnail = [&SOI[..], &SOS, &[1, 2, 3], &EOI].concat();
+        let file = [&SOI[..], &[0xFF, 0xE1, 0, 10], &thumbnail, &SOS, &[0x55; 16]].concat();
+        assert!(!jpeg_is_complete(&file));
+        assert!(!jpeg_is_complete(&[]));
+        assert!(!jpeg_is_complete(&[0xFF]));
+    }
+}

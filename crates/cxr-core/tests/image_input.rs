@@ -1,0 +1,612 @@
+//! X-ray file input: PNG, JPEG and DICOM written here, broken and hostile files, and real
+//! images from each dataset collection.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use cxr_core::image::{GreyImage, ImageError, MAX_PIXELS, decode_image, load_image};
+use dicom_core::value::{DataSetSequence, PixelFragmentSequence};
+use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::mem::InMemElement;
+use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+use image::{ImageFormat, Luma, Rgb};
+
+const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
+const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
+const JPEG_2000: &str = "1.2.840.10008.1.2.4.90";
+
+fn path(name: &str) -> PathBuf {
+    PathBuf::from(format!("synthetic/{name}"))
+}
+
+fn encode(img: impl Into<image::DynamicImage>, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    img.into().write_to(&mut out, format).expect("encoding a test image");
+    out.into_inner()
+}
+
+/// A 32×16 horizontal ramp 0..=248 (grey).
+fn ramp8() -> image::GrayImage {
+    image::GrayImage::from_fn(32, 16, |x, _| Luma([(x * 8) as u8]))
+}
+
+fn assert_close(actual: &[f32], expected: &[f32], tolerance: f32) {
+    assert_eq!(actual.len(), expected.len(), "pixel count");
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        assert!((a - e).abs() <= tolerance, "pixel {i}: got {a}, expected {e} (±{tolerance})");
+    }
+}
+
+/// The error of a decode that must fail; a wrongly decoded image is reported by size, not dumped.
+fn refused(result: Result<GreyImage, ImageError>) -> ImageError {
+    match result {
+        Ok(img) => panic!("decoded a {}×{} image that should have been refused", img.width, img.height),
+        Err(err) => err,
+    }
+}
+
+fn assert_in_unit_range(img: &GreyImage, what: &str) {
+    assert!(img.pixels.iter().all(|v| (0.0..=1.0).contains(v)), "{what}: values outside [0, 1]");
+}
+
+// ---------------------------------------------------------------- PNG and JPEG
+
+#[test]
+fn grey_png_is_exact() {
+    let ramp = ramp8();
+    let img = decode_image(&path("grey.png"), &encode(ramp.clone(), ImageFormat::Png)).unwrap();
+    assert_eq!((img.width, img.height), (32, 16));
+    assert_eq!(img.to_luma8(), ramp.into_raw());
+}
+
+#[test]
+fn rgb_copy_of_grey_folds_to_the_same_grey() {
+    let ramp = ramp8();
+    let rgb = image::RgbImage::from_fn(32, 16, |x, y| {
+        let v = ramp.get_pixel(x, y)[0];
+        Rgb([v, v, v])
+    });
+    let from_rgb = decode_image(&path("rgb.png"), &encode(rgb, ImageFormat::Png)).unwrap();
+    let from_grey = decode_image(&path("grey.png"), &encode(ramp, ImageFormat::Png)).unwrap();
+    assert_close(&from_rgb.pixels, &from_grey.pixels, 1e-5);
+}
+
+#[test]
+fn sixteen_bit_png_keeps_precision() {
+    let values: [u16; 4] = [0, 1, 257, 65535];
+    let img16 = image::ImageBuffer::<Luma<u16>, Vec<u16>>::from_fn(4, 1, |x, _| Luma([values[x as usize]]));
+    let img = decode_image(&path("16bit.png"), &encode(img16, ImageFormat::Png)).unwrap();
+    let expected: Vec<f32> = values.iter().map(|&v| f32::from(v) / 65535.0).collect();
+    assert_close(&img.pixels, &expected, 1e-7);
+    assert!(img.pixels[1] > 0.0, "1/65535 must survive, not be rounded to 8 bits");
+}
+
+#[test]
+fn grey_and_rgb_jpeg_decode_close_to_the_original() {
+    let ramp = ramp8();
+    let expected: Vec<f32> = ramp.as_raw().iter().map(|&v| f32::from(v) / 255.0).collect();
+    let grey = decode_image(&path("grey.jpg"), &encode(ramp.clone(), ImageFormat::Jpeg)).unwrap();
+    assert_close(&grey.pixels, &expected, 0.05);
+    let rgb = image::RgbImage::from_fn(32, 16, |x, y| {
+        let v = ramp.get_pixel(x, y)[0];
+        Rgb([v, v, v])
+    });
+    let from_rgb = decode_image(&path("rgb.jpg"), &encode(rgb, ImageFormat::Jpeg)).unwrap();
+    assert_close(&from_rgb.pixels, &expected, 0.05);
+}
+
+#[test]
+fn truncated_png_is_a_decode_error_naming_the_file() {
+    let png = encode(ramp8(), ImageFormat::Png);
+    for cut in [20, 40, png.len() / 2, png.len() - 13] {
+        let err = refused(decode_image(&path("cut.png"), &png[..cut]));
+        assert!(matches!(err, ImageError::Decode { .. }), "cut at {cut}: {err}");
+        assert!(err.to_string().contains("synthetic/cut.png"), "{err}");
+        assert_eq!(err.path(), Path::new("synthetic/cut.png"));
+    }
+}
+
+#[test]
+fn truncated_jpeg_is_a_decode_error() {
+    // Large enough that the cut falls in entropy-coded data, not in the headers.
+    let noise = image::GrayImage::from_fn(256, 256, |x, y| Luma([((x * 31 + y * 17) ^ (x * y)) as u8]));
+    let jpeg = encode(noise, ImageFormat::Jpeg);
+    for cut in [10, 200, jpeg.len() / 2, jpeg.len() - 2] {
+        let err = refused(decode_image(&path("cut.jpg"), &jpeg[..cut]));
+        assert!(matches!(err, ImageError::Decode { .. }), "cut at {cut}: {err}");
+        assert!(err.to_string().contains("synthetic/cut.jpg"), "{err}");
+    }
+}
+
+#[test]
+fn empty_and_unknown_files_are_named() {
+    let err = refused(decode_image(&path("empty.png"), &[]));
+    assert!(matches!(err, ImageError::Empty { .. }), "{err}");
+    assert!(err.to_string().contains("synthetic/empty.png"));
+
+    for bytes in [&b"hello, this is not an image"[..], b"GIF89a\x01\x00\x01\x00", &[0u8; 300]] {
+        let err = refused(decode_image(&path("unknown.bin"), bytes));
+        assert!(matches!(err, ImageError::UnknownFormat { .. }), "{err}");
+        assert!(err.to_string().contains("synthetic/unknown.bin"));
+    }
+}
+
+#[test]
+fn missing_file_is_an_io_error_naming_it() {
+    let missing = Path::new("definitely/not/here.png");
+    let err = refused(load_image(missing));
+    assert!(matches!(err, ImageError::Io { .. }), "{err}");
+    assert!(err.to_string().contains("definitely/not/here.png"));
+}
+
+#[test]
+fn load_image_reads_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ramp.png");
+    std::fs::write(&file, encode(ramp8(), ImageFormat::Png)).unwrap();
+    let img = load_image(&file).unwrap();
+    assert_eq!((img.width, img.height), (32, 16));
+}
+
+// ---------------------------------------------------------------- decompression bombs
+
+/// A real PNG header for a 30,000 × 30,000 grey image (900 Mpx) with a few bytes of IDAT:
+/// a few hundred bytes that would ask a naive decoder for 900 MB (3.6 GB as f32).
+fn png_bomb() -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, 30_000, 30_000);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().unwrap();
+        // A valid zlib stream start (stored block header) with far too little data.
+        writer.write_chunk(png::chunk::IDAT, &[0x78, 0x01, 0x00, 0x00, 0x80, 0xff, 0x7f, 0, 0, 0, 0]).unwrap();
+        // Dropping the writer appends IEND.
+    }
+    out
+}
+
+#[test]
+fn png_bomb_is_refused_from_its_header() {
+    let bomb = png_bomb();
+    assert!(bomb.len() < 1024, "the bomb itself is tiny ({} bytes)", bomb.len());
+    let err = refused(decode_image(&path("bomb.png"), &bomb));
+    match &err {
+        ImageError::TooLarge { width, height, .. } => assert_eq!((*width, *height), (30_000, 30_000)),
+        other => panic!("expected TooLarge, got {other}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains("synthetic/bomb.png") && message.contains("900 Mpx"), "{message}");
+}
+
+#[test]
+fn jpeg_bomb_is_refused_from_its_header() {
+    let mut jpeg = encode(ramp8(), ImageFormat::Jpeg);
+    // Rewrite the SOF0 frame size to 65,500 × 65,500 (4.3 Gpx).
+    let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).expect("baseline JPEG has SOF0");
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xDC, 0xFF, 0xDC]);
+    let err = refused(decode_image(&path("bomb.jpg"), &jpeg));
+    assert!(matches!(err, ImageError::TooLarge { width: 65_500, height: 65_500, .. }), "{err}");
+}
+
+#[test]
+fn the_limit_itself_is_accepted_by_the_check() {
+    // 7071 × 7071 = 49,999,041 px ≤ MAX_PIXELS: refused only for being a bad PNG, not for size.
+    const { assert!(7071u64 * 7071 <= MAX_PIXELS) };
+    let mut header = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut header, 7071, 7071);
+        encoder.set_color(png::ColorType::Grayscale);
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_chunk(png::chunk::IDAT, &[0x78, 0x01]).unwrap();
+    }
+    let err = refused(decode_image(&path("big.png"), &header));
+    assert!(matches!(err, ImageError::Decode { .. }), "{err}");
+}
+
+// ---------------------------------------------------------------- DICOM
+
+/// Image attributes of a single-frame monochrome DICOM.
+struct Dicom {
+    transfer_syntax: &'static str,
+    rows: u16,
+    columns: u16,
+    bits_allocated: u16,
+    bits_stored: u16,
+    signed: bool,
+    photometric: &'static str,
+    extra: Vec<InMemElement>,
+    pixel_data: Option<InMemElement>,
+}
+
+impl Dicom {
+    fn new(columns: u16, rows: u16, bits_allocated: u16) -> Self {
+        Dicom {
+            transfer_syntax: EXPLICIT_VR_LE,
+            rows,
+            columns,
+            bits_allocated,
+            bits_stored: bits_allocated,
+            signed: false,
+            photometric: "MONOCHROME2",
+            extra: Vec::new(),
+            pixel_data: None,
+        }
+    }
+
+    fn pixels8(mut self, values: &[u8]) -> Self {
+        self.pixel_data = Some(DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::U8(values.into())));
+        self
+    }
+
+    fn pixels16(mut self, values: &[u16]) -> Self {
+        self.pixel_data = Some(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(values.into())));
+        self
+    }
+
+    fn with(mut self, tag: dicom_object::Tag, vr: VR, value: &str) -> Self {
+        self.extra.push(DataElement::new(tag, vr, PrimitiveValue::from(value)));
+        self
+    }
+
+    /// The whole Part 10 file: preamble, "DICM", meta group, data set.
+    fn file(self) -> Vec<u8> {
+        let mut obj = InMemDicomObject::new_empty();
+        let mut put = |tag, vr, value: PrimitiveValue| obj.put(DataElement::new(tag, vr, value));
+        // Digital X-Ray Image Storage – For Presentation.
+        put(tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.1.1".into());
+        put(tags::SOP_INSTANCE_UID, VR::UI, "2.25.1234567890".into());
+        put(tags::MODALITY, VR::CS, "DX".into());
+        put(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16));
+        put(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, self.photometric.into());
+        put(tags::ROWS, VR::US, PrimitiveValue::from(self.rows));
+        put(tags::COLUMNS, VR::US, PrimitiveValue::from(self.columns));
+        put(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(self.bits_allocated));
+        put(tags::BITS_STORED, VR::US, PrimitiveValue::from(self.bits_stored));
+        put(tags::HIGH_BIT, VR::US, PrimitiveValue::from(self.bits_stored - 1));
+        put(tags::PIXEL_REPRESENTATION, VR::US, PrimitiveValue::from(u16::from(self.signed)));
+        for element in self.extra {
+            obj.put(element);
+        }
+        if let Some(pixels) = self.pixel_data {
+            obj.put(pixels);
+        }
+        let file = obj
+            .with_meta(FileMetaTableBuilder::new().transfer_syntax(self.transfer_syntax))
+            .expect("complete file meta group");
+        let mut out = Vec::new();
+        file.write_all(&mut out).expect("writing DICOM to memory");
+        out
+    }
+}
+
+fn decode_dicom(name: &str, file: &[u8]) -> Result<GreyImage, ImageError> {
+    decode_image(&path(name), file)
+}
+
+#[test]
+fn dicom_8bit_monochrome2_is_stretched_min_to_max() {
+    let values = [10u8, 60, 110, 210];
+    let img = decode_dicom("mono2.dcm", &Dicom::new(2, 2, 8).pixels8(&values).file()).unwrap();
+    assert_eq!((img.width, img.height), (2, 2));
+    assert_close(&img.pixels, &[0.0, 0.25, 0.5, 1.0], 1e-6);
+}
+
+#[test]
+fn dicom_implicit_vr_and_no_preamble_are_read() {
+    let mut dicom = Dicom::new(2, 2, 8).pixels8(&[0, 85, 170, 255]);
+    dicom.transfer_syntax = IMPLICIT_VR_LE;
+    let file = dicom.file();
+    let expected = [0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0];
+    assert_close(&decode_dicom("implicit.dcm", &file).unwrap().pixels, &expected, 1e-6);
+    // Some archives strip the 128-byte preamble and start at "DICM".
+    assert_close(&decode_dicom("no-preamble.dcm", &file[128..]).unwrap().pixels, &expected, 1e-6);
+}
+
+#[test]
+fn dicom_16bit_rescale_then_window() {
+    // Stored s → modality 2·s − 1000: −1000, 0, 500, 1000, 2000, 3000.
+    let stored = [0u16, 500, 750, 1000, 1500, 2000];
+    let file = Dicom::new(6, 1, 16)
+        .pixels16(&stored)
+        .with(tags::RESCALE_SLOPE, VR::DS, "2")
+        .with(tags::RESCALE_INTERCEPT, VR::DS, "-1000")
+        .with(tags::WINDOW_CENTER, VR::DS, "1000")
+        .with(tags::WINDOW_WIDTH, VR::DS, "2000")
+        .file();
+    let img = decode_dicom("window.dcm", &file).unwrap();
+    // DICOM LINEAR window, c = 1000, w = 2000: y = (x − 999.5) / 1999 + 0.5, clamped.
+    // x = −1000 → 0; 0 → 0; 500 → 0.250125…; 1000 → 0.500250…; 2000 → 1.00050… → 1; 3000 → 1.
+    let expected = [0.0, 0.0, 0.250_125_06, 0.500_250_1, 1.0, 1.0];
+    assert_close(&img.pixels, &expected, 1e-5);
+}
+
+#[test]
+fn dicom_window_functions_linear_exact_and_sigmoid() {
+    let base = || {
+        Dicom::new(3, 1, 16)
+            .pixels16(&[100, 200, 300])
+            .with(tags::WINDOW_CENTER, VR::DS, "200")
+            .with(tags::WINDOW_WIDTH, VR::DS, "100")
+    };
+    let exact = decode_dicom("exact.dcm", &base().with(tags::VOILUT_FUNCTION, VR::CS, "LINEAR_EXACT").file()).unwrap();
+    // y = (x − 200) / 100 + 0.5, clamped.
+    assert_close(&exact.pixels, &[0.0, 0.5, 1.0], 1e-6);
+    let sigmoid = decode_dicom("sigmoid.dcm", &base().with(tags::VOILUT_FUNCTION, VR::CS, "SIGMOID").file()).unwrap();
+    // y = 1 / (1 + exp(−4 (x − 200) / 100)).
+    let expected = [1.0 / (1.0 + 4f32.exp()), 0.5, 1.0 / (1.0 + (-4f32).exp())];
+    assert_close(&sigmoid.pixels, &expected, 1e-6);
+}
+
+#[test]
+fn dicom_voi_lut_sequence_wins_over_the_window() {
+    // LUT Descriptor: 4 entries, first mapped value 100, 8-bit entries.
+    let item = InMemDicomObject::from_element_iter([
+        DataElement::new(tags::LUT_DESCRIPTOR, VR::US, PrimitiveValue::U16([4u16, 100, 8][..].into())),
+        DataElement::new(tags::LUT_DATA, VR::OW, PrimitiveValue::U16([0u16, 50, 100, 200][..].into())),
+    ]);
+    let mut dicom = Dicom::new(5, 1, 16)
+        .pixels16(&[99, 101, 102, 103, 500])
+        .with(tags::WINDOW_CENTER, VR::DS, "0")
+        .with(tags::WINDOW_WIDTH, VR::DS, "10");
+    dicom.extra.push(DataElement::new(tags::VOILUT_SEQUENCE, VR::SQ, DataSetSequence::from(vec![item])));
+    let img = decode_dicom("voi-lut.dcm", &dicom.file()).unwrap();
+    // Below the first mapped value → first entry; past the end → last entry; the entries
+    // span 8 bits, so 255 is white.
+    assert_close(&img.pixels, &[0.0, 50.0 / 255.0, 100.0 / 255.0, 200.0 / 255.0, 200.0 / 255.0], 1e-6);
+}
+
+#[test]
+fn dicom_12bit_stored_in_16_ignores_the_high_bits() {
+    // Bits 12–15 hold overlay/garbage bits that must not leak into the image.
+    let stored = [0u16, 1024, 2048, 4095].map(|v| v | 0xF000);
+    let mut dicom = Dicom::new(4, 1, 16).pixels16(&stored);
+    dicom.bits_stored = 12;
+    let img = decode_dicom("12bit.dcm", &dicom.file()).unwrap();
+    assert_close(&img.pixels, &[0.0, 1024.0 / 4095.0, 2048.0 / 4095.0, 1.0], 1e-6);
+}
+
+#[test]
+fn dicom_monochrome1_is_inverted() {
+    let mut dicom = Dicom::new(3, 1, 8).pixels8(&[0, 255, 51]);
+    dicom.photometric = "MONOCHROME1";
+    let img = decode_dicom("mono1.dcm", &dicom.file()).unwrap();
+    // Min–max gives 0, 1, 0.2; MONOCHROME1 means low values are white.
+    assert_close(&img.pixels, &[1.0, 0.0, 0.8], 1e-6);
+}
+
+#[test]
+fn dicom_signed_pixels_are_sign_extended() {
+    let values: [i16; 3] = [-1000, 0, 1000];
+    let mut dicom = Dicom::new(3, 1, 16).pixels16(&values.map(|v| v as u16));
+    dicom.signed = true;
+    assert_close(&decode_dicom("signed16.dcm", &dicom.file()).unwrap().pixels, &[0.0, 0.5, 1.0], 1e-6);
+
+    // 12 bits stored, signed: 0x800 = −2048, 0xFFF = −1, 0x7FF = 2047.
+    let mut dicom = Dicom::new(4, 1, 16).pixels16(&[0x800, 0xFFF, 0, 0x7FF]);
+    dicom.signed = true;
+    dicom.bits_stored = 12;
+    let img = decode_dicom("signed12.dcm", &dicom.file()).unwrap();
+    assert_close(&img.pixels, &[0.0, 2047.0 / 4095.0, 2048.0 / 4095.0, 1.0], 1e-6);
+}
+
+#[test]
+fn dicom_signed_pixels_with_ct_style_window() {
+    // Signed modality values with a window centred below zero.
+    let values: [i16; 3] = [-600, -300, 0];
+    let mut dicom = Dicom::new(3, 1, 16)
+        .pixels16(&values.map(|v| v as u16))
+        .with(tags::WINDOW_CENTER, VR::DS, "-300")
+        .with(tags::WINDOW_WIDTH, VR::DS, "600")
+        .with(tags::VOILUT_FUNCTION, VR::CS, "LINEAR_EXACT");
+    dicom.signed = true;
+    let img = decode_dicom("signed-window.dcm", &dicom.file()).unwrap();
+    assert_close(&img.pixels, &[0.0, 0.5, 1.0], 1e-6);
+}
+
+#[test]
+fn dicom_jpeg_baseline_decodes_like_the_jpeg_itself() {
+    let (w, h) = (64u32, 48u32);
+    let gradient = image::GrayImage::from_fn(w, h, |x, y| Luma([(x * 3 + y) as u8]));
+    let jpeg = encode(gradient.clone(), ImageFormat::Jpeg);
+    let mut dicom = Dicom::new(w as u16, h as u16, 8)
+        // LINEAR_EXACT with c = 127.5, w = 255 maps x to x / 255: the values of the JPEG itself.
+        .with(tags::WINDOW_CENTER, VR::DS, "127.5")
+        .with(tags::WINDOW_WIDTH, VR::DS, "255")
+        .with(tags::VOILUT_FUNCTION, VR::CS, "LINEAR_EXACT");
+    dicom.transfer_syntax = JPEG_BASELINE;
+    dicom.pixel_data = Some(DataElement::new(
+        tags::PIXEL_DATA,
+        VR::OB,
+        PixelFragmentSequence::new_fragments(vec![jpeg.clone()]),
+    ));
+    let from_dicom = decode_dicom("jpeg-baseline.dcm", &dicom.file()).unwrap();
+    assert_eq!((from_dicom.width, from_dicom.height), (w, h));
+    let from_jpeg = decode_image(&path("same.jpg"), &jpeg).unwrap();
+    // Two JPEG decoders (jpeg-decoder vs zune-jpeg) may differ by an IDCT rounding step.
+    assert_close(&from_dicom.pixels, &from_jpeg.pixels, 2.0 / 255.0);
+    let original: Vec<f32> = gradient.as_raw().iter().map(|&v| f32::from(v) / 255.0).collect();
+    assert_close(&from_dicom.pixels, &original, 0.05);
+}
+
+#[test]
+fn dicom_jpeg_frame_larger_than_rows_columns_is_refused() {
+    let jpeg = encode(ramp8(), ImageFormat::Jpeg); // 32 × 16
+    let mut dicom = Dicom::new(8, 8, 8);
+    dicom.transfer_syntax = JPEG_BASELINE;
+    dicom.pixel_data =
+        Some(DataElement::new(tags::PIXEL_DATA, VR::OB, PixelFragmentSequence::new_fragments(vec![jpeg])));
+    let err = refused(decode_dicom("jpeg-mismatch.dcm", &dicom.file()));
+    assert!(matches!(err, ImageError::Decode { .. }) && err.to_string().contains("32×16"), "{err}");
+}
+
+#[test]
+fn dicom_without_pixel_data_is_unsupported() {
+    let err = refused(decode_dicom("report.dcm", &Dicom::new(2, 2, 8).file()));
+    assert!(matches!(err, ImageError::UnsupportedDicom { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("synthetic/report.dcm") && message.contains("no pixel data"), "{message}");
+}
+
+#[test]
+fn dicom_colour_and_multi_frame_are_unsupported() {
+    let mut colour = Dicom::new(1, 1, 8).pixels8(&[1, 2, 3]);
+    colour.photometric = "RGB";
+    let err = refused(decode_dicom("colour.dcm", &colour.file()));
+    assert!(matches!(err, ImageError::UnsupportedDicom { .. }) && err.to_string().contains("colour"), "{err}");
+
+    let frames = Dicom::new(2, 1, 8).pixels8(&[1, 2, 3, 4]).with(tags::NUMBER_OF_FRAMES, VR::IS, "2").file();
+    let err = refused(decode_dicom("cine.dcm", &frames));
+    assert!(matches!(err, ImageError::UnsupportedDicom { .. }) && err.to_string().contains("2 frames"), "{err}");
+}
+
+#[test]
+fn dicom_unsupported_transfer_syntax_says_how_to_convert() {
+    let mut dicom = Dicom::new(2, 2, 8);
+    dicom.transfer_syntax = JPEG_2000;
+    dicom.pixel_data = Some(DataElement::new(
+        tags::PIXEL_DATA,
+        VR::OB,
+        PixelFragmentSequence::new_fragments(vec![vec![0xFF, 0x4F, 0xFF, 0x51]]),
+    ));
+    let err = refused(decode_dicom("j2k.dcm", &dicom.file()));
+    assert!(matches!(err, ImageError::UnsupportedDicom { .. }), "{err}");
+    assert!(err.to_string().contains("1.2.840.10008.1.2.4.90") && err.to_string().contains("gdcmconv"), "{err}");
+}
+
+#[test]
+fn dicom_rows_columns_bomb_is_refused_before_decoding() {
+    // 30,000 × 30,000 declared, 4 bytes of pixel data.
+    let err = refused(decode_dicom("bomb.dcm", &Dicom::new(30_000, 30_000, 16).pixels16(&[1, 2]).file()));
+    assert!(matches!(err, ImageError::TooLarge { width: 30_000, height: 30_000, .. }), "{err}");
+}
+
+#[test]
+fn dicom_short_or_truncated_pixel_data_is_a_decode_error() {
+    let err = refused(decode_dicom("short.dcm", &Dicom::new(4, 4, 8).pixels8(&[1, 2, 3, 4]).file()));
+    assert!(matches!(err, ImageError::Decode { .. }), "{err}");
+
+    let file = Dicom::new(16, 16, 8).pixels8(&[7; 256]).file();
+    for cut in [140, 200, file.len() - 100] {
+        let err = refused(decode_dicom("cut.dcm", &file[..cut]));
+        assert!(matches!(err, ImageError::Decode { .. }), "cut at {cut}: {err}");
+        assert!(err.to_string().contains("synthetic/cut.dcm"), "{err}");
+    }
+}
+
+// ---------------------------------------------------------------- real dataset images
+
+fn datasets_root() -> PathBuf {
+    let root = std::env::var_os("CXR_DATASETS").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets")
+    });
+    assert!(
+        root.is_dir(),
+        "datasets not found at {}: put the chest X-ray collections there (see the datasets README) \
+         or set CXR_DATASETS to their folder",
+        root.display()
+    );
+    root
+}
+
+/// All PNG and JPEG files under `dir`, sorted by path.
+fn images_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+        for entry in entries {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()))
+            {
+                found.push(p);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The first `n` image files (sorted by path) under `dir`.
+fn first_images(dir: &Path, n: usize) -> Vec<PathBuf> {
+    let mut found = images_under(dir);
+    assert!(found.len() >= n, "{}: expected at least {n} images, found {}", dir.display(), found.len());
+    found.truncate(n);
+    found
+}
+
+#[test]
+fn real_images_from_every_collection_decode() {
+    let root = datasets_root();
+    type SizeCheck = fn(u32, u32) -> bool;
+    let collections: [(&str, SizeCheck); 5] = [
+        ("covid19-radiography", |w, h| (w, h) == (224, 224)),
+        ("chest_xray", |w, h| (w, h) == (224, 224)),
+        ("hannover-covid", |w, h| w.max(h) <= 640 && w.min(h) >= 200),
+        ("covid-chestxray-dataset/images", |w, h| w.max(h) <= 512 && w.min(h) >= 64),
+        ("nih-chestxray14-sample", |w, h| (w, h) == (512, 512)),
+    ];
+    for (folder, size_ok) in collections {
+        for file in first_images(&root.join(folder), 4) {
+            let img = load_image(&file).unwrap_or_else(|e| panic!("{e}"));
+            assert!(size_ok(img.width, img.height), "{}: unexpected size {}×{}", file.display(), img.width, img.height);
+            assert_eq!(img.pixels.len(), (img.width * img.height) as usize);
+            assert_in_unit_range(&img, &file.display().to_string());
+            let (lo, hi) = img.pixels.iter().fold((1f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            assert!(hi - lo > 0.2, "{}: nearly flat image ({lo}..{hi})", file.display());
+        }
+    }
+}
+
+/// Decode throughput over real dataset images; prints, asserts nothing about time, and fails
+/// only if an image does not decode.
+/// `cargo test --release -p cxr-core --test image_input -- --ignored --nocapture decode_throughput`
+/// (`CXR_DECODE_SAMPLE` = images per collection, default 100; `all` for every image).
+#[test]
+#[ignore = "measurement, run by hand in release mode"]
+fn decode_throughput() {
+    let root = datasets_root();
+    let per_collection = match std::env::var("CXR_DECODE_SAMPLE").as_deref() {
+        Ok("all") => usize::MAX,
+        Ok(n) => n.parse().expect("CXR_DECODE_SAMPLE: a number or `all`"),
+        Err(_) => 100,
+    };
+    let mut files = Vec::new();
+    for folder in ["covid19-radiography", "chest_xray", "hannover-covid", "covid-chestxray-dataset/images", "nih-chestxray14-sample"] {
+        files.extend(images_under(&root.join(folder)).into_iter().take(per_collection));
+    }
+    // Read first so that the number is decode time, not disk time.
+    let bytes: Vec<(PathBuf, Vec<u8>)> = files
+        .into_iter()
+        .map(|f| {
+            let b = std::fs::read(&f).unwrap();
+            (f, b)
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    let mut pixels = 0usize;
+    let mut failures = Vec::new();
+    for (file, data) in &bytes {
+        match decode_image(file, data) {
+            Ok(img) => pixels += img.pixels.len(),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "decoded {} images ({:.1} Mpx) in {:.3} s: {:.2} ms/image on one thread; {} failed",
+        bytes.len(),
+        pixels as f64 / 1e6,
+        elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e3 / bytes.len() as f64,
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

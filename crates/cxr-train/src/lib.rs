@@ -1,1 +1,22 @@
-//! placeholder
+//! `cxr-train`: trains cxr's networks with libtorch (through `tch`) and exports them to ONNX.
+//!
+//! Each architecture is described once ([`network::Network`], built in [`zoo`]); the same
+//! description drives the libtorch module ([`tch_backend`]) and the ONNX writer ([`onnx_export`]),
+//! so what was trained and what ships cannot drift apart.
+
+pub mod augment;
+pub mod data;
+pub mod device;
+pub mod export;
+pub mod network;
+pub mod onnx_export;
+pub mod pretrained;
+pub mod tch_backend;
+pub mod train;
+pub mod zoo;
+
+pub use augment::Augmentation;
+pub use data::{LabeledImage, TrainingData};
+pub use export::export_checkpoint;
+pub use network::{Network, NetworkError};
+pub use train::{TrainConfig, TrainState, train};

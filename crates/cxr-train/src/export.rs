@@ -1,0 +1,125 @@
+//! From a training run's checkpoint to a shippable pair: the ONNX file and its model card.
+
+use crate::onnx_export::{self, ExportError, FEATURES_NAME, INPUT_NAME, PROBABILITIES_NAME};
+use crate::tch_backend::{TchNetwork, param_values};
+use crate::train::{BEST_WEIGHTS, STATE_FILE, TrainError, TrainState, read_state};
+use cxr_core::card::{CardError, ModelIo, RESEARCH_USE_ONLY, TrainingRecord, sha256_hex};
+use cxr_core::ModelCard;
+use std::path::{Path, PathBuf};
+use tch::{Device, nn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportCheckpointError {
+    #[error("{0}: no checkpoint there (expected a run directory with {STATE_FILE} and {BEST_WEIGHTS}, or a .safetensors file beside {STATE_FILE})")]
+    NotACheckpoint(PathBuf),
+    #[error("{0}: the run has no best epoch yet (no epoch finished); train at least one epoch")]
+    NoBestEpoch(PathBuf),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    #[error(transparent)]
+    Card(#[from] CardError),
+}
+
+/// The weights file and state file that `checkpoint` (a run directory or a `.safetensors` file) names.
+pub fn resolve_checkpoint(checkpoint: &Path) -> Result<(PathBuf, PathBuf), ExportCheckpointError> {
+    let (weights, dir) = if checkpoint.is_dir() {
+        (checkpoint.join(BEST_WEIGHTS), checkpoint.to_owned())
+    } else {
+        (checkpoint.to_owned(), checkpoint.parent().unwrap_or(Path::new(".")).to_owned())
+    };
+    let state = dir.join(STATE_FILE);
+    if !weights.is_file() || !state.is_file() {
+        return Err(ExportCheckpointError::NotACheckpoint(checkpoint.to_owned()));
+    }
+    Ok((weights, state))
+}
+
+/// Writes `onnx_path` and its card (`x.onnx` → `x.card.json`) from a checkpoint; the card's name
+/// is the ONNX file's stem.
+pub fn export_checkpoint(checkpoint: &Path, onnx_path: &Path) -> Result<ModelCard, ExportCheckpointError> {
+    let (weights, state_path) = resolve_checkpoint(checkpoint)?;
+    let state = read_state(&state_path)?;
+    let best = state.best.clone().ok_or_else(|| ExportCheckpointError::NoBestEpoch(checkpoint.to_owned()))?;
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let model = TchNetwork::new(&vs.root(), state.network.clone()).map_err(TrainError::from)?;
+    vs.load(&weights).map_err(|source| TrainError::Checkpoint { path: weights.clone(), source })?;
+    let bytes = onnx_export::write_onnx(model.network(), &param_values(&vs), onnx_path)?;
+    let card = card_for(&state, &best, onnx_path, &bytes);
+    card.save(&ModelCard::path_for(onnx_path))?;
+    Ok(card)
+}
+
+fn card_for(state: &TrainState, best: &crate::train::BestEpoch, onnx_path: &Path, bytes: &[u8]) -> ModelCard {
+    let file = onnx_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = onnx_path.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let config = &state.config;
+    let epochs_trained = state.history.last().map_or(0, |r| r.epoch);
+    let aug = &config.augmentation;
+    ModelCard {
+        name,
+        architecture: state.network.architecture.clone(),
+        precision: "fp32".into(),
+        file,
+        sha256: sha256_hex(bytes),
+        class_set: config.class_set,
+        preprocess: state.preprocess,
+        io: ModelIo {
+            input: INPUT_NAME.into(),
+            probabilities: PROBABILITIES_NAME.into(),
+            feature_map: state.network.features.map(|_| FEATURES_NAME.to_owned()),
+        },
+        threshold: best.threshold,
+        threshold_rule: format!(
+            "highest threshold with sensitivity >= {} on the validation split (epoch {}: sensitivity {:.3}, specificity {:.3})",
+            config.target_sensitivity, best.epoch, best.val_sensitivity, best.val_specificity
+        ),
+        parameters: Some(state.network.trainable_parameter_count()),
+        training: Some(TrainingRecord {
+            manifest: state.data.manifest.clone(),
+            manifest_sha256: state.data.manifest_sha256.clone(),
+            split_seed: state.data.split_seed.unwrap_or_default(),
+            train_seed: config.seed,
+            holdout_sources: state.data.holdout_sources.clone(),
+            train_images: state.data.train_images,
+            val_images: state.data.val_images,
+            epochs: epochs_trained,
+            recipe: config.recipe.clone(),
+            transfer: None,
+            pretrained: None,
+        }),
+        evaluations: vec![],
+        notes: vec![
+            RESEARCH_USE_ONLY.to_owned(),
+            format!(
+                "weights of epoch {} of {epochs_trained} (best validation AUC {:.4}; the validation split chose the epoch and threshold, so it is not an unbiased test)",
+                best.epoch, best.val_auc
+            ),
+            format!(
+                "trained with Adam lr {} batch {} on {} ({}), class-weighted loss, augmentation: rotation ±{}°, shear ±{}, zoom ±{}, horizontal flip {}, brightness {:?}",
+                config.learning_rate,
+                config.batch_size,
+                state.device,
+                state.stopped.as_deref().unwrap_or("unfinished"),
+                aug.rotation_degrees,
+                aug.shear,
+                aug.zoom,
+                aug.horizontal_flip,
+                aug.brightness
+            ),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_without_a_run_is_not_a_checkpoint_and_the_message_says_what_is_expected() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = export_checkpoint(dir.path(), &dir.path().join("m.onnx")).unwrap_err().to_string();
+        assert!(err.contains(STATE_FILE) && err.contains(BEST_WEIGHTS), "{err}");
+    }
+}

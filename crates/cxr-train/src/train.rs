@@ -1,0 +1,408 @@
+//! The training loop: Adam on class-weighted loss, seeded augmentation, validation AUC each epoch,
+//! early stopping, best and last checkpoints, and a state file that makes a run resumable.
+//!
+//! A run directory holds `state.json` (configuration, per-epoch history, best epoch and its
+//! threshold), `epochs.csv`, `best.safetensors` and `last.safetensors`.
+
+use crate::augment::Augmentation;
+use crate::data::{DataError, ImageCache, TrainingData, bar_style, mix_seed, target_count};
+use crate::network::{Head, Network, NetworkError};
+use crate::tch_backend::{TchNetwork, apply_head, batch_tensor};
+use crate::zoo;
+use cxr_core::metrics::roc::RocCurve;
+use cxr_core::{ClassSet, Preprocess};
+use indicatif::ProgressBar;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::nn::{self, OptimizerConfig};
+use tch::{Device, Kind, Reduction, Tensor};
+
+pub const STATE_FILE: &str = "state.json";
+pub const BEST_WEIGHTS: &str = "best.safetensors";
+pub const LAST_WEIGHTS: &str = "last.safetensors";
+pub const EPOCHS_CSV: &str = "epochs.csv";
+
+/// Everything that decides what a run computes; recorded in the state and the model card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub architecture: String,
+    /// Input side in pixels; `None` uses the architecture's own.
+    pub image_size: Option<i64>,
+    pub class_set: ClassSet,
+    pub epochs: u32,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+    /// Stop after this many epochs without a better validation AUC.
+    pub patience: u32,
+    pub augmentation: Augmentation,
+    /// The decision threshold is the highest one reaching this sensitivity on validation.
+    pub target_sensitivity: f64,
+    /// The command that reproduces the run, for the model card.
+    pub recipe: String,
+}
+
+impl TrainConfig {
+    /// The seed paper's settings for `architecture`: Adam 1e-3, batch 32, its augmentation.
+    pub fn new(architecture: &str) -> TrainConfig {
+        TrainConfig {
+            architecture: architecture.to_owned(),
+            image_size: None,
+            class_set: ClassSet::Binary,
+            epochs: 30,
+            batch_size: 32,
+            learning_rate: 1e-3,
+            seed: 42,
+            patience: 5,
+            augmentation: Augmentation::SEED,
+            target_sensitivity: 0.95,
+            recipe: String::new(),
+        }
+    }
+}
+
+/// One line of `epochs.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: u32,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub val_loss: f64,
+    pub val_acc: f64,
+    pub val_auc: f64,
+    pub seconds: f64,
+}
+
+/// The epoch whose weights are kept, with the operating point chosen on validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestEpoch {
+    pub epoch: u32,
+    pub val_auc: f64,
+    pub threshold: f64,
+    pub val_sensitivity: f64,
+    pub val_specificity: f64,
+}
+
+/// Where the data came from, for the model card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DataRecord {
+    pub manifest: String,
+    pub manifest_sha256: String,
+    pub split_seed: Option<u64>,
+    pub holdout_sources: Vec<String>,
+    pub train_images: u64,
+    pub val_images: u64,
+    pub train_class_counts: Vec<usize>,
+    pub val_class_counts: Vec<usize>,
+    /// Files that could not be decoded and were left out.
+    pub unreadable: Vec<String>,
+}
+
+/// `state.json`: enough to resume a run and to export its best checkpoint with a full card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    pub config: TrainConfig,
+    pub network: Network,
+    pub preprocess: Preprocess,
+    pub data: DataRecord,
+    pub device: String,
+    pub history: Vec<EpochRecord>,
+    pub best: Option<BestEpoch>,
+    pub epochs_since_best: u32,
+    /// Why the run ended (`epochs`, `early stop`), `None` while it can go on.
+    pub stopped: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("{path}: {action}: {source}")]
+    Io { path: PathBuf, action: &'static str, source: std::io::Error },
+    #[error("{path}: not a training state file: {source}")]
+    State { path: PathBuf, source: serde_json::Error },
+    #[error("{path}: {source} (the checkpoint does not match the architecture in state.json; was it copied from another run?)")]
+    Checkpoint { path: PathBuf, source: tch::TchError },
+    #[error("{dir} already holds a training run; pass --resume to continue it or choose another output directory")]
+    RunExists { dir: PathBuf },
+    #[error("{dir}: nothing to resume ({STATE_FILE} missing); start without --resume")]
+    NothingToResume { dir: PathBuf },
+    #[error("{dir}: cannot resume: the run was made with {saved}, this command asks for {requested}")]
+    ResumeMismatch { dir: PathBuf, saved: String, requested: String },
+    #[error("{split} split is empty after leaving out unreadable images")]
+    EmptySplit { split: &'static str },
+    #[error("{metric}: {source}")]
+    Metric { metric: &'static str, source: cxr_core::metrics::MetricsError },
+    #[error("{path}: cannot write epoch CSV: {source}")]
+    Csv { path: PathBuf, source: csv::Error },
+}
+
+/// Per-epoch callback, e.g. for printing a line per epoch.
+pub type EpochReport<'a> = dyn FnMut(&EpochRecord, &TrainState) + 'a;
+
+/// Trains `config.architecture` on `data` into `run_dir`, resuming from `run_dir/state.json` when asked.
+pub fn train(
+    config: &TrainConfig,
+    data: &TrainingData,
+    manifest: &Path,
+    run_dir: &Path,
+    resume: bool,
+    report: &mut EpochReport,
+) -> Result<TrainState, TrainError> {
+    let io = |path: &Path, action: &'static str| {
+        let path = path.to_owned();
+        move |source| TrainError::Io { path, action, source }
+    };
+    std::fs::create_dir_all(run_dir).map_err(io(run_dir, "cannot create run directory"))?;
+    let state_path = run_dir.join(STATE_FILE);
+    let saved = if resume {
+        if !state_path.exists() {
+            return Err(TrainError::NothingToResume { dir: run_dir.to_owned() });
+        }
+        Some(read_state(&state_path)?)
+    } else if state_path.exists() {
+        return Err(TrainError::RunExists { dir: run_dir.to_owned() });
+    } else {
+        None
+    };
+    if let Some(saved) = &saved {
+        let comparable = |c: &TrainConfig| TrainConfig { epochs: 0, patience: 0, recipe: String::new(), ..c.clone() };
+        if comparable(&saved.config) != comparable(config) {
+            return Err(TrainError::ResumeMismatch {
+                dir: run_dir.to_owned(),
+                saved: serde_json::to_string(&comparable(&saved.config)).unwrap_or_default(),
+                requested: serde_json::to_string(&comparable(config)).unwrap_or_default(),
+            });
+        }
+    }
+
+    let network = zoo::build(&config.architecture, config.image_size, config.class_set)?;
+    let preprocess = zoo::preprocess_for(&network);
+    let targets = target_count(config.class_set);
+    let (train_cache, mut unreadable) =
+        ImageCache::load(&data.train, config.class_set, &preprocess, "train", &ProgressBar::new(0))?;
+    let (val_cache, val_unreadable) = ImageCache::load(&data.val, config.class_set, &preprocess, "val", &ProgressBar::new(0))?;
+    unreadable.extend(val_unreadable);
+    if train_cache.is_empty() {
+        return Err(TrainError::EmptySplit { split: "train" });
+    }
+    if val_cache.is_empty() {
+        return Err(TrainError::EmptySplit { split: "val" });
+    }
+
+    let device = Device::cuda_if_available();
+    tch::manual_seed(config.seed as i64);
+    let mut vs = nn::VarStore::new(device);
+    let model = TchNetwork::new(&vs.root(), network.clone())?;
+    let mut state = match saved {
+        Some(mut saved) => {
+            let last = run_dir.join(LAST_WEIGHTS);
+            vs.load(&last).map_err(|source| TrainError::Checkpoint { path: last, source })?;
+            saved.config.epochs = config.epochs;
+            saved.config.patience = config.patience;
+            saved.stopped = None;
+            saved
+        }
+        None => TrainState {
+            config: config.clone(),
+            network: network.clone(),
+            preprocess,
+            data: DataRecord {
+                manifest: manifest.display().to_string(),
+                manifest_sha256: std::fs::read(manifest).map(|b| cxr_core::card::sha256_hex(&b)).unwrap_or_default(),
+                split_seed: data.split_seed,
+                holdout_sources: data.holdout_sources.clone(),
+                train_images: train_cache.len() as u64,
+                val_images: val_cache.len() as u64,
+                train_class_counts: train_cache.counts(targets),
+                val_class_counts: val_cache.counts(targets),
+                unreadable: unreadable.iter().map(|e| e.to_string()).collect(),
+            },
+            device: format!("{device:?}"),
+            history: vec![],
+            best: None,
+            epochs_since_best: 0,
+            stopped: None,
+        },
+    };
+
+    // Class-balanced loss: each class weighs N / (K · n_class), so both classes pull equally.
+    let counts = train_cache.counts(targets);
+    let total = train_cache.len() as f64;
+    let class_weights: Vec<f32> =
+        counts.iter().map(|&n| if n == 0 { 0.0 } else { (total / (targets as f64 * n as f64)) as f32 }).collect();
+    let class_weights = Tensor::from_slice(&class_weights).to_device(device);
+    let mut optimizer = nn::Adam::default().build(&vs, config.learning_rate).expect("Adam builds on any VarStore");
+
+    let start_epoch = state.history.last().map_or(1, |r| r.epoch + 1);
+    for epoch in start_epoch..=config.epochs {
+        let started = Instant::now();
+        let mut order: Vec<usize> = (0..train_cache.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(config.seed, epoch as u64, u64::MAX)));
+        // Dropout draws from libtorch's generator; reseeding per epoch keeps resumed runs identical.
+        tch::manual_seed(mix_seed(config.seed, epoch as u64, 0) as i64);
+        let bar = ProgressBar::new(order.len().div_ceil(config.batch_size) as u64).with_style(bar_style());
+        bar.set_message(format!("epoch {epoch}/{}", config.epochs));
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        for batch in order.chunks(config.batch_size) {
+            let inputs = train_cache.batch(batch, &state.preprocess, Some((&config.augmentation, config.seed, epoch as u64)));
+            let xs = batch_tensor(&inputs, state.preprocess.shape(batch.len())).to_device(device);
+            let ys: Vec<i64> = batch.iter().map(|&i| train_cache.targets[i] as i64).collect();
+            let ys = Tensor::from_slice(&ys).to_device(device);
+            let logits = model.forward(&xs, true).logits;
+            let loss = weighted_loss(network.head, &logits, &ys, &class_weights);
+            optimizer.backward_step(&loss);
+            loss_sum += f64::try_from(&loss).unwrap_or(f64::NAN) * batch.len() as f64;
+            correct += count_correct(network.head, &logits, &ys);
+            seen += batch.len();
+            bar.inc(1);
+            bar.set_message(format!("epoch {epoch}/{} loss {:.4}", config.epochs, loss_sum / seen as f64));
+        }
+        bar.finish_and_clear();
+
+        let val = evaluate(&model, &val_cache, &state.preprocess, config.batch_size, device);
+        let positives: Vec<bool> = val_cache.targets.iter().map(|&t| t == positive_target(config.class_set)).collect();
+        let roc = RocCurve::new(&val.positive_scores, &positives).map_err(|source| TrainError::Metric { metric: "validation ROC", source })?;
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / seen as f64,
+            train_acc: correct as f64 / seen as f64,
+            val_loss: val.loss,
+            val_acc: val.accuracy,
+            val_auc: roc.auc,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        vs.save(run_dir.join(LAST_WEIGHTS)).map_err(|source| TrainError::Checkpoint { path: run_dir.join(LAST_WEIGHTS), source })?;
+        let improved = state.best.as_ref().is_none_or(|b| record.val_auc > b.val_auc);
+        if improved {
+            let point = roc
+                .threshold_for_sensitivity(config.target_sensitivity)
+                .map_err(|source| TrainError::Metric { metric: "threshold", source })?;
+            state.best = Some(BestEpoch {
+                epoch,
+                val_auc: record.val_auc,
+                threshold: point.threshold,
+                val_sensitivity: point.tpr,
+                val_specificity: 1.0 - point.fpr,
+            });
+            state.epochs_since_best = 0;
+            let best = run_dir.join(BEST_WEIGHTS);
+            vs.save(&best).map_err(|source| TrainError::Checkpoint { path: best, source })?;
+        } else {
+            state.epochs_since_best += 1;
+        }
+        state.history.push(record.clone());
+        if state.epochs_since_best >= config.patience {
+            state.stopped = Some(format!("early stop: no better validation AUC for {} epochs", config.patience));
+        } else if epoch == config.epochs {
+            state.stopped = Some(format!("reached {} epochs", config.epochs));
+        }
+        write_epochs_csv(&run_dir.join(EPOCHS_CSV), &state.history)?;
+        write_state(&state_path, &state)?;
+        report(&record, &state);
+        if state.stopped.is_some() {
+            break;
+        }
+    }
+    // Leave the VarStore's last values in place; `best.safetensors` holds the kept ones.
+    vs.freeze();
+    Ok(state)
+}
+
+/// Target index whose probability is "positive" for the AUC and threshold: covid.
+fn positive_target(class_set: ClassSet) -> usize {
+    crate::data::target_of(class_set, cxr_core::Class::Covid)
+}
+
+fn weighted_loss(head: Head, logits: &Tensor, targets: &Tensor, class_weights: &Tensor) -> Tensor {
+    match head {
+        Head::Sigmoid => {
+            let weights = class_weights.index_select(0, targets);
+            let per_sample = logits.squeeze_dim(1).binary_cross_entropy_with_logits::<&Tensor>(
+                &targets.to_kind(Kind::Float),
+                None,
+                None,
+                Reduction::None,
+            );
+            (per_sample * &weights).sum(Kind::Float) / weights.sum(Kind::Float)
+        }
+        Head::Softmax { .. } => logits.cross_entropy_loss::<&Tensor>(targets, Some(class_weights), Reduction::Mean, -100, 0.0),
+    }
+}
+
+fn count_correct(head: Head, logits: &Tensor, targets: &Tensor) -> usize {
+    let predicted = match head {
+        Head::Sigmoid => logits.squeeze_dim(1).gt(0.0).to_kind(Kind::Int64),
+        Head::Softmax { .. } => logits.argmax(1, false),
+    };
+    i64::try_from(predicted.eq_tensor(targets).sum(Kind::Int64)).unwrap_or(0) as usize
+}
+
+/// Validation results in inference mode.
+pub struct Evaluation {
+    /// Unweighted mean loss.
+    pub loss: f64,
+    /// At threshold 0.5 (binary) or argmax.
+    pub accuracy: f64,
+    /// P(covid) per image, in cache order.
+    pub positive_scores: Vec<f64>,
+}
+
+/// Runs `model` over every cached image without augmentation.
+pub fn evaluate(model: &TchNetwork, cache: &ImageCache, preprocess: &Preprocess, batch_size: usize, device: Device) -> Evaluation {
+    let head = model.network().head;
+    // P(covid) is output 0 both of a sigmoid head and of a three-class softmax head.
+    let positive = 0;
+    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    let mut scores = Vec::with_capacity(cache.len());
+    let all: Vec<usize> = (0..cache.len()).collect();
+    tch::no_grad(|| {
+        for batch in all.chunks(batch_size) {
+            let inputs = cache.batch(batch, preprocess, None);
+            let xs = batch_tensor(&inputs, preprocess.shape(batch.len())).to_device(device);
+            let ys: Vec<i64> = batch.iter().map(|&i| cache.targets[i] as i64).collect();
+            let ys = Tensor::from_slice(&ys).to_device(device);
+            let logits = model.forward(&xs, false).logits;
+            let ones = Tensor::ones([head.outputs().max(2)], (Kind::Float, device));
+            let loss = weighted_loss(head, &logits, &ys, &ones);
+            loss_sum += f64::try_from(&loss).unwrap_or(f64::NAN) * batch.len() as f64;
+            correct += count_correct(head, &logits, &ys);
+            let probs = apply_head(head, &logits).select(1, positive).to_device(Device::Cpu).to_kind(Kind::Double);
+            scores.extend(Vec::<f64>::try_from(probs).expect("a CPU double tensor converts"));
+        }
+    });
+    Evaluation { loss: loss_sum / cache.len() as f64, accuracy: correct as f64 / cache.len() as f64, positive_scores: scores }
+}
+
+pub fn read_state(path: &Path) -> Result<TrainState, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+        path: path.to_owned(),
+        action: "cannot read training state",
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| TrainError::State { path: path.to_owned(), source })
+}
+
+fn write_state(path: &Path, state: &TrainState) -> Result<(), TrainError> {
+    let text = serde_json::to_string_pretty(state).expect("training state always serialises");
+    std::fs::write(path, text + "\n").map_err(|source| TrainError::Io {
+        path: path.to_owned(),
+        action: "cannot write training state",
+        source,
+    })
+}
+
+fn write_epochs_csv(path: &Path, history: &[EpochRecord]) -> Result<(), TrainError> {
+    let csv_err = |source| TrainError::Csv { path: path.to_owned(), source };
+    let mut writer = csv::Writer::from_path(path).map_err(csv_err)?;
+    for record in history {
+        writer.serialize(record).map_err(csv_err)?;
+    }
+    writer.flush().map_err(|source| TrainError::Io { path: path.to_owned(), action: "cannot write epoch CSV", source })
+}

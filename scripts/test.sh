@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The project's one test command (the README's; CI runs it through .ci/run).
+# On a fresh machine it installs what the tests need: patchelf/unzip (Debian), libtorch 2.13
+# from the PyPI torch wheel (into .torch/), then runs every test of every crate, training included.
+# Tests read real images from ../shared/datasets (override with CXR_DATASETS).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for tool in patchelf unzip; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "test.sh: please install ${missing[*]} (apt-get install -y ${missing[*]})" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+bash scripts/setup-torch.sh >/dev/null
+# shellcheck source=/dev/null
+source .torch/env.sh
+
+# The edge build must never pull in libtorch: only the `train` feature may.
+if cargo tree -p cxr -e normal --prefix none | grep -q '^tch '; then
+    echo "test.sh: the default cxr build depends on tch; libtorch must stay behind the train feature" >&2
+    exit 1
+fi
+
+cargo test --workspace --features train

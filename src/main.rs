@@ -18,12 +18,43 @@ enum Command {
     /// Index datasets into a manifest with leak-free splits, and summarise manifests.
     #[command(subcommand)]
     Data(cli::data::DataCommand),
+    /// Classify X-ray images with a model (the embedded one by default).
+    Predict(cli::predict::PredictArgs),
+    /// Score folders, manifests or lists of images on all cores into a CSV (resumable).
+    Score(cli::score::ScoreArgs),
+    /// Evaluate a model on labelled images: metrics, plots and an HTML report.
+    Eval(cli::eval::EvalArgs),
+    /// Draw a heatmap of what drove the model's P(covid) over an X-ray.
+    Explain(cli::explain::ExplainArgs),
+    /// Measure load time, latency, throughput and memory per model.
+    Bench(cli::bench::BenchArgs),
+    /// List the shipped models.
+    Models(cli::models::ModelsArgs),
+    /// Print a model's card.
+    Info(cli::models::InfoArgs),
+    /// Train a network on a manifest's train split and export the best epoch (libtorch; `train` feature).
+    #[cfg(feature = "train")]
+    Train(cli::train::TrainArgs),
+    /// Export a training checkpoint to ONNX with its model card (`train` feature).
+    #[cfg(feature = "train")]
+    Export(cli::train::ExportArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Data(cmd) => cli::data::run(cmd),
+        Command::Predict(args) => cli::predict::run(args),
+        Command::Score(args) => cli::score::run(args),
+        Command::Eval(args) => cli::eval::run(args),
+        Command::Explain(args) => cli::explain::run(args),
+        Command::Bench(args) => cli::bench::run(args),
+        Command::Models(args) => cli::models::run_models(args),
+        Command::Info(args) => cli::models::run_info(args),
+        #[cfg(feature = "train")]
+        Command::Train(args) => cli::train::run_train(args),
+        #[cfg(feature = "train")]
+        Command::Export(args) => cli::train::run_export(args),
     };
     match result {
         Ok(code) => code,

@@ -1,1 +1,17 @@
-//! placeholder
+//! `cxr-infer`: runs cxr's ONNX models with pure-Rust tract, so scoring needs neither Python
+//! nor libtorch and builds for a Raspberry Pi as easily as for a server.
+//!
+//! A [`Model`] is a model card plus one optimised tract plan. The card is checked against the
+//! ONNX file (sha256, input shape, output names) before anything runs, because a model fed the
+//! wrong preprocessing or read through the wrong output gives confident nonsense, not an error.
+//! The plan is shared; each worker thread opens its own [`Session`] (tract's per-run state), so
+//! scoring scales across images rather than inside one.
+
+pub mod catalog;
+pub mod explain;
+pub mod model;
+pub mod tiny_cnn;
+
+pub use catalog::{Catalog, EmbeddedModel, ModelSource, ShippedModel};
+pub use explain::{Heatmap, Method};
+pub use model::{Batch, BatchOutput, InferError, Model, Prediction, Session};

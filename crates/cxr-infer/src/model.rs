@@ -1,0 +1,359 @@
+//! Loading an ONNX model with its card, checking that they agree, and running batches.
+
+use cxr_core::card::CardError;
+use cxr_core::{ClassSet, GreyImage, ImageError, ModelCard};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+/// Why a model could not be loaded or run. Every variant names the file it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    #[error(transparent)]
+    Card(#[from] CardError),
+    #[error("{path}: cannot read model: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not an ONNX model ({reason}); pass the .onnx file exported by `cxr export`")]
+    NotOnnx { path: PathBuf, reason: String },
+    #[error("{path}: input does not match its card {card}: {reason}")]
+    InputMismatch { path: PathBuf, card: PathBuf, reason: String },
+    #[error("{path}: outputs do not match its card {card}: {reason}")]
+    OutputMismatch { path: PathBuf, card: PathBuf, reason: String },
+    #[error("{path}: tract cannot prepare this model: {reason}")]
+    Unsupported { path: PathBuf, reason: String },
+    #[error("{path}: inference failed: {reason}")]
+    Run { path: PathBuf, reason: String },
+    #[error("{path}: card says its model file is {file}, but {model} does not exist; keep the .onnx beside its .card.json")]
+    MissingModelFile { path: PathBuf, file: String, model: PathBuf },
+    #[error("no model named `{name}`{}; list them with `cxr models`, or pass a path to an .onnx file", if .searched.is_empty() { String::new() } else { format!(" in {}", .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")) })]
+    UnknownModel { name: String, searched: Vec<PathBuf> },
+    #[error("this cxr binary was built without an embedded model ({reason}); pass --model PATH|NAME")]
+    NoEmbeddedModel { reason: String },
+    #[error(transparent)]
+    Image(#[from] ImageError),
+}
+
+/// How the batch dimension of the plan is fixed.
+///
+/// Measured on the seed CNN (see the crate's benchmarks): a plan optimised for a concrete
+/// batch lets tract pick its kernels for that shape, so one-image latency is lower with
+/// `Fixed(1)`; a symbolic batch serves any `n` from one plan. Scoring runs one image per
+/// call on each worker, so `Fixed(1)` is the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    Fixed(usize),
+    Symbolic,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch::Fixed(1)
+    }
+}
+
+/// A model card and the optimised tract plan it describes.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub card: ModelCard,
+    /// Where the card came from (`<embedded>/…` for the built-in model); used in messages.
+    pub card_path: PathBuf,
+    /// Where the ONNX came from; used in messages.
+    pub model_path: PathBuf,
+    /// Size of the ONNX file in bytes.
+    pub file_size: u64,
+    /// Class-activation-map head read from the ONNX initializers, when the card exports a feature map.
+    pub(crate) cam_head: Option<crate::explain::CamHead>,
+    batch: Batch,
+    plan: Arc<TypedRunnableModel>,
+}
+
+/// One image's result.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Prediction {
+    /// Probability of each class, in the order of [`ClassSet::names`].
+    pub probabilities: Vec<f32>,
+    /// Index into [`ClassSet::names`] of the decided class.
+    pub class_index: usize,
+}
+
+impl Model {
+    /// Loads `model_path` with the card beside it (`x.onnx` → `x.card.json`).
+    pub fn load(model_path: &Path) -> Result<Model, InferError> {
+        Model::load_with_card(model_path, &ModelCard::path_for(model_path), Batch::default())
+    }
+
+    /// Loads a model file and a card from explicit paths.
+    pub fn load_with_card(model_path: &Path, card_path: &Path, batch: Batch) -> Result<Model, InferError> {
+        let card = ModelCard::load(card_path)?;
+        let bytes = std::fs::read(model_path).map_err(|source| InferError::Io { path: model_path.to_owned(), source })?;
+        Model::from_bytes(card, card_path, model_path, &bytes, batch)
+    }
+
+    /// Builds a model from an already-read card and ONNX bytes; the paths are for messages.
+    ///
+    /// Checks, in order: the card's sha256, that the bytes are ONNX, that the graph's input is
+    /// named and shaped as the card's preprocessing says, that the card's outputs exist and the
+    /// probabilities have one column per class (one for binary models). Then optimises once.
+    pub fn from_bytes(card: ModelCard, card_path: &Path, model_path: &Path, bytes: &[u8], batch: Batch) -> Result<Model, InferError> {
+        card.verify(card_path, model_path, bytes)?;
+        let proto = decode_onnx(model_path, bytes)?;
+        check_graph_against_card(&proto, &card, card_path, model_path)?;
+        let cam_head = match &card.io.feature_map {
+            Some(_) => crate::explain::CamHead::from_onnx(&proto, &card),
+            None => None,
+        };
+        let plan = build_plan(&proto, &card, card_path, model_path, batch)?;
+        Ok(Model {
+            card,
+            card_path: card_path.to_owned(),
+            model_path: model_path.to_owned(),
+            file_size: bytes.len() as u64,
+            cam_head,
+            batch,
+            plan,
+        })
+    }
+
+    pub fn class_set(&self) -> ClassSet {
+        self.card.class_set
+    }
+
+    /// First 12 hex digits of the model's sha256, enough to tell models apart in a table.
+    pub fn short_sha(&self) -> &str {
+        &self.card.sha256[..self.card.sha256.len().min(12)]
+    }
+
+    /// How many images one [`Session::run`] call takes, `None` for any number.
+    pub fn batch_size(&self) -> Option<usize> {
+        match self.batch {
+            Batch::Fixed(n) => Some(n),
+            Batch::Symbolic => None,
+        }
+    }
+
+    /// A per-thread runner. Sessions share the plan and keep their own scratch buffers.
+    pub fn session(&self) -> Session<'_> {
+        Session { model: self, state: None }
+    }
+
+    /// Decides the class from probabilities: P(covid) at or above the card's threshold means
+    /// covid; otherwise the most probable of the other classes.
+    pub fn decide(&self, probabilities: &[f32]) -> usize {
+        let covid = self.class_set().index(cxr_core::Class::Covid);
+        if probabilities[covid] as f64 >= self.card.threshold {
+            return covid;
+        }
+        (0..probabilities.len())
+            .filter(|&i| i != covid)
+            .max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]))
+            .unwrap_or(covid)
+    }
+
+    /// Preprocesses `img` exactly as the card says, appending CHW values to `out`.
+    pub fn preprocess_into(&self, img: &GreyImage, out: &mut Vec<f32>) {
+        self.card.preprocess.apply_into(img, out)
+    }
+}
+
+/// What one batch returns.
+#[derive(Debug, Clone)]
+pub struct BatchOutput {
+    pub predictions: Vec<Prediction>,
+    /// `[n, C, h, w]` when the card exports a feature map.
+    pub feature_map: Option<(Vec<usize>, Vec<f32>)>,
+}
+
+/// Runs batches on one thread. Create one per worker with [`Model::session`].
+pub struct Session<'m> {
+    model: &'m Model,
+    state: Option<TypedSimpleState>,
+}
+
+impl<'m> Session<'m> {
+    pub fn model(&self) -> &'m Model {
+        self.model
+    }
+
+    /// Runs `n` preprocessed images (concatenated CHW, as [`Model::preprocess_into`] writes).
+    /// With a fixed-batch plan, `n` may be anything: the images are run in chunks, the last
+    /// one padded.
+    pub fn run(&mut self, inputs: &[f32], n: usize) -> Result<BatchOutput, InferError> {
+        let per_image = self.model.card.preprocess.len();
+        assert_eq!(inputs.len(), n * per_image, "inputs must hold n preprocessed images");
+        match self.model.batch {
+            Batch::Symbolic => self.run_exact(inputs, n),
+            Batch::Fixed(b) if b == n => self.run_exact(inputs, n),
+            Batch::Fixed(b) => {
+                let mut all = BatchOutput { predictions: Vec::with_capacity(n), feature_map: None };
+                let mut padded = Vec::with_capacity(b * per_image);
+                for chunk in inputs.chunks(b * per_image) {
+                    let real = chunk.len() / per_image;
+                    padded.clear();
+                    padded.extend_from_slice(chunk);
+                    padded.resize(b * per_image, 0.0);
+                    let out = self.run_exact(&padded, b)?;
+                    all.predictions.extend(out.predictions.into_iter().take(real));
+                    if let Some((shape, values)) = out.feature_map {
+                        let per = values.len() / b;
+                        let entry = all.feature_map.get_or_insert_with(|| (shape.clone(), Vec::new()));
+                        entry.1.extend_from_slice(&values[..real * per]);
+                        entry.0[0] = entry.1.len() / per;
+                    }
+                }
+                Ok(all)
+            }
+        }
+    }
+
+    /// Decodes nothing, preprocesses and runs one image.
+    pub fn predict_image(&mut self, img: &GreyImage) -> Result<Prediction, InferError> {
+        let mut input = Vec::with_capacity(self.model.card.preprocess.len());
+        self.model.preprocess_into(img, &mut input);
+        Ok(self.run(&input, 1)?.predictions.remove(0))
+    }
+
+    /// Reads, decodes, preprocesses and runs one file.
+    pub fn predict_file(&mut self, path: &Path) -> Result<Prediction, InferError> {
+        let img = cxr_core::load_image(path)?;
+        self.predict_image(&img)
+    }
+
+    fn run_exact(&mut self, inputs: &[f32], n: usize) -> Result<BatchOutput, InferError> {
+        let model = self.model;
+        let run_err = |e: TractError| InferError::Run { path: model.model_path.clone(), reason: format!("{e:#}") };
+        let state = match &mut self.state {
+            Some(state) => state,
+            empty => empty.insert(TypedSimpleState::new(&model.plan).map_err(run_err)?),
+        };
+        let tensor = Tensor::from_shape(&model.card.preprocess.shape(n), inputs).map_err(run_err)?;
+        let outputs = state.run(tvec!(tensor.into())).map_err(run_err)?;
+        let probs = outputs[0].to_plain_array_view::<f32>().map_err(run_err)?;
+        let k = probs.len() / n.max(1);
+        let flat: Vec<f32> = probs.iter().copied().collect();
+        let predictions = flat
+            .chunks(k.max(1))
+            .map(|row| {
+                let probabilities = match model.class_set() {
+                    ClassSet::Binary => vec![1.0 - row[0], row[0]],
+                    ClassSet::ThreeClass => row.to_vec(),
+                };
+                let class_index = model.decide(&probabilities);
+                Prediction { probabilities, class_index }
+            })
+            .collect();
+        let feature_map = match outputs.get(1) {
+            Some(fm) => {
+                let view = fm.to_plain_array_view::<f32>().map_err(run_err)?;
+                Some((view.shape().to_vec(), view.iter().copied().collect()))
+            }
+            None => None,
+        };
+        Ok(BatchOutput { predictions, feature_map })
+    }
+}
+
+fn decode_onnx(path: &Path, bytes: &[u8]) -> Result<pb::ModelProto, InferError> {
+    use prost::Message;
+    let not_onnx = |reason: String| InferError::NotOnnx { path: path.to_owned(), reason };
+    let proto = pb::ModelProto::decode(bytes).map_err(|e| not_onnx(format!("protobuf decoding failed: {e}")))?;
+    // Arbitrary bytes occasionally decode as an empty protobuf message; a model has a graph with nodes.
+    match &proto.graph {
+        Some(graph) if !graph.node.is_empty() && !graph.output.is_empty() => Ok(proto),
+        _ => Err(not_onnx("no graph with nodes and outputs".into())),
+    }
+}
+
+/// A declared dimension: a number, a symbol (e.g. `N`), or nothing.
+fn declared_dims(value: &pb::ValueInfoProto) -> Option<Vec<Option<i64>>> {
+    use pb::tensor_shape_proto::dimension::Value;
+    let Some(pb::type_proto::Value::TensorType(t)) = value.r#type.as_ref()?.value.as_ref() else { return None };
+    let shape = t.shape.as_ref()?;
+    Some(
+        shape
+            .dim
+            .iter()
+            .map(|d| match d.value {
+                Some(Value::DimValue(v)) if v > 0 => Some(v),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+fn check_graph_against_card(proto: &pb::ModelProto, card: &ModelCard, card_path: &Path, model_path: &Path) -> Result<(), InferError> {
+    let graph = proto.graph.as_ref().expect("decode_onnx checked the graph");
+    let input_err = |reason: String| InferError::InputMismatch { path: model_path.to_owned(), card: card_path.to_owned(), reason };
+    let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let inputs: Vec<&pb::ValueInfoProto> = graph.input.iter().filter(|i| !initializers.contains(i.name.as_str())).collect();
+    let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+    let [input] = inputs.as_slice() else {
+        return Err(input_err(format!("expected exactly one input `{}`, the graph has {names:?}", card.io.input)));
+    };
+    if input.name != card.io.input {
+        return Err(input_err(format!("the card names the input `{}`, the graph's input is `{}`", card.io.input, input.name)));
+    }
+    let p = &card.preprocess;
+    let expected = [None, Some(p.channels as i64), Some(p.size as i64), Some(p.size as i64)];
+    if let Some(dims) = declared_dims(input) {
+        let fits = dims.len() == 4 && dims.iter().zip(&expected).all(|(d, e)| d.is_none() || e.is_none() || d == e);
+        if !fits {
+            let show = |d: &[Option<i64>]| d.iter().map(|v| v.map_or("?".into(), |v| v.to_string())).collect::<Vec<_>>().join("×");
+            return Err(input_err(format!(
+                "the graph takes {}, the card's preprocessing makes N×{}×{}×{}",
+                show(&dims),
+                p.channels,
+                p.size,
+                p.size
+            )));
+        }
+    }
+    let output_err = |reason: String| InferError::OutputMismatch { path: model_path.to_owned(), card: card_path.to_owned(), reason };
+    let produced: std::collections::HashSet<&str> =
+        graph.node.iter().flat_map(|n| n.output.iter().map(String::as_str)).chain(graph.output.iter().map(|o| o.name.as_str())).collect();
+    for wanted in std::iter::once(&card.io.probabilities).chain(card.io.feature_map.as_ref()) {
+        if !produced.contains(wanted.as_str()) {
+            let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+            return Err(output_err(format!("the card reads output `{wanted}`, which the graph does not produce (its outputs: {outputs:?})")));
+        }
+    }
+    Ok(())
+}
+
+fn build_plan(proto: &pb::ModelProto, card: &ModelCard, card_path: &Path, model_path: &Path, batch: Batch) -> Result<Arc<TypedRunnableModel>, InferError> {
+    let unsupported = |e: TractError| InferError::Unsupported { path: model_path.to_owned(), reason: format!("{e:#}") };
+    let mut model = tract_onnx::onnx().model_for_proto_model(proto).map_err(unsupported)?;
+    let p = &card.preprocess;
+    let n: TDim = match batch {
+        Batch::Fixed(n) => n.into(),
+        Batch::Symbolic => model.symbols.sym("N").into(),
+    };
+    let fact = f32::fact(&[n, (p.channels as usize).into(), (p.size as usize).into(), (p.size as usize).into()]);
+    model.set_input_fact(0, fact.into()).map_err(unsupported)?;
+    let mut outputs = vec![card.io.probabilities.as_str()];
+    outputs.extend(card.io.feature_map.as_deref());
+    model.select_outputs_by_name(&outputs).map_err(unsupported)?;
+    let typed = model.into_typed().map_err(unsupported)?;
+    let prob_fact = typed.output_fact(0).map_err(unsupported)?.clone();
+    let columns = match card.class_set {
+        ClassSet::Binary => 1,
+        ClassSet::ThreeClass => 3,
+    };
+    let shape: Vec<String> = prob_fact.shape.iter().map(|d| d.to_string()).collect();
+    let ok = prob_fact.shape.len() == 2 && prob_fact.shape[1] == columns.into() && prob_fact.datum_type == f32::datum_type();
+    if !ok {
+        return Err(InferError::OutputMismatch {
+            path: model_path.to_owned(),
+            card: card_path.to_owned(),
+            reason: format!(
+                "`{}` is {:?} [{}], a {:?} card needs f32 [N, {columns}]",
+                card.io.probabilities,
+                prob_fact.datum_type,
+                shape.join(", "),
+                card.class_set
+            ),
+        });
+    }
+    let optimized = typed.into_optimized().map_err(unsupported)?;
+    optimized.into_runnable().map_err(unsupported)
+}

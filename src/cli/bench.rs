@@ -1,0 +1,220 @@
+//! `cxr bench`: what a model costs on this machine — load time, first and steady single-image
+//! latency, throughput on all cores, peak memory and file size.
+//!
+//! Each model is measured in its own child process when several are benchmarked, so peak RSS
+//! (the kernel's high-water mark, `VmHWM`) belongs to one model only.
+
+use super::models::catalog;
+use anyhow::Context;
+use clap::Args;
+use cxr_core::GreyImage;
+use cxr_infer::{Batch, Model, ModelSource};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Models to measure (path, name or `default`); repeat for several. Default: the embedded
+    /// model and every shipped one.
+    #[arg(long, short = 'm')]
+    pub model: Vec<String>,
+    /// Single-image runs for the latency percentiles.
+    #[arg(long, default_value_t = 50)]
+    pub runs: usize,
+    /// Image to feed (default: a synthetic 1024×1024 gradient; CNN latency does not depend on pixel values).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// Worker threads for the throughput figure (default: all cores).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Plan batch: `1` (what `cxr score` uses), another size, or `symbolic`. Latencies are per
+    /// run of one batch; throughput is per image.
+    #[arg(long, default_value = "1", value_parser = parse_batch)]
+    pub batch: Batch,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BenchResult {
+    pub model: String,
+    pub precision: String,
+    pub sha256: String,
+    pub file_size_bytes: u64,
+    /// Read, verify, parse and optimise.
+    pub load_ms: f64,
+    pub first_inference_ms: f64,
+    /// Decode-free: resize + normalise of the bench image.
+    pub preprocess_ms: f64,
+    pub latency_p50_ms: f64,
+    pub latency_p95_ms: f64,
+    pub throughput_images_per_s: f64,
+    pub threads: usize,
+    /// Images per run: the plan's batch (8 for a symbolic plan).
+    pub batch: usize,
+    pub peak_rss_mb: Option<f64>,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let models = if args.model.is_empty() { default_models()? } else { args.model.clone() };
+    let results = if models.len() == 1 {
+        vec![bench_one(&models[0], &args)?]
+    } else {
+        models.iter().map(|m| bench_in_child(m, &args)).collect::<anyhow::Result<Vec<_>>>()?
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print_table(&results);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The embedded model plus every shipped model not identical to it.
+fn default_models() -> anyhow::Result<Vec<String>> {
+    let catalog = catalog();
+    let mut models = Vec::new();
+    if catalog.embedded.is_ok() {
+        models.push("default".to_owned());
+    }
+    for m in catalog.shipped() {
+        if !m.embedded {
+            models.push(m.card_path.display().to_string());
+        }
+    }
+    anyhow::ensure!(!models.is_empty(), "no models to benchmark: this binary has none embedded and none were found; pass --model PATH");
+    Ok(models)
+}
+
+fn bench_in_child(model: &str, args: &BenchArgs) -> anyhow::Result<BenchResult> {
+    let exe = std::env::current_exe().context("cannot find the cxr executable to run a benchmark child")?;
+    let mut cmd = std::process::Command::new(exe);
+    let batch = match args.batch {
+        Batch::Fixed(n) => n.to_string(),
+        Batch::Symbolic => "symbolic".into(),
+    };
+    cmd.args(["bench", "--json", "--model", model, "--runs", &args.runs.to_string(), "--batch", &batch]);
+    if let Some(image) = &args.image {
+        cmd.arg("--image").arg(image);
+    }
+    if let Some(jobs) = args.jobs {
+        cmd.args(["--jobs", &jobs.to_string()]);
+    }
+    let output = cmd.output().context("cannot run a benchmark child")?;
+    anyhow::ensure!(output.status.success(), "benchmark of {model} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+    let mut results: Vec<BenchResult> = serde_json::from_slice(&output.stdout).context("benchmark child printed no results")?;
+    results.pop().context("benchmark child printed no results")
+}
+
+fn bench_one(model_arg: &str, args: &BenchArgs) -> anyhow::Result<BenchResult> {
+    let image = match &args.image {
+        Some(path) => cxr_core::load_image(path)?,
+        None => gradient(1024),
+    };
+    let started = Instant::now();
+    let model = catalog().load(&ModelSource::parse(model_arg), args.batch)?;
+    let load_ms = ms(started);
+
+    let started = Instant::now();
+    let mut input = Vec::new();
+    model.preprocess_into(&image, &mut input);
+    let preprocess_ms = ms(started);
+    let batch = model.batch_size().unwrap_or(8);
+    let input = input.repeat(batch);
+
+    let mut session = model.session();
+    let started = Instant::now();
+    session.run(&input, batch)?;
+    let first_inference_ms = ms(started);
+
+    let mut latencies: Vec<f64> = (0..args.runs.max(1))
+        .map(|_| {
+            let started = Instant::now();
+            session.run(&input, batch).map(|_| ms(started))
+        })
+        .collect::<Result<_, _>>()?;
+    latencies.sort_by(f64::total_cmp);
+    let percentile = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+
+    let (throughput_images_per_s, threads) = throughput(&model, &input, batch, args.jobs)?;
+    Ok(BenchResult {
+        model: model.card.name.clone(),
+        precision: model.card.precision.clone(),
+        sha256: model.card.sha256.clone(),
+        file_size_bytes: model.file_size,
+        load_ms,
+        first_inference_ms,
+        preprocess_ms,
+        latency_p50_ms: percentile(0.5),
+        latency_p95_ms: percentile(0.95),
+        throughput_images_per_s,
+        threads,
+        batch,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+/// Images per second with one session per worker (as `cxr score` runs), inference only.
+fn throughput(model: &Model, input: &[f32], batch: usize, jobs: Option<usize>) -> anyhow::Result<(f64, usize)> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.unwrap_or(0)).build()?;
+    let threads = pool.current_num_threads();
+    let runs = ((threads * 16).max(32) / batch).max(threads);
+    let started = Instant::now();
+    pool.install(|| {
+        (0..runs).into_par_iter().try_for_each_init(|| model.session(), |session, _| session.run(input, batch).map(|_| ()))
+    })?;
+    Ok(((runs * batch) as f64 / started.elapsed().as_secs_f64(), threads))
+}
+
+/// The process's peak resident memory, from `/proc/self/status` (Linux only).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn gradient(side: u32) -> GreyImage {
+    let pixels = (0..side * side).map(|i| ((i % side) + (i / side)) as f32 / (2 * side) as f32).collect();
+    GreyImage::new(side, side, pixels)
+}
+
+fn ms(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1e3
+}
+
+fn print_table(results: &[BenchResult]) {
+    println!(
+        "{:<22} {:<6} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>12} {:>9}",
+        "MODEL", "PREC", "BATCH", "SIZE MB", "LOAD ms", "FIRST ms", "PRE ms", "p50 ms", "p95 ms", "IMAGES/s", "PEAK MB"
+    );
+    for r in results {
+        println!(
+            "{:<22} {:<6} {:>5} {:>9.2} {:>9.1} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.1} ({}t) {:>9}",
+            r.model,
+            r.precision,
+            r.batch,
+            r.file_size_bytes as f64 / 1e6,
+            r.load_ms,
+            r.first_inference_ms,
+            r.preprocess_ms,
+            r.latency_p50_ms,
+            r.latency_p95_ms,
+            r.throughput_images_per_s,
+            r.threads,
+            r.peak_rss_mb.map_or("-".into(), |m| format!("{m:.1}"))
+        );
+    }
+}
+
+/// `1` (what `cxr score` runs), another fixed size, or `symbolic` (one plan for any batch,
+/// measured at 8 images per run).
+fn parse_batch(arg: &str) -> Result<Batch, String> {
+    match arg {
+        "symbolic" | "N" => Ok(Batch::Symbolic),
+        n => n.parse().ok().filter(|&n| n > 0).map(Batch::Fixed).ok_or_else(|| format!("batch must be a positive number or `symbolic`, not `{n}`")),
+    }
+}

@@ -1,0 +1,61 @@
+//! `cxr explain FILE --out heat.png`: where in the X-ray the model found its evidence.
+
+use super::models::ModelArg;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use cxr_core::card::RESEARCH_USE_ONLY;
+use cxr_infer::Method;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// The X-ray (PNG, JPEG or DICOM).
+    pub file: PathBuf,
+    /// PNG to write: the X-ray as the model saw it, with the heatmap over it.
+    #[arg(long, short = 'o')]
+    pub out: PathBuf,
+    /// `cam` needs a model that exports its last feature map (global-pooling networks);
+    /// `occlusion` works for any model but runs it once per patch position.
+    #[arg(long, value_enum)]
+    pub method: Option<MethodArg>,
+    #[command(flatten)]
+    pub model: ModelArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MethodArg {
+    Cam,
+    Occlusion,
+}
+
+pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    let model = args.model.load()?;
+    let img = cxr_core::load_image(&args.file)?;
+    let method = args.method.map(|m| match m {
+        MethodArg::Cam => Method::ClassActivationMap,
+        MethodArg::Occlusion => Method::Occlusion,
+    });
+    if method == Some(Method::ClassActivationMap) && model.default_explain_method() != Method::ClassActivationMap {
+        eprintln!("note: {} exports no usable feature map for a class activation map; using occlusion", model.card.name);
+    }
+    let heat = model.session().explain(&img, method)?;
+    let picture = cxr_infer::explain::overlay(&model.card.preprocess.fit(&img), &heat);
+    picture.save(&args.out).with_context(|| format!("{}: cannot write the heatmap PNG", args.out.display()))?;
+    let names = model.class_set().names();
+    let covid = model.class_set().index(cxr_core::Class::Covid);
+    println!(
+        "{}: {} P(covid) = {:.3} (model {}, {}); {} heatmap ({}×{}) written to {}",
+        args.file.display(),
+        names[heat.prediction.class_index],
+        heat.prediction.probabilities[covid],
+        model.card.name,
+        model.short_sha(),
+        heat.method.as_str(),
+        heat.width,
+        heat.height,
+        args.out.display()
+    );
+    println!("red = regions that raised P(covid) most; check that they lie inside the lungs. {RESEARCH_USE_ONLY}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,161 @@
+//! `cxr models`, `cxr info MODEL`, and the `--model` option every inference command shares.
+
+use anyhow::Context;
+use clap::Args;
+use cxr_infer::{Batch, Catalog, Model, ModelSource, ShippedModel};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+include!(concat!(env!("OUT_DIR"), "/embedded_model.rs"));
+
+/// Which model to run.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArg {
+    /// Model to use: a path to an .onnx (card beside it) or .card.json, the name of a shipped
+    /// model (see `cxr models`), or `default` for the one built into this binary.
+    #[arg(long, short = 'm', default_value = "default")]
+    pub model: String,
+}
+
+impl ModelArg {
+    pub fn source(&self) -> ModelSource {
+        ModelSource::parse(&self.model)
+    }
+
+    /// Loads and optimises the model (one-image plan).
+    pub fn load(&self) -> anyhow::Result<Model> {
+        Ok(catalog().load(&self.source(), Batch::default())?)
+    }
+}
+
+/// The embedded model plus the folders searched for shipped models, in order:
+/// `$CXR_MODELS`, `./models`, and `models/` beside the executable.
+pub fn catalog() -> Catalog {
+    let mut dirs = Vec::new();
+    if let Some(dir) = std::env::var_os("CXR_MODELS") {
+        dirs.push(PathBuf::from(dir));
+    }
+    dirs.push(PathBuf::from("models"));
+    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("models"))) {
+        dirs.push(exe_dir);
+    }
+    Catalog { embedded: EMBEDDED_MODEL.map_err(str::to_owned), dirs }
+}
+
+#[derive(Args, Debug)]
+pub struct ModelsArgs {
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Lists the shipped models: name, architecture, precision, size and AUC on held-out data.
+pub fn run_models(args: ModelsArgs) -> anyhow::Result<ExitCode> {
+    let catalog = catalog();
+    let models = catalog.shipped();
+    if args.json {
+        let rows: Vec<serde_json::Value> = models.iter().map(model_json).collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Err(reason) = &catalog.embedded {
+        eprintln!("note: this binary has no embedded model ({reason})");
+    }
+    if models.is_empty() {
+        let dirs: Vec<String> = catalog.dirs.iter().map(|d| d.display().to_string()).collect();
+        println!("no models found in {} (set CXR_MODELS to a folder of *.card.json + *.onnx)", dirs.join(", "));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<24} {:<18} {:<9} {:>9}  AUC (95% CI)", "NAME", "ARCHITECTURE", "PRECISION", "SIZE");
+    for m in &models {
+        let size = m.file_size.map_or("missing".into(), human_size);
+        let auc = held_out_auc(m).map_or("-".into(), |(name, auc, ci)| format!("{auc:.3} ({:.3}–{:.3}) {name}", ci[0], ci[1]));
+        let marker = if m.embedded { "(embedded, default)" } else { "" };
+        println!("{:<24} {:<18} {:<9} {:>9}  {:<22} {marker}", m.card.name, m.card.architecture, m.card.precision, size, auc);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human_size(bytes: u64) -> String {
+    if bytes < 1_000_000 { format!("{:.1} kB", bytes as f64 / 1e3) } else { format!("{:.2} MB", bytes as f64 / 1e6) }
+}
+
+/// The card's `test` evaluation, else its first one.
+fn held_out_auc(m: &ShippedModel) -> Option<(&str, f64, [f64; 2])> {
+    let evals = &m.card.evaluations;
+    let e = evals.iter().find(|e| e.name == "test").or(evals.first())?;
+    Some((e.name.as_str(), e.auc, e.auc_ci95))
+}
+
+fn model_json(m: &ShippedModel) -> serde_json::Value {
+    serde_json::json!({
+        "name": m.card.name,
+        "architecture": m.card.architecture,
+        "precision": m.card.precision,
+        "file_size": m.file_size,
+        "card": m.card_path.display().to_string(),
+        "sha256": m.card.sha256,
+        "embedded": m.embedded,
+        "evaluations": m.card.evaluations,
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// A path to an .onnx or .card.json, a shipped model's name, or `default`.
+    #[arg(default_value = "default")]
+    pub model: String,
+    /// Print the card itself as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints a model card.
+pub fn run_info(args: InfoArgs) -> anyhow::Result<ExitCode> {
+    let found = catalog().card(&ModelSource::parse(&args.model)).with_context(|| format!("cannot find model `{}`", args.model))?;
+    let card = &found.card;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(card)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("name:          {}{}", card.name, if found.embedded { " (embedded in this binary)" } else { "" });
+    println!("card:          {}", found.card_path.display());
+    println!("architecture:  {}", card.architecture);
+    println!("precision:     {}", card.precision);
+    println!("file:          {} ({})", card.file, found.file_size.map_or("missing".into(), |s| format!("{s} bytes")));
+    println!("sha256:        {}", card.sha256);
+    if let Some(p) = card.parameters {
+        println!("parameters:    {p}");
+    }
+    println!("classes:       {}", card.class_names().join(", "));
+    let p = &card.preprocess;
+    println!("input:         `{}` N×{}×{}×{}, resize {:?}, normalize {:?}", card.io.input, p.channels, p.size, p.size, p.resize, p.normalize);
+    println!("outputs:       probabilities `{}`{}", card.io.probabilities, card.io.feature_map.as_ref().map_or(String::new(), |f| format!(", feature map `{f}`")));
+    println!("threshold:     {} {}", card.threshold, if card.threshold_rule.is_empty() { String::new() } else { format!("({})", card.threshold_rule) });
+    if let Some(t) = &card.training {
+        println!(
+            "training:      {} train / {} val images, {} epochs, split seed {}, train seed {}{}",
+            t.train_images,
+            t.val_images,
+            t.epochs,
+            t.split_seed,
+            t.train_seed,
+            if t.holdout_sources.is_empty() { String::new() } else { format!(", held-out sources: {}", t.holdout_sources.join(", ")) }
+        );
+    }
+    for e in &card.evaluations {
+        let mut line = format!("evaluation:    {} ({} images): AUC {:.3} (95% CI {:.3}–{:.3})", e.name, e.images, e.auc, e.auc_ci95[0], e.auc_ci95[1]);
+        if let (Some(se), Some(sp)) = (e.sensitivity, e.specificity) {
+            line += &format!(", sensitivity {se:.3}, specificity {sp:.3}");
+        }
+        if let Some(a) = e.auc_occluded_center {
+            line += &format!(", AUC with centre occluded {a:.3}");
+        }
+        println!("{line}");
+    }
+    for note in &card.notes {
+        println!("note:          {note}");
+    }
+    println!("{}", cxr_core::card::RESEARCH_USE_ONLY);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,163 @@
+//! `cxr train` and `cxr export` (built with `--features train`, which links libtorch).
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use cxr_core::ClassSet;
+use cxr_train::train::{EPOCHS_CSV, TrainConfig};
+use cxr_train::{Augmentation, TrainingData, export_checkpoint};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Classes {
+    /// COVID against everything else (sigmoid output).
+    Binary,
+    /// COVID, normal, pneumonia (softmax output).
+    ThreeClass,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Network to train (`seed-cnn`).
+    #[arg(long, default_value = "seed-cnn")]
+    arch: String,
+    /// Manifest CSV from `cxr data index`; its `train` split trains, its `val` split picks the epoch and threshold.
+    #[arg(long)]
+    manifest: PathBuf,
+    /// Folder for the exported model: `<name>.onnx` and `<name>.card.json`.
+    #[arg(long)]
+    out: PathBuf,
+    /// Model name (file stem and card name); defaults to the architecture.
+    #[arg(long)]
+    name: Option<String>,
+    /// Folder for checkpoints, `state.json` and `epochs.csv`; defaults to `<out>/<name>-run`.
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 30)]
+    epochs: u32,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Seed of initialisation, shuffling, dropout and augmentation.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Stop after this many epochs without a better validation AUC.
+    #[arg(long, default_value_t = 5)]
+    patience: u32,
+    /// Input side in pixels (default: the architecture's own, 256 for seed-cnn).
+    #[arg(long)]
+    image_size: Option<i64>,
+    #[arg(long, value_enum, default_value = "binary")]
+    classes: Classes,
+    /// Train without augmentation.
+    #[arg(long)]
+    no_augment: bool,
+    /// Continue the run in the run directory from its last epoch.
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// A training run directory (its best checkpoint is used) or a `.safetensors` file beside a `state.json`.
+    checkpoint: PathBuf,
+    /// ONNX file to write; the model card goes beside it (`x.onnx` → `x.card.json`).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    cxr_train::device::load_cuda_backend();
+    let name = args.name.clone().unwrap_or_else(|| args.arch.clone());
+    let run_dir = args.run_dir.clone().unwrap_or_else(|| args.out.join(format!("{name}-run")));
+    let class_set = match args.classes {
+        Classes::Binary => ClassSet::Binary,
+        Classes::ThreeClass => ClassSet::ThreeClass,
+    };
+    let config = TrainConfig {
+        architecture: args.arch.clone(),
+        image_size: args.image_size,
+        class_set,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        seed: args.seed,
+        patience: args.patience,
+        augmentation: if args.no_augment { Augmentation::NONE } else { Augmentation::SEED },
+        target_sensitivity: 0.95,
+        recipe: recipe(&args, &name),
+    };
+    let data = TrainingData::from_manifest(&args.manifest, class_set)?;
+    eprintln!(
+        "training {} on {} train / {} val images from {} ({}), run directory {}",
+        args.arch,
+        data.train.len(),
+        data.val.len(),
+        args.manifest.display(),
+        cxr_train::device::describe(),
+        run_dir.display()
+    );
+    let state = cxr_train::train(&config, &data, &args.manifest, &run_dir, args.resume, &mut |r, state| {
+        let best = state.best.as_ref().map_or(0, |b| b.epoch);
+        eprintln!(
+            "epoch {:>3}: train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} AUC {:.4} | {:.1} s{}",
+            r.epoch,
+            r.train_loss,
+            r.train_acc,
+            r.val_loss,
+            r.val_acc,
+            r.val_auc,
+            r.seconds,
+            if best == r.epoch { " (best)" } else { "" }
+        );
+    })?;
+    for unreadable in &state.data.unreadable {
+        eprintln!("warning: left out: {unreadable}");
+    }
+    std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create output folder", args.out.display()))?;
+    let onnx = args.out.join(format!("{name}.onnx"));
+    let card = export_checkpoint(&run_dir, &onnx)?;
+    eprintln!(
+        "{}: {}; per-epoch metrics in {}",
+        state.stopped.as_deref().unwrap_or("stopped"),
+        card.notes.get(1).map(String::as_str).unwrap_or_default(),
+        run_dir.join(EPOCHS_CSV).display()
+    );
+    println!("{}", onnx.display());
+    println!("{}", cxr_core::ModelCard::path_for(&onnx).display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let card = export_checkpoint(&args.checkpoint, &args.out)?;
+    println!("{}", args.out.display());
+    println!("{}", cxr_core::ModelCard::path_for(&args.out).display());
+    eprintln!("{} ({}, threshold {:.4}: {})", card.name, card.architecture, card.threshold, card.threshold_rule);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The command line that reproduces this run, for the model card.
+fn recipe(args: &TrainArgs, name: &str) -> String {
+    let mut cmd = format!(
+        "cxr train --arch {} --manifest {} --out {} --name {name} --epochs {} --batch-size {} --lr {} --seed {} --patience {}",
+        args.arch,
+        args.manifest.display(),
+        args.out.display(),
+        args.epochs,
+        args.batch_size,
+        args.lr,
+        args.seed,
+        args.patience
+    );
+    if let Some(size) = args.image_size {
+        cmd += &format!(" --image-size {size}");
+    }
+    if matches!(args.classes, Classes::ThreeClass) {
+        cmd += " --classes three-class";
+    }
+    if args.no_augment {
+        cmd += " --no-augment";
+    }
+    cmd
+}

@@ -1,0 +1,260 @@
+//! End-to-end tests of the inference commands (`predict`, `score`, `eval`, `explain`, `models`,
+//! `info`, `bench`) on real X-rays from `../shared/datasets`.
+//!
+//! They use the shipped `models/seed-cnn` when it is present and otherwise a tiny real ONNX
+//! network written by `cxr_infer::tiny_cnn`; the refusal tests always use the tiny one, since
+//! they damage the files.
+
+use assert_cmd::Command;
+use cxr_core::ModelCard;
+use cxr_infer::tiny_cnn::TinyCnn;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn datasets() -> PathBuf {
+    let root = std::env::var_os("CXR_DATASETS").map(PathBuf::from).unwrap_or_else(|| workspace().join("../shared/datasets"));
+    assert!(
+        root.join("covid19-radiography/COVID").is_dir(),
+        "real X-rays are needed: expected the datasets at {} (../shared/datasets from the workspace root), \
+         or set CXR_DATASETS to their folder",
+        root.display()
+    );
+    root
+}
+
+/// `n` real images of a class folder, in name order.
+fn images(folder: &str, n: usize) -> Vec<PathBuf> {
+    let dir = datasets().join(folder);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files.truncate(n);
+    assert_eq!(files.len(), n, "{} has fewer than {n} images", dir.display());
+    files
+}
+
+/// The shipped seed CNN if it exists, else a tiny network written into `dir`.
+fn model(dir: &Path) -> PathBuf {
+    let shipped = workspace().join("models/seed-cnn.onnx");
+    if shipped.is_file() && ModelCard::path_for(&shipped).is_file() {
+        return shipped;
+    }
+    tiny(dir, "tiny")
+}
+
+fn tiny(dir: &Path, name: &str) -> PathBuf {
+    TinyCnn::default().write(dir, name).unwrap()
+}
+
+fn cxr(models_dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("cxr").unwrap();
+    cmd.env("CXR_MODELS", models_dir).current_dir(models_dir);
+    cmd
+}
+
+fn read_csv(path: &Path) -> Vec<csv::StringRecord> {
+    csv::Reader::from_path(path).unwrap().records().map(Result::unwrap).collect()
+}
+
+#[test]
+fn predict_prints_class_probability_model_and_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    let files = [images("covid19-radiography/COVID", 1), images("covid19-radiography/Normal", 1)].concat();
+    let out = cxr(dir.path()).arg("predict").arg("--model").arg(&model).args(&files).assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("research use only, not for diagnosis"), "{text}");
+    assert!(text.contains("P(covid) = "), "{text}");
+    assert!(text.contains("COVID-1.jpg") && text.contains("Normal-1.jpg"), "{text}");
+    let sha = ModelCard::load(&ModelCard::path_for(&model)).unwrap().sha256;
+    assert!(text.contains(&sha[..12]), "names the model's sha256: {text}");
+
+    let out = cxr(dir.path()).arg("predict").arg("--json").arg("--model").arg(&model).args(&files).assert().success().get_output().stdout.clone();
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(json["model"]["sha256"], sha.as_str());
+    let predictions = json["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), 2);
+    for p in predictions {
+        let p_covid = p["p_covid"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&p_covid), "{p}");
+        assert!(["covid", "non-covid", "normal", "pneumonia"].contains(&p["class"].as_str().unwrap()), "{p}");
+    }
+    assert_eq!(json["notice"], "research use only, not for diagnosis");
+}
+
+#[test]
+fn score_keeps_going_past_corrupt_files_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    let data = dir.path().join("data/nested");
+    std::fs::create_dir_all(&data).unwrap();
+    let good = images("covid19-radiography/COVID", 3);
+    for f in &good {
+        std::fs::copy(f, data.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(data.join("empty.jpg"), b"").unwrap();
+    let jpeg = std::fs::read(&good[0]).unwrap();
+    std::fs::write(data.join("truncated.jpg"), &jpeg[..300]).unwrap();
+    std::fs::write(data.join("README"), "these are notes, not an image\n").unwrap();
+    let out = dir.path().join("results.csv");
+    let assert = cxr(dir.path()).arg("score").arg(dir.path().join("data")).arg("--out").arg(&out).arg("--model").arg(&model).assert().code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.contains("3 failed"), "{stderr}");
+
+    let headers = csv::Reader::from_path(&out).unwrap().headers().unwrap().clone();
+    assert_eq!(&headers[0], "path");
+    assert_eq!(headers.iter().next_back(), Some("error"));
+    let rows = read_csv(&out);
+    assert_eq!(rows.len(), 6);
+    let error_of = |name: &str| rows.iter().find(|r| r[0].ends_with(name)).map(|r| r[r.len() - 1].to_owned()).unwrap();
+    assert!(error_of("empty.jpg").contains("empty"), "{}", error_of("empty.jpg"));
+    assert!(error_of("truncated.jpg").contains("truncated.jpg"), "{}", error_of("truncated.jpg"));
+    assert!(error_of("README").contains("not a PNG, JPEG or DICOM"), "{}", error_of("README"));
+    for f in &good {
+        let row = rows.iter().find(|r| r[0].ends_with(f.file_name().unwrap().to_str().unwrap())).unwrap();
+        assert_eq!(&row[row.len() - 1], "", "{row:?}");
+        let p: f64 = row[2].parse().unwrap();
+        assert!((0.0..=1.0).contains(&p));
+    }
+}
+
+#[test]
+fn resumed_score_completes_the_set_without_scoring_anything_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    let all = images("covid19-radiography/Normal", 6);
+    let list = |name: &str, files: &[PathBuf]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, files.iter().map(|f| f.display().to_string() + "\n").collect::<String>()).unwrap();
+        path
+    };
+    let first = list("first.txt", &all[..3]);
+    let everything = list("all.txt", &all);
+    let out = dir.path().join("results.csv");
+    cxr(dir.path()).arg("score").arg(&first).arg("-o").arg(&out).arg("--model").arg(&model).assert().success();
+    assert_eq!(read_csv(&out).len(), 3);
+    // A run killed mid-write leaves a cut-off last line; resuming drops it instead of choking.
+    let mut bytes = std::fs::read(&out).unwrap();
+    bytes.extend_from_slice(all[3].display().to_string().as_bytes());
+    bytes.extend_from_slice(b",0.12");
+    std::fs::write(&out, bytes).unwrap();
+
+    let refused = cxr(dir.path()).arg("score").arg(&everything).arg("-o").arg(&out).arg("--model").arg(&model).assert().code(2);
+    assert!(String::from_utf8_lossy(&refused.get_output().stderr).contains("--resume"), "an existing output is never overwritten silently");
+
+    let resumed = cxr(dir.path()).arg("score").arg(&everything).arg("-o").arg(&out).arg("--resume").arg("--model").arg(&model).assert().success();
+    assert!(String::from_utf8_lossy(&resumed.get_output().stderr).contains("3 images to score"));
+    let paths: Vec<String> = read_csv(&out).iter().map(|r| r[0].to_owned()).collect();
+    assert_eq!(paths.len(), 6, "{paths:?}");
+    assert_eq!(paths.iter().collect::<HashSet<_>>().len(), 6, "no path twice: {paths:?}");
+    for f in &all {
+        assert!(paths.contains(&f.display().to_string()), "{} missing", f.display());
+    }
+}
+
+#[test]
+fn eval_on_a_folder_per_class_writes_metrics_plots_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    for (class, folder) in [("covid", "covid19-radiography/COVID"), ("normal", "covid19-radiography/Normal")] {
+        let target = dir.path().join("data").join(class);
+        std::fs::create_dir_all(&target).unwrap();
+        for f in images(folder, 6) {
+            std::fs::copy(&f, target.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let report = dir.path().join("report");
+    cxr(dir.path())
+        .args(["eval", "--data"])
+        .arg(dir.path().join("data"))
+        .arg("--report")
+        .arg(&report)
+        .arg("--occlude-center")
+        .arg("--model")
+        .arg(&model)
+        .assert()
+        .success();
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["full"]["images"], 12);
+    assert_eq!(metrics["full"]["positives"], 6);
+    let auc = metrics["full"]["auc"]["auc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auc));
+    assert!(metrics["full"]["at_threshold"]["sensitivity"]["lower"].is_number(), "sensitivity has a CI: {}", metrics["full"]["at_threshold"]);
+    assert!(metrics["occluded_center"]["auc"]["auc"].is_number());
+    for plot in ["roc", "calibration", "confusion", "histogram"] {
+        for ext in ["png", "svg"] {
+            assert!(report.join(format!("{plot}.{ext}")).is_file(), "{plot}.{ext}");
+        }
+    }
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("AUC") && html.contains("Research use only"), "self-contained report");
+    assert!(html.contains("Shortcut check") && html.contains("Per source"));
+    assert!(!html.contains("src=\""), "no external files referenced");
+}
+
+#[test]
+fn explain_writes_a_heatmap_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    let image = &images("covid19-radiography/COVID", 1)[0];
+    let out = dir.path().join("heat.png");
+    cxr(dir.path()).arg("explain").arg(image).arg("--out").arg(&out).arg("--model").arg(&model).assert().success();
+    let png = image::open(&out).unwrap();
+    let size = ModelCard::load(&ModelCard::path_for(&model)).unwrap().preprocess.size;
+    assert_eq!((png.width(), png.height()), (size, size));
+    // The occlusion method works on any model.
+    cxr(dir.path()).arg("explain").arg(image).arg("-o").arg(&out).args(["--method", "occlusion", "--model"]).arg(&model).assert().success();
+}
+
+#[test]
+fn a_model_whose_card_sha256_does_not_match_is_refused_naming_both_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny(dir.path(), "tiny");
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes.push(0);
+    std::fs::write(&model, bytes).unwrap();
+    let image = &images("covid19-radiography/COVID", 1)[0];
+    let assert = cxr(dir.path()).arg("predict").arg(image).arg("--model").arg(&model).assert().code(2);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.contains("sha256") && stderr.contains("tiny.onnx") && stderr.contains("tiny.card.json"), "{stderr}");
+}
+
+#[test]
+fn a_file_that_is_not_onnx_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = &images("covid19-radiography/COVID", 1)[0];
+    let fake = dir.path().join("fake.onnx");
+    std::fs::copy(image, &fake).unwrap();
+    let bytes = std::fs::read(&fake).unwrap();
+    TinyCnn::default().card("fake", "fake.onnx", &bytes).save(&ModelCard::path_for(&fake)).unwrap();
+    let assert = cxr(dir.path()).arg("predict").arg(image).arg("--model").arg(&fake).assert().code(2);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.contains("fake.onnx") && stderr.contains("not an ONNX model"), "{stderr}");
+}
+
+#[test]
+fn models_lists_cards_info_prints_one_and_bench_measures_it() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny(dir.path(), "tiny-a");
+    TinyCnn { int8: true, ..TinyCnn::default() }.write(dir.path(), "tiny-b").unwrap();
+    let out = cxr(dir.path()).arg("models").assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("tiny-a") && text.contains("tiny-b") && text.contains("int8"), "{text}");
+
+    let out = cxr(dir.path()).args(["info", "tiny-b"]).assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("tiny-cnn") && text.contains("sha256") && text.contains("threshold"), "{text}");
+
+    let out = cxr(dir.path()).args(["bench", "--json", "--runs", "3", "--model", "tiny-a", "--model", "tiny-b"]).assert().success().get_output().stdout.clone();
+    let results: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for r in results {
+        for field in ["load_ms", "first_inference_ms", "latency_p50_ms", "latency_p95_ms", "throughput_images_per_s", "file_size_bytes"] {
+            assert!(r[field].as_f64().is_some_and(|v| v > 0.0), "{field}: {r}");
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //! `Label_2_Virus_category` says so. `Stress-Smoking` (ARDS) is not an infection and is skipped.
 //! Most images are Kermany's, whose file names carry the patient; others get pseudo ids.
 
-use super::{DatasetError, Record, SkipReport, field, kermany_patient_id, open_csv};
+use super::{DatasetError, Record, SkipReport, kermany_patient_id, read_metadata_csv};
 use crate::label::Class;
 use std::path::{Path, PathBuf};
 
@@ -48,41 +48,15 @@ fn row_class(label: &str, category_1: &str, category_2: &str) -> Result<Class, S
 }
 
 pub(super) fn read(dir: &Path, source: &str, skipped: &mut SkipReport) -> Result<Vec<Record>, DatasetError> {
-    let csv_path = dir.join(METADATA);
-    let (mut reader, cols) = open_csv(&csv_path, &COLUMNS)?;
-    let [name_col, label_col, type_col, cat1_col, cat2_col] = cols[..] else { unreachable!("one index per column") };
-    let mut records = Vec::new();
-    let mut row = csv::ByteRecord::new();
-    let mut line = 1usize;
-    loop {
-        match reader.read_byte_record(&mut row) {
-            Ok(false) => break,
-            Ok(true) => line += 1,
-            Err(e) => {
-                line += 1;
-                skipped.skip("unparseable CSV row", format!("{}:{line}: {e}", csv_path.display()));
-                continue;
-            }
-        }
-        let name = field(&row, name_col);
-        let item = format!("{}:{line} ({name})", csv_path.display());
-        let Some(path) = find_image(dir, &field(&row, type_col), &name).filter(|_| !name.is_empty()) else {
-            skipped.skip("image file missing", item);
-            continue;
-        };
-        let label = match row_class(&field(&row, label_col), &field(&row, cat1_col), &field(&row, cat2_col)) {
-            Ok(label) => label,
-            Err(reason) => {
-                skipped.skip(reason, item);
-                continue;
-            }
-        };
-        let patient_id = kermany_patient_id(&name).unwrap_or_else(|| {
+    read_metadata_csv(&dir.join(METADATA), &COLUMNS, 0, skipped, |fields| {
+        let [name, label, dataset_type, category_1, category_2] = fields else { unreachable!("one field per column") };
+        let path = find_image(dir, dataset_type, name).filter(|_| !name.is_empty()).ok_or("image file missing")?;
+        let label = row_class(label, category_1, category_2)?;
+        let patient_id = kermany_patient_id(name).unwrap_or_else(|| {
             format!("{source}:{}", name.rsplit_once('.').map_or(name.as_str(), |(stem, _)| stem))
         });
-        records.push(Record { path, source: source.to_owned(), patient_id, view: "frontal".to_owned(), label });
-    }
-    Ok(records)
+        Ok(Record { path, source: source.to_owned(), patient_id, view: "frontal".to_owned(), label })
+    })
 }
 
 #[cfg(test)]

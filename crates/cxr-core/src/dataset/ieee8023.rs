@@ -6,7 +6,7 @@
 //! image file missing, not a frontal view, finding without a class, image already used by an
 //! earlier row (the CSV lists a few images twice).
 
-use super::{DatasetError, Record, SkipReport, csv_headers, field, open_csv};
+use super::{DatasetError, Record, SkipReport, csv_headers, read_metadata_csv};
 use crate::label::Class;
 use std::collections::HashSet;
 use std::path::Path;
@@ -46,58 +46,26 @@ fn is_frontal(view: &str) -> bool {
 }
 
 pub(super) fn read(dir: &Path, source: &str, skipped: &mut SkipReport) -> Result<Vec<Record>, DatasetError> {
-    let csv_path = dir.join(METADATA);
-    let (mut reader, cols) = open_csv(&csv_path, &COLUMNS)?;
-    let [patient_col, finding_col, view_col, modality_col, folder_col, filename_col] = cols[..] else {
-        unreachable!("open_csv returns one index per requested column")
-    };
     let mut used = HashSet::new();
-    let mut records = Vec::new();
-    let mut row = csv::ByteRecord::new();
-    let mut line = 1usize;
-    loop {
-        match reader.read_byte_record(&mut row) {
-            Ok(false) => break,
-            Ok(true) => line += 1,
-            Err(e) => {
-                line += 1;
-                skipped.skip("unparseable CSV row", format!("{}:{line}: {e}", csv_path.display()));
-                continue;
-            }
-        }
-        let filename = field(&row, filename_col);
-        let item = format!("{}:{line} ({filename})", csv_path.display());
-        let modality = field(&row, modality_col);
+    read_metadata_csv(&dir.join(METADATA), &COLUMNS, 5, skipped, |fields| {
+        let [patient, finding, view, modality, folder, filename] = fields else { unreachable!("one field per column") };
         if !modality.eq_ignore_ascii_case("x-ray") {
-            skipped.skip(if modality.eq_ignore_ascii_case("ct") { "CT".to_owned() } else { format!("modality `{modality}`") }, item);
-            continue;
+            return Err(if modality.eq_ignore_ascii_case("ct") { "CT".to_owned() } else { format!("modality `{modality}`") });
         }
-        let folder = field(&row, folder_col);
-        let path = dir.join(if folder.is_empty() { "images" } else { folder.as_str() }).join(&filename);
+        let path = dir.join(if folder.is_empty() { "images" } else { folder.as_str() }).join(filename);
         if filename.is_empty() || !path.is_file() {
-            skipped.skip("image file missing", item);
-            continue;
+            return Err("image file missing".to_owned());
         }
-        let view = field(&row, view_col);
-        if !is_frontal(&view) {
-            let reason = if view.eq_ignore_ascii_case("l") { "lateral view (L)".to_owned() } else { format!("not a frontal view `{view}`") };
-            skipped.skip(reason, item);
-            continue;
+        if !is_frontal(view) {
+            return Err(if view.eq_ignore_ascii_case("l") { "lateral view (L)".to_owned() } else { format!("not a frontal view `{view}`") });
         }
-        let finding = field(&row, finding_col);
-        let Some(label) = finding_class(&finding) else {
-            skipped.skip(format!("unknown finding `{finding}`"), item);
-            continue;
-        };
+        let label = finding_class(finding).ok_or_else(|| format!("unknown finding `{finding}`"))?;
         if !used.insert(path.clone()) {
-            skipped.skip("image already listed in an earlier row", item);
-            continue;
+            return Err("image already listed in an earlier row".to_owned());
         }
-        let patient = field(&row, patient_col);
-        let patient_id = if patient.is_empty() { format!("{source}:{filename}") } else { patient };
-        records.push(Record { path, source: source.to_owned(), patient_id, view, label });
-    }
-    Ok(records)
+        let patient_id = if patient.is_empty() { format!("{source}:{filename}") } else { patient.clone() };
+        Ok(Record { path, source: source.to_owned(), patient_id, view: view.clone(), label })
+    })
 }
 
 #[cfg(test)]

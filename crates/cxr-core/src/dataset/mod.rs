@@ -319,6 +319,40 @@ fn open_csv(path: &Path, columns: &[&str]) -> Result<(csv::Reader<std::fs::File>
     Ok((reader, indices))
 }
 
+/// Reads a metadata CSV row by row. Rows that do not parse are counted as skipped; every other
+/// row's `columns` fields go to `to_record`, and its `Err(reason)` is counted under that reason
+/// with the row's place (`file:line (fields[name_field])`), so no row is ever dropped silently.
+fn read_metadata_csv(
+    csv_path: &Path,
+    columns: &[&str],
+    name_field: usize,
+    skipped: &mut SkipReport,
+    mut to_record: impl FnMut(&[String]) -> Result<Record, String>,
+) -> Result<Vec<Record>, DatasetError> {
+    let (mut reader, cols) = open_csv(csv_path, columns)?;
+    let mut records = Vec::new();
+    let mut row = csv::ByteRecord::new();
+    // Line 1 is the header.
+    let mut line = 1usize;
+    loop {
+        line += 1;
+        match reader.read_byte_record(&mut row) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                skipped.skip("unparseable CSV row", format!("{}:{line}: {e}", csv_path.display()));
+                continue;
+            }
+        }
+        let fields: Vec<String> = cols.iter().map(|&c| field(&row, c)).collect();
+        match to_record(&fields) {
+            Ok(record) => records.push(record),
+            Err(reason) => skipped.skip(reason, format!("{}:{line} ({})", csv_path.display(), fields[name_field])),
+        }
+    }
+    Ok(records)
+}
+
 /// The header names of a CSV, or nothing when it cannot be read (used for layout detection).
 fn csv_headers(path: &Path) -> Vec<String> {
     csv::ReaderBuilder::new()

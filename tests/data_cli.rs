@@ -6,15 +6,8 @@ use predicates::prelude::*;
 use std::path::{Path, PathBuf};
 
 fn datasets() -> PathBuf {
-    let root = std::env::var_os("CXR_DATASETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
-    assert!(
-        root.join("chest_xray").is_dir(),
-        "datasets not found at {}: see ../shared/datasets/README.md or set CXR_DATASETS",
-        root.display()
-    );
-    root
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
+    cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
 }
 
 /// The first `n` files of a dataset folder, copied into `to` (created).

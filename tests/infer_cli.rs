@@ -16,14 +16,7 @@ fn workspace() -> &'static Path {
 }
 
 fn datasets() -> PathBuf {
-    let root = std::env::var_os("CXR_DATASETS").map(PathBuf::from).unwrap_or_else(|| workspace().join("../shared/datasets"));
-    assert!(
-        root.join("covid19-radiography/COVID").is_dir(),
-        "real X-rays are needed: expected the datasets at {} (../shared/datasets from the workspace root), \
-         or set CXR_DATASETS to their folder",
-        root.display()
-    );
-    root
+    cxr_core::dataset::shared_datasets(workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
 }
 
 /// `n` real images of a class folder, in name order.

@@ -12,15 +12,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 fn datasets() -> PathBuf {
-    let root = std::env::var_os("CXR_DATASETS").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets")
-    });
-    assert!(
-        root.join("chest_xray").is_dir(),
-        "datasets not found at {}: put the collections there (see ../shared/datasets/README.md) or set CXR_DATASETS",
-        root.display()
-    );
-    root
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
 }
 
 fn count_by_label(records: &[cxr_core::dataset::Record]) -> BTreeMap<Class, usize> {

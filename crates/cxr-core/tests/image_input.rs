@@ -499,16 +499,8 @@ fn dicom_short_or_truncated_pixel_data_is_a_decode_error() {
 // ---------------------------------------------------------------- real dataset images
 
 fn datasets_root() -> PathBuf {
-    let root = std::env::var_os("CXR_DATASETS").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets")
-    });
-    assert!(
-        root.is_dir(),
-        "datasets not found at {}: put the chest X-ray collections there (see the datasets README) \
-         or set CXR_DATASETS to their folder",
-        root.display()
-    );
-    root
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
 }
 
 /// All PNG and JPEG files under `dir`, sorted by path.

@@ -7,16 +7,8 @@ use cxr_infer::{Batch, Catalog, InferError, Method, Model, ModelSource};
 use std::path::{Path, PathBuf};
 
 fn datasets() -> PathBuf {
-    let root = std::env::var_os("CXR_DATASETS").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets")
-    });
-    assert!(
-        root.join("covid19-radiography").is_dir(),
-        "real X-rays are needed: expected the datasets at {} (../shared/datasets from the workspace root), \
-         or set CXR_DATASETS to their folder",
-        root.display()
-    );
-    root
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
 }
 
 fn xrays() -> Vec<PathBuf> {

@@ -12,15 +12,8 @@ use tch::nn;
 use tract_onnx::prelude::*;
 
 fn datasets_root() -> PathBuf {
-    let root = std::env::var_os("CXR_DATASETS").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets")
-    });
-    assert!(
-        root.join("covid19-radiography").is_dir(),
-        "{}: datasets not found; put the shared datasets there or set CXR_DATASETS",
-        root.display()
-    );
-    root
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
 }
 
 /// The first `n` images of a covid19-radiography class folder, in file-name order.

@@ -114,6 +114,17 @@ fn class_counts(positives: &[bool]) -> (usize, usize) {
     (p, positives.len() - p)
 }
 
+/// What every ranking metric needs: valid scores and at least one case of each class.
+/// Returns (positives, negatives).
+fn check_ranked(scores: &[f64], positives: &[bool]) -> Result<(usize, usize), MetricsError> {
+    check_scored(scores, positives)?;
+    let (p, n) = class_counts(positives);
+    if p == 0 || n == 0 {
+        return Err(MetricsError::SingleClass { positives: p, negatives: n });
+    }
+    Ok((p, n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{Interval, MetricsError, Z_95, check_scored, class_counts};
+use super::{Interval, MetricsError, Z_95, check_ranked, class_counts};
 
 /// One corner of the ROC curve: predicting positive when `score >= threshold`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -35,14 +35,7 @@ pub struct RocCurve {
 impl RocCurve {
     /// Errors if lengths differ, a score is not finite, or only one class is present.
     pub fn new(scores: &[f64], positives: &[bool]) -> Result<RocCurve, MetricsError> {
-        check_scored(scores, positives)?;
-        let (p, n) = class_counts(positives);
-        if p == 0 || n == 0 {
-            return Err(MetricsError::SingleClass {
-                positives: p,
-                negatives: n,
-            });
-        }
+        let (p, n) = check_ranked(scores, positives)?;
         let mut order: Vec<usize> = (0..scores.len()).collect();
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
 
@@ -159,14 +152,7 @@ fn auc_from_ranks(scores: &[f64], positives: &[bool]) -> f64 {
 
 /// AUC alone: P(score of a positive > score of a negative) + ½ P(equal).
 pub fn auc(scores: &[f64], positives: &[bool]) -> Result<f64, MetricsError> {
-    check_scored(scores, positives)?;
-    let (p, n) = class_counts(positives);
-    if p == 0 || n == 0 {
-        return Err(MetricsError::SingleClass {
-            positives: p,
-            negatives: n,
-        });
-    }
+    check_ranked(scores, positives)?;
     Ok(auc_from_ranks(scores, positives))
 }
 
@@ -183,14 +169,7 @@ pub struct DeLong {
 /// DeLong interval by the fast midrank algorithm. Needs at least two positives and two negatives
 /// (the variance of a single placement value is undefined).
 pub fn delong(scores: &[f64], positives: &[bool]) -> Result<DeLong, MetricsError> {
-    check_scored(scores, positives)?;
-    let (m, n) = class_counts(positives);
-    if m == 0 || n == 0 {
-        return Err(MetricsError::SingleClass {
-            positives: m,
-            negatives: n,
-        });
-    }
+    let (m, n) = check_ranked(scores, positives)?;
     if m < 2 || n < 2 {
         return Err(MetricsError::TooFewForInterval {
             positives: m,
@@ -236,14 +215,7 @@ pub fn auc_bootstrap_ci(
     resamples: usize,
     seed: u64,
 ) -> Result<Interval, MetricsError> {
-    check_scored(scores, positives)?;
-    let (m, n) = class_counts(positives);
-    if m == 0 || n == 0 {
-        return Err(MetricsError::SingleClass {
-            positives: m,
-            negatives: n,
-        });
-    }
+    let (m, n) = check_ranked(scores, positives)?;
     if resamples < 100 {
         return Err(MetricsError::OutOfRange {
             name: "bootstrap resamples",

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -239,6 +240,37 @@ fn title_font() -> TextStyle<'static> {
     ("sans-serif", TITLE_SIZE).into_font().into()
 }
 
+type UnitSquareChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Grid, 0.1 ticks and the dashed diagonal shared by the ROC and reliability plots: both live on
+/// the unit square, where the diagonal is the reference (chance, or perfect calibration).
+fn draw_unit_square<DB: DrawingBackend>(
+    chart: &mut UnitSquareChart<'_, DB>,
+    x_desc: Option<&str>,
+    y_desc: &str,
+    diagonal: &str,
+) -> DrawResult<DB> {
+    let mut mesh = chart.configure_mesh();
+    if let Some(x_desc) = x_desc {
+        mesh.x_desc(x_desc);
+    }
+    mesh.y_desc(y_desc)
+        .axis_desc_style(("sans-serif", AXIS_TITLE_SIZE))
+        .label_style(("sans-serif", LABEL_SIZE))
+        .light_line_style(WHITE.mix(0.0))
+        .bold_line_style(BLACK.mix(0.08))
+        .x_labels(11)
+        .y_labels(11)
+        .x_label_formatter(&|v| format!("{v:.1}"))
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .draw()?;
+    chart
+        .draw_series(DashedLineSeries::new([(0.0, 0.0), (1.0, 1.0)], 8, 6, GREY.stroke_width(2)))?
+        .label(diagonal)
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 30, y)], GREY.stroke_width(2)));
+    Ok(())
+}
+
 struct RocFigure<'a> {
     title: &'a str,
     series: &'a [RocSeries<'a>],
@@ -254,28 +286,12 @@ impl Figure for RocFigure<'_> {
             .x_label_area_size(60)
             .y_label_area_size(75)
             .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
-        chart
-            .configure_mesh()
-            .x_desc("1 − specificity (false positive rate)")
-            .y_desc("Sensitivity (true positive rate)")
-            .axis_desc_style(("sans-serif", AXIS_TITLE_SIZE))
-            .label_style(("sans-serif", LABEL_SIZE))
-            .light_line_style(WHITE.mix(0.0))
-            .bold_line_style(BLACK.mix(0.08))
-            .x_labels(11)
-            .y_labels(11)
-            .x_label_formatter(&|v| format!("{v:.1}"))
-            .y_label_formatter(&|v| format!("{v:.1}"))
-            .draw()?;
-        chart
-            .draw_series(DashedLineSeries::new(
-                [(0.0, 0.0), (1.0, 1.0)],
-                8,
-                6,
-                GREY.stroke_width(2),
-            ))?
-            .label("chance (AUC 0.5)")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 30, y)], GREY.stroke_width(2)));
+        draw_unit_square(
+            &mut chart,
+            Some("1 − specificity (false positive rate)"),
+            "Sensitivity (true positive rate)",
+            "chance (AUC 0.5)",
+        )?;
         for (i, s) in self.series.iter().enumerate() {
             let colour = SERIES_COLOURS[i % SERIES_COLOURS.len()];
             let auc_text = match s.curve.auc_ci {
@@ -330,27 +346,7 @@ impl Figure for CalibrationFigure<'_> {
             .x_label_area_size(40)
             .y_label_area_size(75)
             .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
-        chart
-            .configure_mesh()
-            .y_desc("Observed fraction positive")
-            .axis_desc_style(("sans-serif", AXIS_TITLE_SIZE))
-            .label_style(("sans-serif", LABEL_SIZE))
-            .light_line_style(WHITE.mix(0.0))
-            .bold_line_style(BLACK.mix(0.08))
-            .x_labels(11)
-            .y_labels(11)
-            .x_label_formatter(&|v| format!("{v:.1}"))
-            .y_label_formatter(&|v| format!("{v:.1}"))
-            .draw()?;
-        chart
-            .draw_series(DashedLineSeries::new(
-                [(0.0, 0.0), (1.0, 1.0)],
-                8,
-                6,
-                GREY.stroke_width(2),
-            ))?
-            .label("perfect calibration")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 30, y)], GREY.stroke_width(2)));
+        draw_unit_square(&mut chart, None, "Observed fraction positive", "perfect calibration")?;
         let observed: Vec<(f64, f64)> = c
             .bins
             .iter()

@@ -38,6 +38,9 @@ enum Command {
     /// Export a training checkpoint to ONNX with its model card (`train` feature).
     #[cfg(feature = "train")]
     Export(cli::train::ExportArgs),
+    /// Quantize an fp32 model to int8 (QLinearConv, MatMulInteger), calibrated on training images (`train` feature).
+    #[cfg(feature = "train")]
+    Quantize(cli::train::QuantizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,8 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train::run_train(args),
         #[cfg(feature = "train")]
         Command::Export(args) => cli::train::run_export(args),
+        #[cfg(feature = "train")]
+        Command::Quantize(args) => cli::train::run_quantize(args),
     };
     match result {
         Ok(code) => code,

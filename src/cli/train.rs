@@ -1,9 +1,10 @@
-//! `cxr train` and `cxr export` (built with `--features train`, which links libtorch).
+//! `cxr train`, `cxr export` and `cxr quantize` (built with `--features train`, which links libtorch).
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use cxr_core::ClassSet;
 use cxr_train::train::{EPOCHS_CSV, TrainConfig};
+use cxr_train::quantize::{QuantizeOptions, quantize_file};
 use cxr_train::{Augmentation, TrainingData, export_checkpoint};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +66,25 @@ pub struct ExportArgs {
     /// ONNX file to write; the model card goes beside it (`x.onnx` → `x.card.json`).
     #[arg(long)]
     out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct QuantizeArgs {
+    /// The fp32 ONNX model (its card beside it).
+    model: PathBuf,
+    /// Manifest whose `train` split calibrates the activation ranges and whose `val` split
+    /// compares int8 with fp32 and picks the int8 threshold.
+    #[arg(long)]
+    manifest: PathBuf,
+    /// int8 ONNX file to write (default: `<model>-int8.onnx` beside the model); the card goes beside it.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Training images used for calibration (at least 200).
+    #[arg(long, default_value_t = 256)]
+    calibration_images: usize,
+    /// Seed of the draw of calibration images.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
 }
 
 pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
@@ -160,4 +180,30 @@ fn recipe(args: &TrainArgs, name: &str) -> String {
         cmd += " --no-augment";
     }
     cmd
+}
+
+pub fn run_quantize(args: QuantizeArgs) -> anyhow::Result<ExitCode> {
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stem = args.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        args.model.with_file_name(format!("{stem}-int8.onnx"))
+    });
+    let card = cxr_core::ModelCard::load(&cxr_core::ModelCard::path_for(&args.model))?;
+    let data = TrainingData::from_manifest(&args.manifest, card.class_set)?;
+    let options = QuantizeOptions { calibration_images: args.calibration_images, seed: args.seed, ..Default::default() };
+    eprintln!(
+        "quantizing {} with {} of {} training images; comparing on {} validation images",
+        args.model.display(),
+        args.calibration_images,
+        data.train.len(),
+        data.val.len()
+    );
+    let int8 = quantize_file(&args.model, &data, &out, &options)?;
+    let q = int8.quantization.as_ref().expect("quantize_file records how it quantized");
+    eprintln!(
+        "validation AUC fp32 {:.4} → int8 {:.4}; |ΔP(covid)| max {:.4}, mean {:.4} over {} images; int8 threshold {:.4}",
+        q.val_auc_fp32, q.val_auc_int8, q.max_abs_diff, q.mean_abs_diff, q.compared_images, int8.threshold
+    );
+    println!("{}", out.display());
+    println!("{}", cxr_core::ModelCard::path_for(&out).display());
+    Ok(ExitCode::SUCCESS)
 }

@@ -38,6 +38,30 @@ pub struct ModelCard {
     pub evaluations: Vec<EvaluationRecord>,
     #[serde(default)]
     pub notes: Vec<String>,
+    /// For an int8 model: the fp32 model it was quantized from, and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<QuantizationRecord>,
+}
+
+/// How an int8 model was made from its fp32 parent, and how far its outputs moved on data it
+/// was not calibrated on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct QuantizationRecord {
+    /// The fp32 ONNX file and its sha256.
+    pub from_file: String,
+    pub from_sha256: String,
+    /// `QOperator` (QLinearConv / QLinearMatMul) and what is integer.
+    pub scheme: String,
+    /// Number of training images whose activation ranges set the scales, and the seed that drew them.
+    pub calibration_images: u64,
+    pub calibration_seed: u64,
+    /// Validation images both models scored.
+    pub compared_images: u64,
+    pub val_auc_fp32: f64,
+    pub val_auc_int8: f64,
+    /// Largest |P_int8 − P_fp32| over those images.
+    pub max_abs_diff: f64,
+    pub mean_abs_diff: f64,
 }
 
 /// Names of the graph's input and outputs, so the runtime never guesses.
@@ -87,6 +111,19 @@ pub struct EvaluationRecord {
     pub specificity: Option<f64>,
     #[serde(default)]
     pub auc_occluded_center: Option<f64>,
+    /// The committed split this was measured on, so CI can measure it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_split: Option<StoredSplit>,
+}
+
+/// A split kept in the repository (e.g. `splits/seed42.csv`, split `test`): a manifest whose paths
+/// are relative to the datasets root, so anyone with the datasets can re-run an evaluation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct StoredSplit {
+    /// Manifest CSV, relative to the card's folder.
+    pub file: String,
+    /// Which of its splits (`test`, `holdout`).
+    pub split: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +202,7 @@ mod tests {
             training: None,
             evaluations: vec![],
             notes: vec![],
+            quantization: None,
         }
     }
 

@@ -1,5 +1,5 @@
-//! Pictures of the metrics: ROC curve, reliability diagram, confusion-matrix heatmap and score
-//! histogram. Each call writes `BASE.png` (for reports and terminals that show images) and
+//! Pictures of the metrics: ROC curve, reliability diagram, confusion-matrix heatmap, score
+//! histogram and training curves. Each call writes `BASE.png` (for reports and terminals that show images) and
 //! `BASE.svg` (for papers), from one drawing so the two never differ.
 //!
 //! Text is drawn with DejaVu Sans embedded in the binary: the Raspberry Pis and CI machines this
@@ -136,6 +136,26 @@ pub fn score_histogram(
         base,
         (1000, 700),
     )
+}
+
+/// One epoch of a training run, as the training curves show it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochPoint {
+    pub epoch: u32,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub train_acc: f64,
+    pub val_acc: f64,
+    pub val_auc: f64,
+}
+
+/// Writes training curves: losses on the left, accuracies and validation AUC on the right, with
+/// the kept epoch marked, so over- and under-fitting show at a glance.
+pub fn training_curves(base: &Path, title: &str, epochs: &[EpochPoint], kept_epoch: Option<u32>) -> Result<PlotFiles, PlotError> {
+    if epochs.is_empty() {
+        return Err(no_data(base, "no finished epochs"));
+    }
+    write_png_and_svg(&CurvesFigure { title, epochs, kept_epoch }, base, (1400, 650))
 }
 
 fn no_data(base: &Path, reason: &str) -> PlotError {
@@ -729,5 +749,68 @@ mod tests {
         assert!(matches!(err, PlotError::Write { .. }), "{err}");
         assert!(err.to_string().contains("missing-folder"), "{err}");
         assert!(roc_plot(&base, "ROC", &[], None).is_err());
+    }
+}
+
+struct CurvesFigure<'a> {
+    title: &'a str,
+    epochs: &'a [EpochPoint],
+    kept_epoch: Option<u32>,
+}
+
+impl Figure for CurvesFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let root = root.titled(self.title, title_font())?;
+        let (left, right) = root.split_horizontally(700);
+        let last = self.epochs.iter().map(|e| e.epoch).max().unwrap_or(1).max(2) as f64;
+        let x_range = 1.0..last;
+        let max_loss = self.epochs.iter().flat_map(|e| [e.train_loss, e.val_loss]).filter(|v| v.is_finite()).fold(0.0, f64::max);
+        type Pick = fn(&EpochPoint) -> f64;
+        let panels: [(&DrawingArea<DB, Shift>, &str, f64, Vec<(&str, RGBColor, Pick)>); 2] = [
+            (&left, "Loss", (max_loss * 1.1).max(1e-3), vec![("train loss", BLUE, |e| e.train_loss), ("validation loss", ORANGE, |e| e.val_loss)]),
+            (
+                &right,
+                "Accuracy / AUC",
+                1.0,
+                vec![("train accuracy", BLUE, |e| e.train_acc), ("validation accuracy", ORANGE, |e| e.val_acc), ("validation AUC", GREEN, |e| e.val_auc)],
+            ),
+        ];
+        for (area, y_desc, y_top, series) in panels {
+            let mut chart = ChartBuilder::on(area)
+                .margin(20)
+                .x_label_area_size(55)
+                .y_label_area_size(70)
+                .build_cartesian_2d(x_range.clone(), 0.0..y_top)?;
+            chart
+                .configure_mesh()
+                .x_desc("Epoch")
+                .y_desc(y_desc)
+                .axis_desc_style(("sans-serif", AXIS_TITLE_SIZE))
+                .label_style(("sans-serif", LABEL_SIZE))
+                .light_line_style(WHITE.mix(0.0))
+                .bold_line_style(BLACK.mix(0.08))
+                .x_labels((last as usize).min(20))
+                // Epochs are whole numbers: label only the ticks that fall on one.
+                .x_label_formatter(&|v| if (v - v.round()).abs() < 1e-6 { format!("{v:.0}") } else { String::new() })
+                .draw()?;
+            if let Some(kept) = self.kept_epoch {
+                let x = kept as f64;
+                chart
+                    .draw_series(DashedLineSeries::new([(x, 0.0), (x, y_top)], 8, 6, GREY.stroke_width(2)))?
+                    .label(format!("kept epoch {kept}"))
+                    .legend(|(x, y)| PathElement::new([(x, y), (x + 30, y)], GREY.stroke_width(2)));
+            }
+            for (label, colour, pick) in series {
+                let points: Vec<(f64, f64)> = self.epochs.iter().map(|e| (e.epoch as f64, pick(e))).filter(|(_, v)| v.is_finite()).collect();
+                chart
+                    .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(3)))?
+                    .label(label)
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 30, y)], colour.stroke_width(3)));
+                chart.draw_series(points.iter().map(|&p| Circle::new(p, 5, colour.filled())))?;
+            }
+            draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+        }
+        Ok(())
     }
 }

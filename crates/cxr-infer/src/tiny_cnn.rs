@@ -58,6 +58,7 @@ impl TinyCnn {
             training: None,
             evaluations: vec![],
             notes: vec!["Hand-set weights for testing the runtime; its scores mean nothing.".into()],
+            quantization: None,
         }
     }
 

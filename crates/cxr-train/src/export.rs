@@ -1,10 +1,13 @@
 //! From a training run's checkpoint to a shippable pair: the ONNX file and its model card.
 
-use crate::onnx_export::{self, ExportError, FEATURES_NAME, INPUT_NAME, PROBABILITIES_NAME};
+use crate::network::{Head, Network};
+use crate::onnx_export::{self, ExportError, FEATURES_NAME, INPUT_NAME, PROBABILITIES_NAME, ParamValues};
+use crate::zoo;
 use crate::tch_backend::{TchNetwork, param_values};
 use crate::train::{BEST_WEIGHTS, STATE_FILE, TrainError, TrainState, read_state};
 use cxr_core::card::{CardError, ModelIo, RESEARCH_USE_ONLY, TrainingRecord, sha256_hex};
-use cxr_core::ModelCard;
+use cxr_core::plot::{EpochPoint, PlotError, PlotFiles, training_curves};
+use cxr_core::{ClassSet, ModelCard, Preprocess};
 use std::path::{Path, PathBuf};
 use tch::{Device, nn};
 
@@ -20,6 +23,8 @@ pub enum ExportCheckpointError {
     Export(#[from] ExportError),
     #[error(transparent)]
     Card(#[from] CardError),
+    #[error(transparent)]
+    Plot(#[from] PlotError),
 }
 
 /// The weights file and state file that `checkpoint` (a run directory or a `.safetensors` file) names.
@@ -48,34 +53,78 @@ pub fn export_checkpoint(checkpoint: &Path, onnx_path: &Path) -> Result<ModelCar
     let bytes = onnx_export::write_onnx(model.network(), &param_values(&vs), onnx_path)?;
     let card = card_for(&state, &best, onnx_path, &bytes);
     card.save(&ModelCard::path_for(onnx_path))?;
+    write_training_curves(&state, &curves_base(onnx_path))?;
     Ok(card)
 }
 
+/// Where the training curves of `x.onnx` go: `x.curves.png` and `x.curves.svg`.
+pub fn curves_base(onnx_path: &Path) -> PathBuf {
+    onnx_path.with_extension("curves")
+}
+
+/// Plots the run's per-epoch losses, accuracies and validation AUC.
+pub fn write_training_curves(state: &TrainState, base: &Path) -> Result<PlotFiles, ExportCheckpointError> {
+    let points: Vec<EpochPoint> = state
+        .history
+        .iter()
+        .map(|r| EpochPoint { epoch: r.epoch, train_loss: r.train_loss, val_loss: r.val_loss, train_acc: r.train_acc, val_acc: r.val_acc, val_auc: r.val_auc })
+        .collect();
+    let title = format!("{} training ({} epochs)", state.network.architecture, points.len());
+    Ok(training_curves(base, &title, &points, state.best.as_ref().map(|b| b.epoch))?)
+}
+
+/// Writes `onnx_path` and its card for `network` with `values` that no training run produced
+/// (an ImageNet backbone with a fresh head, a network straight from initialisation): for
+/// benchmarks and round-trip tests. The card says so, and its threshold is 0.5.
+pub fn export_values(network: &Network, values: &ParamValues, onnx_path: &Path, note: &str) -> Result<ModelCard, ExportCheckpointError> {
+    let bytes = onnx_export::write_onnx(network, values, onnx_path)?;
+    let class_set = match network.head {
+        Head::Sigmoid => ClassSet::Binary,
+        Head::Softmax { .. } => ClassSet::ThreeClass,
+    };
+    let mut card = base_card(network, zoo::preprocess_for(network), class_set, onnx_path, &bytes);
+    card.threshold = 0.5;
+    card.threshold_rule = "fixed at 0.5: not trained by cxr".into();
+    card.notes = vec![RESEARCH_USE_ONLY.to_owned(), note.to_owned()];
+    card.save(&ModelCard::path_for(onnx_path))?;
+    Ok(card)
+}
+
+/// What every card of an exported `network` says, before training details.
+fn base_card(network: &Network, preprocess: Preprocess, class_set: ClassSet, onnx_path: &Path, bytes: &[u8]) -> ModelCard {
+    ModelCard {
+        name: onnx_path.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        architecture: network.architecture.clone(),
+        precision: "fp32".into(),
+        file: onnx_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        sha256: sha256_hex(bytes),
+        class_set,
+        preprocess,
+        io: ModelIo {
+            input: INPUT_NAME.into(),
+            probabilities: PROBABILITIES_NAME.into(),
+            feature_map: network.features.map(|_| FEATURES_NAME.to_owned()),
+        },
+        threshold: 0.5,
+        threshold_rule: String::new(),
+        parameters: Some(network.trainable_parameter_count()),
+        training: None,
+        evaluations: vec![],
+        notes: vec![],
+        quantization: None,
+    }
+}
+
 fn card_for(state: &TrainState, best: &crate::train::BestEpoch, onnx_path: &Path, bytes: &[u8]) -> ModelCard {
-    let file = onnx_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    let name = onnx_path.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let config = &state.config;
     let epochs_trained = state.history.last().map_or(0, |r| r.epoch);
     let aug = &config.augmentation;
     ModelCard {
-        name,
-        architecture: state.network.architecture.clone(),
-        precision: "fp32".into(),
-        file,
-        sha256: sha256_hex(bytes),
-        class_set: config.class_set,
-        preprocess: state.preprocess,
-        io: ModelIo {
-            input: INPUT_NAME.into(),
-            probabilities: PROBABILITIES_NAME.into(),
-            feature_map: state.network.features.map(|_| FEATURES_NAME.to_owned()),
-        },
         threshold: best.threshold,
         threshold_rule: format!(
             "highest threshold with sensitivity >= {} on the validation split (epoch {}: sensitivity {:.3}, specificity {:.3})",
             config.target_sensitivity, best.epoch, best.val_sensitivity, best.val_specificity
         ),
-        parameters: Some(state.network.trainable_parameter_count()),
         training: Some(TrainingRecord {
             manifest: state.data.manifest.clone(),
             manifest_sha256: state.data.manifest_sha256.clone(),
@@ -89,7 +138,6 @@ fn card_for(state: &TrainState, best: &crate::train::BestEpoch, onnx_path: &Path
             transfer: None,
             pretrained: None,
         }),
-        evaluations: vec![],
         notes: vec![
             RESEARCH_USE_ONLY.to_owned(),
             format!(
@@ -109,6 +157,7 @@ fn card_for(state: &TrainState, best: &crate::train::BestEpoch, onnx_path: &Path
                 aug.brightness
             ),
         ],
+        ..base_card(&state.network, state.preprocess, config.class_set, onnx_path, bytes)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod export;
 pub mod network;
 pub mod onnx_export;
 pub mod pretrained;
+pub mod quantize;
 pub mod tch_backend;
 pub mod train;
 pub mod zoo;

@@ -25,6 +25,8 @@ pub const STATE_FILE: &str = "state.json";
 pub const BEST_WEIGHTS: &str = "best.safetensors";
 pub const LAST_WEIGHTS: &str = "last.safetensors";
 pub const EPOCHS_CSV: &str = "epochs.csv";
+/// Training curves in the run directory (`curves.png`, `curves.svg`), redrawn after every epoch.
+pub const CURVES: &str = "curves";
 
 /// Everything that decides what a run computes; recorded in the state and the model card.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -305,6 +307,10 @@ pub fn train(
         }
         write_epochs_csv(&run_dir.join(EPOCHS_CSV), &state.history)?;
         write_state(&state_path, &state)?;
+        // Curves to watch while a long run goes on; a plot that fails must not stop training.
+        if let Err(err) = crate::export::write_training_curves(&state, &run_dir.join(CURVES)) {
+            eprintln!("warning: {err}");
+        }
         report(&record, &state);
         if state.stopped.is_some() {
             break;

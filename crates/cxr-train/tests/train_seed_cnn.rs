@@ -2,43 +2,17 @@
 //! a few epochs. It must clearly beat chance on its validation images, resume where it stopped,
 //! and export an ONNX that tract runs with the same numbers as libtorch.
 
-use cxr_core::{Class, ClassSet, ModelCard, load_image};
-use cxr_train::data::{LabeledImage, TrainingData};
+mod common;
+
+use common::small_data;
+use cxr_core::{ClassSet, ModelCard, load_image};
+use cxr_train::data::LabeledImage;
 use cxr_train::export::export_checkpoint;
 use cxr_train::tch_backend::{TchNetwork, batch_tensor};
 use cxr_train::train::{self, BEST_WEIGHTS, EPOCHS_CSV, TrainConfig};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::nn;
 use tract_onnx::prelude::*;
-
-fn datasets_root() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
-}
-
-/// The first `n` images of a covid19-radiography class folder, in file-name order.
-fn images(folder: &str, class: Class, n: usize) -> Vec<LabeledImage> {
-    let dir = datasets_root().join("covid19-radiography").join(folder);
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.sort();
-    // Normal-63 … Normal-1403 are pediatric Kermany images; start past them so the negatives are adults.
-    let skip = if class == Class::Normal { paths.len().saturating_sub(n) } else { 0 };
-    paths.into_iter().skip(skip).take(n).map(|path| LabeledImage { path, class }).collect()
-}
-
-fn small_data() -> TrainingData {
-    let mut train = Vec::new();
-    let mut val = Vec::new();
-    for (folder, class) in [("COVID", Class::Covid), ("Normal", Class::Normal)] {
-        for (i, img) in images(folder, class, 150).into_iter().enumerate() {
-            if i % 10 < 7 { train.push(img) } else { val.push(img) }
-        }
-    }
-    TrainingData { train, val, split_seed: None, holdout_sources: vec![] }
-}
 
 fn run_tract(onnx: &Path, input: &[f32], shape: [usize; 4]) -> Vec<f32> {
     let model = tract_onnx::onnx()
@@ -81,6 +55,9 @@ fn seed_cnn_learns_covid_from_real_images_resumes_and_exports_faithfully() {
     let csv = std::fs::read_to_string(run.join(EPOCHS_CSV)).unwrap();
     assert!(csv.starts_with("epoch,train_loss,train_acc,val_loss,val_acc,val_auc"), "{csv}");
     assert_eq!(csv.lines().count(), 6);
+    for curves in ["curves.png", "curves.svg"] {
+        assert!(std::fs::metadata(run.join(curves)).unwrap().len() > 1000, "{curves} is redrawn each epoch");
+    }
 
     // Export, then compare tract on the ONNX with libtorch on the checkpoint, on real validation images.
     let onnx = dir.path().join("seed-test.onnx");
@@ -89,6 +66,7 @@ fn seed_cnn_learns_covid_from_real_images_resumes_and_exports_faithfully() {
     assert_eq!(saved, card);
     card.verify(&ModelCard::path_for(&onnx), &onnx, &std::fs::read(&onnx).unwrap()).unwrap();
     assert_eq!(card.parameters, Some(422_177));
+    assert!(onnx.with_extension("curves.svg").is_file(), "training curves go beside the exported model");
     assert_eq!(card.threshold, best.threshold);
     assert_eq!(card.io.input, "image");
     assert_eq!(card.io.probabilities, "prob");

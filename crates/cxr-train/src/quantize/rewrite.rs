@@ -1,0 +1,400 @@
+//! Rewrites an fp32 ONNX graph, as `onnx_export` writes it, into QOperator form.
+//!
+//! Activations become `uint8` with an affine scale and zero point taken from the calibrated
+//! [`Range`] of each tensor; weights become `int8`, symmetric, one scale per output channel.
+//! Conv → Relu/Clip pairs fuse into one QLinearConv whose `uint8` output range starts at zero, so
+//! the clamp is the saturation itself. Fully connected layers run as `MatMulInteger` (see
+//! [`Rewriter::matmul`] for why not `QLinearMatMul`).
+//!
+//! Ops with an integer form (`QLinearConv`, `MatMulInteger`) and ops that only move or pick values
+//! (`MaxPool`, `Flatten`, `Identity`, `Reshape`) run on the `uint8` tensors; every other op (pooling
+//! averages, residual `Add`, `Concat`, bias `Add`, the sigmoid/softmax head) runs in float between
+//! a `DequantizeLinear` and, when the next integer op needs it, a `QuantizeLinear`. Those
+//! conversions are inserted lazily, only where a tensor is needed in the other form.
+
+use super::QuantizeError;
+use std::collections::{HashMap, HashSet};
+use tract_onnx::pb;
+use tract_onnx::pb::tensor_proto::DataType;
+
+/// Observed value range of one tensor over the calibration images.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Range {
+    pub min: f32,
+    pub max: f32,
+}
+
+impl Range {
+    pub const EMPTY: Range = Range { min: f32::INFINITY, max: f32::NEG_INFINITY };
+
+    pub fn include(&mut self, values: impl IntoIterator<Item = f32>) {
+        for v in values {
+            self.min = self.min.min(v);
+            self.max = self.max.max(v);
+        }
+    }
+
+    /// `uint8` scale and zero point covering the range and zero, so that zero (padding, ReLU's
+    /// floor) is represented exactly.
+    pub fn uint8_params(self) -> (f32, u8) {
+        let lo = self.min.min(0.0);
+        let hi = self.max.max(0.0);
+        let scale = if hi > lo && (hi - lo).is_finite() { (hi - lo) / 255.0 } else { 1.0 };
+        let zero = (-lo / scale).round().clamp(0.0, 255.0) as u8;
+        (scale, zero)
+    }
+}
+
+/// Calibrated range of every tensor by name.
+pub type Ranges = HashMap<String, Range>;
+
+/// Ops that only move, pick or reshape values: they commute with an affine `uint8` encoding, so
+/// they run on the quantized tensor and pass its scale and zero point on.
+const TRANSPARENT_OPS: [&str; 4] = ["MaxPool", "Flatten", "Identity", "Reshape"];
+
+/// Replaces each `Gemm(x, W, B, transB=1)` by `MatMul(x, Wᵀ)` then `Add(B)`, so the product
+/// before the bias is a tensor of its own: calibration measures its range and quantization maps
+/// it onto an integer matmul, which has no bias input.
+pub fn split_gemm(model: &pb::ModelProto) -> Result<pb::ModelProto, QuantizeError> {
+    let mut model = model.clone();
+    let graph = model.graph.as_mut().ok_or(QuantizeError::NoGraph)?;
+    let mut transposed = Vec::new();
+    let mut nodes = Vec::with_capacity(graph.node.len());
+    for node in std::mem::take(&mut graph.node) {
+        if node.op_type != "Gemm" {
+            nodes.push(node);
+            continue;
+        }
+        let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
+        let trans_b = attr("transB").is_some_and(|a| a.i == 1);
+        let plain = attr("transA").is_none_or(|a| a.i == 0)
+            && attr("alpha").is_none_or(|a| a.f == 1.0)
+            && attr("beta").is_none_or(|a| a.f == 1.0);
+        let weight = node.input.get(1).and_then(|w| graph.initializer.iter().find(|t| &t.name == w));
+        let (Some(weight), true, true, 3) = (weight, trans_b, plain, node.input.len()) else {
+            return Err(QuantizeError::Unsupported { node: node.name.clone(), reason: "only Gemm(x, W, B) with transB=1 and no alpha/beta/transA is quantized".into() });
+        };
+        let (rows, cols) = (weight.dims[0] as usize, weight.dims[1] as usize);
+        let w = float_values(weight, &node.name)?;
+        let mut t = vec![0.0f32; w.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                t[c * rows + r] = w[r * cols + c];
+            }
+        }
+        let t_name = format!("{}.t", weight.name);
+        transposed.push(float_tensor(&t_name, &[cols as i64, rows as i64], &t));
+        let product = format!("{}.matmul", node.output[0]);
+        nodes.push(make_node(&format!("{}/matmul", node.name), "MatMul", &[&node.input[0], &t_name], &product, vec![]));
+        nodes.push(make_node(&format!("{}/bias_add", node.name), "Add", &[&product, &node.input[2]], &node.output[0], vec![]));
+    }
+    graph.node = nodes;
+    graph.initializer.extend(transposed);
+    let used: HashSet<&str> = graph.node.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
+    let keep: Vec<bool> = graph.initializer.iter().map(|t| used.contains(t.name.as_str())).collect();
+    let mut k = keep.iter();
+    graph.initializer.retain(|_| *k.next().expect("one flag per initializer"));
+    Ok(model)
+}
+
+/// A tensor available in `uint8` form: its name and the names of its scale and zero point.
+#[derive(Debug, Clone)]
+struct Quantized {
+    name: String,
+    scale: String,
+    zero: String,
+}
+
+struct Rewriter<'a> {
+    ranges: &'a Ranges,
+    initializers: HashMap<String, pb::TensorProto>,
+    nodes: Vec<pb::NodeProto>,
+    new_initializers: Vec<pb::TensorProto>,
+    /// Tensors available in float under their own name.
+    float: HashSet<String>,
+    quantized: HashMap<String, Quantized>,
+}
+
+/// Quantizes `model`, which must have been through [`split_gemm`] (as the calibration was).
+pub fn quantize_graph(model: &pb::ModelProto, ranges: &Ranges) -> Result<pb::ModelProto, QuantizeError> {
+    let graph = model.graph.as_ref().ok_or(QuantizeError::NoGraph)?;
+    let mut rw = Rewriter {
+        ranges,
+        initializers: graph.initializer.iter().map(|t| (t.name.clone(), t.clone())).collect(),
+        nodes: Vec::new(),
+        new_initializers: Vec::new(),
+        float: graph.input.iter().map(|i| i.name.clone()).collect(),
+        quantized: HashMap::new(),
+    };
+    let outputs: HashSet<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, node) in graph.node.iter().enumerate() {
+        for input in &node.input {
+            readers.entry(input.as_str()).or_default().push(i);
+        }
+    }
+    let mut fused = vec![false; graph.node.len()];
+    for (i, node) in graph.node.iter().enumerate() {
+        if fused[i] {
+            continue;
+        }
+        match node.op_type.as_str() {
+            "Conv" => {
+                // Fuse a lone following Relu or Clip(0, ·): its output range starts at zero.
+                let out = &node.output[0];
+                let activation = match readers.get(out.as_str()).map(Vec::as_slice) {
+                    Some(&[j]) if !outputs.contains(out.as_str()) && rw.clamps_at_zero(&graph.node[j]) => Some(j),
+                    _ => None,
+                };
+                let y = match activation {
+                    Some(j) => {
+                        fused[j] = true;
+                        graph.node[j].output[0].clone()
+                    }
+                    None => out.clone(),
+                };
+                rw.conv(node, &y)?;
+            }
+            "MatMul" => rw.matmul(node)?,
+            op if TRANSPARENT_OPS.contains(&op) && !rw.float.contains(&node.input[0]) && rw.quantized.contains_key(&node.input[0]) => {
+                rw.transparent(node)
+            }
+            _ => rw.float_op(node)?,
+        }
+    }
+    for output in &graph.output {
+        rw.float(&output.name)?;
+    }
+    let mut out_graph = graph.clone();
+    let used: HashSet<&str> = rw.nodes.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
+    let mut initializers: Vec<pb::TensorProto> = graph.initializer.iter().filter(|t| used.contains(t.name.as_str())).cloned().collect();
+    initializers.extend(rw.new_initializers.iter().cloned());
+    out_graph.node = rw.nodes;
+    out_graph.initializer = initializers;
+    out_graph.value_info.clear();
+    Ok(pb::ModelProto { graph: Some(out_graph), ..model.clone() })
+}
+
+impl Rewriter<'_> {
+    fn range(&self, tensor: &str) -> Result<Range, QuantizeError> {
+        self.ranges.get(tensor).copied().ok_or_else(|| QuantizeError::NoRange(tensor.to_owned()))
+    }
+
+    fn initializer(&self, name: &str, node: &pb::NodeProto) -> Result<&pb::TensorProto, QuantizeError> {
+        self.initializers
+            .get(name)
+            .ok_or_else(|| QuantizeError::Unsupported { node: node.name.clone(), reason: format!("`{name}` is not a constant; only constant weights are quantized") })
+    }
+
+    /// True for `Relu` and for `Clip` whose lower bound is a constant 0 (ReLU6).
+    fn clamps_at_zero(&self, node: &pb::NodeProto) -> bool {
+        match node.op_type.as_str() {
+            "Relu" => true,
+            "Clip" => node
+                .input
+                .get(1)
+                .and_then(|min| self.initializers.get(min))
+                .and_then(|t| float_values(t, &node.name).ok())
+                .is_some_and(|v| v == [0.0]),
+            _ => false,
+        }
+    }
+
+    /// Scale and zero-point initializers for `tensor` from its calibrated range.
+    fn quantization_of(&mut self, tensor: &str) -> Result<Quantized, QuantizeError> {
+        let (scale, zero) = self.range(tensor)?.uint8_params();
+        let q = Quantized { name: format!("{tensor}.q"), scale: format!("{tensor}.scale"), zero: format!("{tensor}.zero_point") };
+        self.new_initializers.push(float_tensor(&q.scale, &[], &[scale]));
+        self.new_initializers.push(raw_tensor(&q.zero, DataType::Uint8, &[], vec![zero]));
+        Ok(q)
+    }
+
+    /// The `uint8` form of `tensor`, quantizing it here if it only exists in float.
+    fn quantized(&mut self, tensor: &str) -> Result<Quantized, QuantizeError> {
+        if let Some(q) = self.quantized.get(tensor) {
+            return Ok(q.clone());
+        }
+        let q = self.quantization_of(tensor)?;
+        self.nodes.push(make_node(&format!("{tensor}/quantize"), "QuantizeLinear", &[tensor, &q.scale, &q.zero], &q.name, vec![]));
+        self.quantized.insert(tensor.to_owned(), q.clone());
+        Ok(q)
+    }
+
+    /// The float form of `tensor` (under its own name), dequantizing it here if needed.
+    fn float(&mut self, tensor: &str) -> Result<String, QuantizeError> {
+        if self.float.contains(tensor) || self.initializers.contains_key(tensor) {
+            return Ok(tensor.to_owned());
+        }
+        let q = self.quantized.get(tensor).cloned().ok_or_else(|| QuantizeError::NoRange(tensor.to_owned()))?;
+        self.nodes.push(make_node(&format!("{tensor}/dequantize"), "DequantizeLinear", &[&q.name, &q.scale, &q.zero], tensor, vec![]));
+        self.float.insert(tensor.to_owned());
+        Ok(tensor.to_owned())
+    }
+
+    /// `Conv(x, W, B)` → `QLinearConv` writing the `uint8` form of `y` (the conv's own output, or
+    /// the output of the activation fused into it).
+    fn conv(&mut self, node: &pb::NodeProto, y: &str) -> Result<(), QuantizeError> {
+        let x = self.quantized(&node.input[0])?;
+        let weight = self.initializer(&node.input[1], node)?.clone();
+        let w = float_values(&weight, &node.name)?;
+        let out_channels = weight.dims[0] as usize;
+        let bias = match node.input.get(2) {
+            Some(b) => float_values(self.initializer(b, node)?, &node.name)?,
+            None => vec![0.0; out_channels],
+        };
+        let x_scale = self.range(&node.input[0])?.uint8_params().0;
+        let per_channel = w.len() / out_channels;
+        let mut w_scales = Vec::with_capacity(out_channels);
+        let mut w_q = Vec::with_capacity(w.len());
+        for c in 0..out_channels {
+            let (scale, q) = symmetric_int8(&w[c * per_channel..(c + 1) * per_channel]);
+            w_scales.push(scale);
+            w_q.extend(q);
+        }
+        let b_q: Vec<i32> = bias.iter().zip(&w_scales).map(|(b, ws)| (b / (x_scale * ws)).round() as i32).collect();
+        let out = self.quantization_of(y)?;
+        let base = &weight.name;
+        let names = [format!("{base}.q"), format!("{base}.scale"), format!("{base}.zero_point"), format!("{base}.bias_q")];
+        self.new_initializers.push(raw_tensor(&names[0], DataType::Int8, &weight.dims, w_q));
+        self.new_initializers.push(float_tensor(&names[1], &[out_channels as i64], &w_scales));
+        self.new_initializers.push(raw_tensor(&names[2], DataType::Int8, &[out_channels as i64], vec![0; out_channels]));
+        self.new_initializers.push(int32_tensor(&names[3], &b_q));
+        let inputs = [&x.name, &x.scale, &x.zero, &names[0], &names[1], &names[2], &out.scale, &out.zero, &names[3]];
+        self.nodes.push(make_node(&node.name, "QLinearConv", &inputs.map(String::as_str), &out.name, node.attribute.clone()));
+        self.quantized.insert(y.to_owned(), out);
+        Ok(())
+    }
+
+    /// `MatMul(x, W)` with constant `W` → `MatMulInteger` on the `uint8` input and `int8` weights
+    /// (one scale per output column), its `int32` sums rescaled to float.
+    ///
+    /// Not `QLinearMatMul`: it requantizes its output to 8 bits, and the last fully connected
+    /// layer writes the logits, whose 8-bit rounding moved seed-cnn's P(covid) by up to 0.03 on
+    /// validation images. The float rescale after `MatMulInteger` also gives each output column
+    /// its own weight scale, which a fully connected layer's uneven columns need.
+    fn matmul(&mut self, node: &pb::NodeProto) -> Result<(), QuantizeError> {
+        let x = self.quantized(&node.input[0])?;
+        let x_scale = self.range(&node.input[0])?.uint8_params().0;
+        let weight = self.initializer(&node.input[1], node)?.clone();
+        let w = float_values(&weight, &node.name)?;
+        let (rows, cols) = (weight.dims[0] as usize, weight.dims[1] as usize);
+        let mut w_q = vec![0u8; w.len()];
+        let mut rescale = Vec::with_capacity(cols);
+        for c in 0..cols {
+            let column: Vec<f32> = (0..rows).map(|r| w[r * cols + c]).collect();
+            let (scale, q) = symmetric_int8(&column);
+            for (r, v) in q.into_iter().enumerate() {
+                w_q[r * cols + c] = v;
+            }
+            rescale.push(x_scale * scale);
+        }
+        let y = &node.output[0];
+        let base = &weight.name;
+        let (w_name, rescale_name) = (format!("{base}.q"), format!("{base}.rescale"));
+        self.new_initializers.push(raw_tensor(&w_name, DataType::Int8, &weight.dims, w_q));
+        self.new_initializers.push(float_tensor(&rescale_name, &[cols as i64], &rescale));
+        let (sums, acc) = (format!("{y}.int32"), format!("{y}.acc"));
+        self.nodes.push(make_node(&node.name, "MatMulInteger", &[&x.name, &w_name, &x.zero], &sums, vec![]));
+        let to_float = pb::AttributeProto {
+            name: "to".into(),
+            r#type: pb::attribute_proto::AttributeType::Int as i32,
+            i: DataType::Float as i64,
+            ..Default::default()
+        };
+        self.nodes.push(make_node(&format!("{}/cast", node.name), "Cast", &[&sums], &acc, vec![to_float]));
+        self.nodes.push(make_node(&format!("{}/rescale", node.name), "Mul", &[&acc, &rescale_name], y, vec![]));
+        self.float.insert(y.clone());
+        Ok(())
+    }
+
+    /// The op unchanged on the `uint8` tensor; the output keeps the input's scale and zero point.
+    fn transparent(&mut self, node: &pb::NodeProto) {
+        let x = self.quantized[&node.input[0]].clone();
+        let y = &node.output[0];
+        let out = Quantized { name: format!("{y}.q"), ..x.clone() };
+        let mut inputs: Vec<&str> = vec![&x.name];
+        inputs.extend(node.input[1..].iter().map(String::as_str));
+        self.nodes.push(make_node(&node.name, &node.op_type, &inputs, &out.name, node.attribute.clone()));
+        self.quantized.insert(y.clone(), out);
+    }
+
+    /// The op unchanged, in float.
+    fn float_op(&mut self, node: &pb::NodeProto) -> Result<(), QuantizeError> {
+        let mut copy = node.clone();
+        for input in &mut copy.input {
+            if !input.is_empty() {
+                *input = self.float(input)?;
+            }
+        }
+        self.float.extend(node.output.iter().cloned());
+        self.nodes.push(copy);
+        Ok(())
+    }
+}
+
+/// One scale for all of `values`, `max |v| / 127`, and the values rounded to it.
+fn symmetric_int8(values: &[f32]) -> (f32, Vec<u8>) {
+    let max = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+    (scale, values.iter().map(|v| ((v / scale).round().clamp(-127.0, 127.0) as i8) as u8).collect())
+}
+
+/// A float initializer's values, whether stored as raw bytes or as `float_data`.
+pub(crate) fn float_values(t: &pb::TensorProto, node: &str) -> Result<Vec<f32>, QuantizeError> {
+    if t.data_type != DataType::Float as i32 {
+        return Err(QuantizeError::Unsupported { node: node.to_owned(), reason: format!("`{}` is not a float tensor", t.name) });
+    }
+    if !t.raw_data.is_empty() {
+        Ok(t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    } else {
+        Ok(t.float_data.clone())
+    }
+}
+
+fn make_node(name: &str, op_type: &str, inputs: &[&str], output: &str, attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
+    pb::NodeProto {
+        name: name.to_owned(),
+        op_type: op_type.to_owned(),
+        input: inputs.iter().map(|s| (*s).to_owned()).collect(),
+        output: vec![output.to_owned()],
+        attribute,
+        ..Default::default()
+    }
+}
+
+fn raw_tensor(name: &str, data_type: DataType, dims: &[i64], raw_data: Vec<u8>) -> pb::TensorProto {
+    pb::TensorProto { name: name.to_owned(), dims: dims.to_vec(), data_type: data_type as i32, raw_data, ..Default::default() }
+}
+
+fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> pb::TensorProto {
+    raw_tensor(name, DataType::Float, dims, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+}
+
+fn int32_tensor(name: &str, values: &[i32]) -> pb::TensorProto {
+    raw_tensor(name, DataType::Int32, &[values.len() as i64], values.iter().flat_map(|v| v.to_le_bytes()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uint8_params_cover_zero_and_the_range() {
+        let (scale, zero) = Range { min: 0.0, max: 2.55 }.uint8_params();
+        assert!((scale - 0.01).abs() < 1e-7 && zero == 0);
+        let (scale, zero) = Range { min: -1.0, max: 1.0 }.uint8_params();
+        assert!((scale - 2.0 / 255.0).abs() < 1e-7 && zero == 128);
+        // A range away from zero still includes zero, so padding stays exact.
+        let (_, zero) = Range { min: 3.0, max: 5.0 }.uint8_params();
+        assert_eq!(zero, 0);
+        // A constant-zero tensor gets a usable scale.
+        assert_eq!(Range { min: 0.0, max: 0.0 }.uint8_params(), (1.0, 0));
+    }
+
+    #[test]
+    fn symmetric_int8_keeps_the_largest_magnitude_exact() {
+        let (scale, q) = symmetric_int8(&[0.5, -1.27, 0.0]);
+        assert!((scale - 0.01).abs() < 1e-7);
+        assert_eq!(q.iter().map(|&b| b as i8).collect::<Vec<_>>(), [50, -127, 0]);
+    }
+}

@@ -5,17 +5,8 @@
 # Run from anywhere. The shipped weights are epoch 3 (best validation AUC) of 4 epochs; an epoch took
 # 270–470 s on a busy 2-core x86 box, so this takes ~25 minutes after the build. More epochs (up to
 # --epochs 20 with early stopping, patience 5) will likely give a better model.
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
 
-bash scripts/setup-torch.sh >/dev/null
-source .torch/env.sh
-cargo build --release --features train
-
-work=target/seed-cnn
-mkdir -p "$work"
-target/release/cxr data index ../shared/datasets --seed 42 \
-    --holdout-source hannover-covid --holdout-source nih-chestxray14-sample --out "$work/manifest.csv"
 rm -rf "$work/run"
-target/release/cxr train --arch seed-cnn --manifest "$work/manifest.csv" --out models --name seed-cnn \
+target/release/cxr train --arch seed-cnn --manifest "$manifest" --out models --name seed-cnn \
     --run-dir "$work/run" --epochs 4 --batch-size 32 --lr 0.001 --seed 42 --patience 5

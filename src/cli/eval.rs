@@ -30,6 +30,10 @@ pub struct EvalArgs {
     /// Manifest split to evaluate (train, val, test, holdout, or `all`). Default: test.
     #[arg(long)]
     pub split: Option<String>,
+    /// Folder that a manifest's relative paths are relative to (e.g. `../shared/datasets` for the
+    /// stored splits in `models/splits/`). Default: as written if it exists, else the manifest's folder.
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
     /// Folder to write metrics.json, predictions.csv, the plots and report.html into.
     #[arg(long)]
     pub report: PathBuf,
@@ -124,7 +128,7 @@ pub struct Failure {
 /// Exit code 1 when any image failed to score (the metrics use the others).
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let model = args.model.load()?;
-    let (items, unlabelled, split) = labelled_images(&args.data, args.split.as_deref())?;
+    let (items, unlabelled, split) = labelled_images(&args.data, args.split.as_deref(), args.data_root.as_deref())?;
     anyhow::ensure!(!items.is_empty(), "{}: no labelled images found{}", args.data.display(), split.as_deref().map_or(String::new(), |s| format!(" in split {s}")));
     std::fs::create_dir_all(&args.report).with_context(|| format!("{}: cannot create the report folder", args.report.display()))?;
 
@@ -186,9 +190,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
 
 /// Labelled images from a manifest or a folder-per-class tree, the number of unlabelled images
 /// skipped, and the split used.
-fn labelled_images(data: &Path, split: Option<&str>) -> anyhow::Result<(Vec<Labelled>, usize, Option<String>)> {
+fn labelled_images(data: &Path, split: Option<&str>, data_root: Option<&Path>) -> anyhow::Result<(Vec<Labelled>, usize, Option<String>)> {
     if data.is_dir() {
         anyhow::ensure!(split.is_none(), "--split applies to manifests; {} is a folder", data.display());
+        anyhow::ensure!(data_root.is_none(), "--data-root applies to manifests; {} is a folder", data.display());
         let (images, _) = walk_images(data)?;
         let root_name = data.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "data".into());
         let mut items = Vec::new();
@@ -219,7 +224,11 @@ fn labelled_images(data: &Path, split: Option<&str>) -> anyhow::Result<(Vec<Labe
         .iter()
         .filter(|e| wanted.is_none_or(|s| e.split == s))
         .map(|e| Labelled {
-            path: if e.path.is_absolute() || e.path.exists() { e.path.clone() } else { base.join(&e.path) },
+            path: match data_root {
+                Some(root) if e.path.is_relative() => root.join(&e.path),
+                _ if e.path.is_absolute() || e.path.exists() => e.path.clone(),
+                _ => base.join(&e.path),
+            },
             label: e.label,
             source: e.source.clone(),
         })

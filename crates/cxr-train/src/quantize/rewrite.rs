@@ -383,7 +383,9 @@ mod tests {
         let (scale, zero) = Range { min: 0.0, max: 2.55 }.uint8_params();
         assert!((scale - 0.01).abs() < 1e-7 && zero == 0);
         let (scale, zero) = Range { min: -1.0, max: 1.0 }.uint8_params();
-        assert!((scale - 2.0 / 255.0).abs() < 1e-7 && zero == 128);
+        assert!((scale - 2.0 / 255.0).abs() < 1e-7);
+        // −1 + zero·scale, the value zero decodes to, is within half a step of 0 (127.5 rounds either way in f32).
+        assert!((zero as f32 * scale - 1.0).abs() <= scale / 2.0, "zero point {zero}");
         // A range away from zero still includes zero, so padding stays exact.
         let (_, zero) = Range { min: 3.0, max: 5.0 }.uint8_params();
         assert_eq!(zero, 0);

@@ -31,3 +31,4 @@ if cargo tree -p cxr -e normal --prefix none | grep -q '^tch '; then
 fi
 
 cargo test --workspace --features train
+cargo test --features train --benches   # Criterion benches, each run once (quick mode); tests/model_accuracy.rs above re-checks every model's AUC

@@ -109,8 +109,9 @@ impl Preprocess {
         }
     }
 
-    /// (mean, std) in `[0, 1]` units for channel `c`.
-    fn stats(&self, c: usize) -> (f32, f32) {
+    /// (mean, std) in `[0, 1]` units for channel `c`: input = (grey − mean) / std. Public so a
+    /// runtime can fold the normalisation into a model's first layer.
+    pub fn stats(&self, c: usize) -> (f32, f32) {
         match self.normalize {
             Normalize::Unit => (0.0, 1.0),
             Normalize::Symmetric => (127.0 / 255.0, 128.0 / 255.0),

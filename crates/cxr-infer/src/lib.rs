@@ -10,8 +10,11 @@
 pub mod catalog;
 pub mod explain;
 pub mod model;
+pub mod patch_input;
+pub mod profile;
 pub mod tiny_cnn;
 
 pub use catalog::{Catalog, EmbeddedModel, ModelSource, ShippedModel};
 pub use explain::{Heatmap, Method};
 pub use model::{Batch, BatchOutput, InferError, Model, Prediction, Session};
+pub use profile::NodeTime;

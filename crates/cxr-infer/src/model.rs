@@ -1,5 +1,6 @@
 //! Loading an ONNX model with its card, checking that they agree, and running batches.
 
+use crate::patch_input::{self, PatchLayout};
 use cxr_core::card::CardError;
 use cxr_core::{ClassSet, GreyImage, ImageError, ModelCard};
 use std::path::{Path, PathBuf};
@@ -64,8 +65,10 @@ pub struct Model {
     pub file_size: u64,
     /// Class-activation-map head read from the ONNX initializers, when the card exports a feature map.
     pub(crate) cam_head: Option<crate::explain::CamHead>,
+    /// Set when the graph was rewritten to take patches (see [`crate::patch_input`]).
+    input_layout: Option<PatchLayout>,
     batch: Batch,
-    plan: Arc<TypedRunnableModel>,
+    pub(crate) plan: Arc<TypedRunnableModel>,
 }
 
 /// One image's result.
@@ -95,7 +98,19 @@ impl Model {
     /// Checks, in order: the card's sha256, that the bytes are ONNX, that the graph's input is
     /// named and shaped as the card's preprocessing says, that the card's outputs exist and the
     /// probabilities have one column per class (one for binary models). Then optimises once.
+    /// Unless `CXR_GRAPH_FORM=onnx`, a graph that opens with a patch convolution is rewritten
+    /// into the faster form of [`crate::patch_input`] (same probabilities).
     pub fn from_bytes(card: ModelCard, card_path: &Path, model_path: &Path, bytes: &[u8], batch: Batch) -> Result<Model, InferError> {
+        Model::build(card, card_path, model_path, bytes, batch, patch_input::enabled())
+    }
+
+    /// As [`Model::from_bytes`], but runs the graph exactly as the file writes it (to measure or
+    /// check the rewrite against).
+    pub fn from_bytes_as_written(card: ModelCard, card_path: &Path, model_path: &Path, bytes: &[u8], batch: Batch) -> Result<Model, InferError> {
+        Model::build(card, card_path, model_path, bytes, batch, false)
+    }
+
+    fn build(card: ModelCard, card_path: &Path, model_path: &Path, bytes: &[u8], batch: Batch, rewrite: bool) -> Result<Model, InferError> {
         card.verify(card_path, model_path, bytes)?;
         let proto = decode_onnx(model_path, bytes)?;
         check_graph_against_card(&proto, &card, card_path, model_path)?;
@@ -103,13 +118,20 @@ impl Model {
             Some(_) => crate::explain::CamHead::from_onnx(&proto, &card),
             None => None,
         };
-        let plan = build_plan(&proto, &card, card_path, model_path, batch)?;
+        let rewritten = if rewrite { patch_input::rewrite(&proto, &card.io.input, &card.preprocess) } else { None };
+        let input_layout = rewritten.as_ref().map(|(_, layout)| *layout);
+        let dims = match input_layout {
+            Some(layout) => layout.shape(1),
+            None => card.preprocess.shape(1),
+        };
+        let plan = build_plan(rewritten.as_ref().map_or(&proto, |(p, _)| p), &card, card_path, model_path, batch, [dims[1], dims[2], dims[3]])?;
         Ok(Model {
             card,
             card_path: card_path.to_owned(),
             model_path: model_path.to_owned(),
             file_size: bytes.len() as u64,
             cam_head,
+            input_layout,
             batch,
             plan,
         })
@@ -150,9 +172,28 @@ impl Model {
             .unwrap_or(covid)
     }
 
-    /// Preprocesses `img` exactly as the card says, appending CHW values to `out`.
+    /// Preprocesses `img` exactly as the card says, appending the plan's input for one image to
+    /// `out`: CHW values, or patches when the graph was rewritten ([`Model::patch_layout`]).
     pub fn preprocess_into(&self, img: &GreyImage, out: &mut Vec<f32>) {
-        self.card.preprocess.apply_into(img, out)
+        match &self.input_layout {
+            Some(layout) => layout.write(&self.card.preprocess.fit(img), out),
+            None => self.card.preprocess.apply_into(img, out),
+        }
+    }
+
+    /// The patch layout the plan takes, when the graph was rewritten.
+    pub fn patch_layout(&self) -> Option<PatchLayout> {
+        self.input_layout
+    }
+
+    /// Values [`Model::preprocess_into`] writes per image.
+    pub fn input_len(&self) -> usize {
+        self.input_layout.map_or_else(|| self.card.preprocess.len(), |l| l.len())
+    }
+
+    /// The plan's input shape for `n` images.
+    pub fn input_shape(&self, n: usize) -> [usize; 4] {
+        self.input_layout.map_or_else(|| self.card.preprocess.shape(n), |l| l.shape(n))
     }
 }
 
@@ -179,7 +220,7 @@ impl<'m> Session<'m> {
     /// With a fixed-batch plan, `n` may be anything: the images are run in chunks, the last
     /// one padded.
     pub fn run(&mut self, inputs: &[f32], n: usize) -> Result<BatchOutput, InferError> {
-        let per_image = self.model.card.preprocess.len();
+        let per_image = self.model.input_len();
         assert_eq!(inputs.len(), n * per_image, "inputs must hold n preprocessed images");
         match self.model.batch {
             Batch::Symbolic => self.run_exact(inputs, n),
@@ -208,7 +249,7 @@ impl<'m> Session<'m> {
 
     /// Decodes nothing, preprocesses and runs one image.
     pub fn predict_image(&mut self, img: &GreyImage) -> Result<Prediction, InferError> {
-        let mut input = Vec::with_capacity(self.model.card.preprocess.len());
+        let mut input = Vec::with_capacity(self.model.input_len());
         self.model.preprocess_into(img, &mut input);
         Ok(self.run(&input, 1)?.predictions.remove(0))
     }
@@ -226,7 +267,7 @@ impl<'m> Session<'m> {
             Some(state) => state,
             empty => empty.insert(TypedSimpleState::new(&model.plan).map_err(run_err)?),
         };
-        let tensor = Tensor::from_shape(&model.card.preprocess.shape(n), inputs).map_err(run_err)?;
+        let tensor = Tensor::from_shape(&model.input_shape(n), inputs).map_err(run_err)?;
         let outputs = state.run(tvec!(tensor.into())).map_err(run_err)?;
         let probs = outputs[0].to_plain_array_view::<f32>().map_err(run_err)?;
         let k = probs.len() / n.max(1);
@@ -320,15 +361,15 @@ fn check_graph_against_card(proto: &pb::ModelProto, card: &ModelCard, card_path:
     Ok(())
 }
 
-fn build_plan(proto: &pb::ModelProto, card: &ModelCard, card_path: &Path, model_path: &Path, batch: Batch) -> Result<Arc<TypedRunnableModel>, InferError> {
+/// `input_dims`: the plan's input without the batch dim (the card's CHW, or a patch layout's).
+fn build_plan(proto: &pb::ModelProto, card: &ModelCard, card_path: &Path, model_path: &Path, batch: Batch, input_dims: [usize; 3]) -> Result<Arc<TypedRunnableModel>, InferError> {
     let unsupported = |e: TractError| InferError::Unsupported { path: model_path.to_owned(), reason: format!("{e:#}") };
     let mut model = tract_onnx::onnx().model_for_proto_model(proto).map_err(unsupported)?;
-    let p = &card.preprocess;
     let n: TDim = match batch {
         Batch::Fixed(n) => n.into(),
         Batch::Symbolic => model.symbols.sym("N").into(),
     };
-    let fact = f32::fact(&[n, (p.channels as usize).into(), (p.size as usize).into(), (p.size as usize).into()]);
+    let fact = f32::fact(&[n, input_dims[0].into(), input_dims[1].into(), input_dims[2].into()]);
     model.set_input_fact(0, fact.into()).map_err(unsupported)?;
     let mut outputs = vec![card.io.probabilities.as_str()];
     outputs.extend(card.io.feature_map.as_deref());

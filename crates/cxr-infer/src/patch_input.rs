@@ -1,0 +1,347 @@
+//! A graph form tract runs several times faster, for networks that open with a "patch"
+//! convolution: kernel = stride, no padding (the seed CNN's 3×3/3), optionally followed by
+//! a non-overlapping max pool.
+//!
+//! Profiled in tract 0.23 (BENCHMARKS.md), such a model spends ~85 % of its time in two kernels:
+//! the lazy im2col gather feeding the stride-3 convolution, and the scalar NCHW 2×2/2 max pool.
+//! Both are tract's own; what is ours is the graph we hand it and the tensor we feed it:
+//!
+//! 1. Preprocessing writes the image already cut into patches (space-to-depth), so the patch
+//!    convolution becomes a 1×1 convolution: a plain matrix product with no gather.
+//! 2. The card's normalisation, and the three identical grey planes fed to RGB networks, are
+//!    folded into that convolution's weights and bias. Exact, because without padding every
+//!    input value is a normalised grey pixel: `Σ_c W_c·(g − m_c)/s_c = (Σ_c W_c/s_c)·g − Σ_c W_c·m_c/s_c`.
+//!    One plane instead of three: a third of the arithmetic.
+//! 3. When a max pool with kernel = stride follows (through a ReLU or not), the patches are laid
+//!    out by pool phase (position inside the pool window), and the pool becomes an elementwise
+//!    `Max` of the phases, which tract vectorises. The ReLU moves after the `Max` (ReLU is monotone,
+//!    so they commute), and conv outputs the pool would drop (floor mode) are never computed.
+//!
+//! The model file and its sha256 are unchanged: the rewrite happens on the decoded graph at load
+//! time, and `tests` below check it gives the same probabilities as the graph as written.
+//! `CXR_GRAPH_FORM=onnx` turns it off (to measure tract on the file as written).
+
+use cxr_core::{GreyImage, Preprocess};
+use tract_onnx::pb;
+
+/// How preprocessing lays out one image for a rewritten model: `[k·k, p·p·q, q]`, where plane
+/// `ky·k + kx` holds tap (ky, kx) of every patch, and row `phase·q + qy` holds pool phase
+/// `phase = py·p + px` of pooled row `qy`. Values are the fitted grey image, not normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatchLayout {
+    /// Kernel side = stride of the patch convolution.
+    pub kernel: usize,
+    /// Pool side = stride of the folded max pool; 1 when no pool was folded.
+    pub pool: usize,
+    /// Outputs per side after the pool (or after the convolution when `pool` is 1).
+    pub cells: usize,
+}
+
+impl PatchLayout {
+    /// `[n, k·k, p·p·q, q]`.
+    pub fn shape(&self, n: usize) -> [usize; 4] {
+        let (k, p, q) = (self.kernel, self.pool, self.cells);
+        [n, k * k, p * p * q, q]
+    }
+
+    /// Values per image.
+    pub fn len(&self) -> usize {
+        self.shape(1).iter().product()
+    }
+
+    /// Appends `fitted` (the card-sized grey image) in this layout.
+    pub fn write(&self, fitted: &GreyImage, out: &mut Vec<f32>) {
+        let (k, p, q) = (self.kernel, self.pool, self.cells);
+        let width = fitted.width as usize;
+        let start = out.len();
+        out.resize(start + self.len(), 0.0);
+        let planes = out[start..].chunks_exact_mut(p * p * q * q);
+        for (tap, plane) in planes.enumerate() {
+            let (ky, kx) = (tap / k, tap % k);
+            for (row_index, row) in plane.chunks_exact_mut(q).enumerate() {
+                let (phase, qy) = (row_index / q, row_index % q);
+                let (py, px) = (phase / p, phase % p);
+                let source = &fitted.pixels[((qy * p + py) * k + ky) * width..];
+                for (qx, value) in row.iter_mut().enumerate() {
+                    *value = source[(qx * p + px) * k + kx];
+                }
+            }
+        }
+    }
+}
+
+/// Whether the rewrite is wanted (`CXR_GRAPH_FORM=onnx` measures tract on the file as written).
+pub fn enabled() -> bool {
+    std::env::var_os("CXR_GRAPH_FORM").is_none_or(|v| v != "onnx")
+}
+
+/// The rewritten graph and its input layout, or `None` when the graph does not open with a
+/// patch convolution on the card's input (then it runs as written).
+pub fn rewrite(proto: &pb::ModelProto, input: &str, preprocess: &Preprocess) -> Option<(pb::ModelProto, PatchLayout)> {
+    let graph = proto.graph.as_ref()?;
+    let conv_at = sole_consumer(graph, input)?;
+    let conv = &graph.node[conv_at];
+    if conv.op_type != "Conv" || conv.input.first().map(String::as_str) != Some(input) || is_graph_output(graph, &conv.output[0]) {
+        return None;
+    }
+    let weight = float_initializer(graph, conv.input.get(1)?)?;
+    let [m, c, kh, kw] = weight.0[..] else { return None };
+    let k = kh;
+    let no_pad = ints(conv, "pads").is_none_or(|p| p.iter().all(|&v| v == 0));
+    let plain = ints(conv, "dilations").is_none_or(|d| d.iter().all(|&v| v == 1))
+        && int(conv, "group").is_none_or(|g| g == 1)
+        && string(conv, "auto_pad").is_none_or(|a| a == "NOTSET" || a == "VALID");
+    if kh != kw || k < 2 || c != preprocess.channels as usize || !no_pad || !plain || ints(conv, "strides")? != [k as i64, k as i64] {
+        return None;
+    }
+    let bias = match conv.input.get(2).filter(|b| !b.is_empty()) {
+        Some(name) => float_initializer(graph, name)?.1,
+        None => vec![0.0; m],
+    };
+    let size = preprocess.size as usize;
+    let conv_out = (size - k) / k + 1;
+
+    // A ReLU and/or a max pool with kernel = stride right after, each the sole consumer.
+    let mut relu_at = None;
+    let mut pool_at = None;
+    let mut tail = conv.output[0].as_str();
+    if let Some(at) = sole_consumer(graph, tail).filter(|&at| graph.node[at].op_type == "Relu") {
+        relu_at = Some(at);
+        tail = graph.node[at].output[0].as_str();
+    }
+    if let Some(at) = sole_consumer(graph, tail).filter(|&at| is_patch_pool(&graph.node[at])) {
+        pool_at = Some(at);
+    }
+    if relu_at.is_some_and(|at| is_graph_output(graph, &graph.node[at].output[0])) {
+        pool_at = None;
+    }
+    let pool = pool_at.map_or(1, |at| ints(&graph.node[at], "kernel_shape").expect("checked")[0] as usize);
+    let layout = PatchLayout { kernel: k, pool, cells: conv_out / pool };
+    if layout.cells == 0 {
+        return None;
+    }
+
+    // Fold normalisation and input planes: W'[o, tap] = Σ_c W[o, c, tap] / s_c, b'[o] = b[o] − Σ_c,tap W·m_c/s_c.
+    let taps = k * k;
+    let mut folded_w = vec![0.0f32; m * taps];
+    let mut folded_b = vec![0.0f32; m];
+    for o in 0..m {
+        let mut shift = 0.0f64;
+        for ch in 0..c {
+            let (mean, std) = preprocess.stats(ch);
+            for tap in 0..taps {
+                let w = weight.1[(o * c + ch) * taps + tap] as f64 / std as f64;
+                folded_w[o * taps + tap] += w as f32;
+                shift += w * mean as f64;
+            }
+        }
+        folded_b[o] = (bias[o] as f64 - shift) as f32;
+    }
+
+    let mut out = proto.clone();
+    let g = out.graph.as_mut().expect("has a graph");
+    let name = |s: &str| format!("cxr.patch.{s}");
+    g.initializer.push(float_tensor(&name("weight"), &[m as i64, taps as i64, 1, 1], folded_w));
+    g.initializer.push(float_tensor(&name("bias"), &[m as i64], folded_b));
+    let mut nodes = vec![node("Conv", &[input, &name("weight"), &name("bias")], &[&name("conv")], vec![ints_attr("kernel_shape", &[1, 1])])];
+    let pool_folded = match pool_at {
+        None => {
+            nodes[0].output[0] = conv.output[0].clone();
+            None
+        }
+        Some(at) => {
+            let q = layout.cells as i64;
+            let mut phases = Vec::new();
+            for phase in 0..(pool * pool) as i64 {
+                let (starts, ends, axes) = (name(&format!("starts{phase}")), name(&format!("ends{phase}")), name("axes"));
+                g.initializer.push(int_tensor(&starts, &[phase * q]));
+                g.initializer.push(int_tensor(&ends, &[(phase + 1) * q]));
+                let out_name = name(&format!("phase{phase}"));
+                nodes.push(node("Slice", &[&name("conv"), &starts, &ends, &axes], &[&out_name], vec![]));
+                phases.push(out_name);
+            }
+            g.initializer.push(int_tensor(&name("axes"), &[2]));
+            let pooled = graph.node[at].output[0].clone();
+            let phase_refs: Vec<&str> = phases.iter().map(String::as_str).collect();
+            match relu_at {
+                Some(_) => {
+                    nodes.push(node("Max", &phase_refs, &[&name("max")], vec![]));
+                    nodes.push(node("Relu", &[&name("max")], &[&pooled], vec![]));
+                }
+                None => nodes.push(node("Max", &phase_refs, &[&pooled], vec![])),
+            }
+            Some(at)
+        }
+    };
+    // Replace the folded nodes by the new ones, where the convolution was (keeps topological order).
+    let folded: Vec<usize> = std::iter::once(conv_at).chain(pool_folded.and(relu_at)).chain(pool_folded).collect();
+    let mut rebuilt = Vec::with_capacity(g.node.len() + nodes.len());
+    for (i, n) in std::mem::take(&mut g.node).into_iter().enumerate() {
+        if i == conv_at {
+            rebuilt.append(&mut nodes);
+        } else if !folded.contains(&i) {
+            rebuilt.push(n);
+        }
+    }
+    g.node = rebuilt;
+    let graph_input = g.input.iter_mut().find(|i| i.name == input)?;
+    let [_, ch, h, w] = layout.shape(1);
+    set_dims(graph_input, &[ch, h, w]);
+    Some((out, layout))
+}
+
+/// A `MaxPool` with kernel = stride, no padding, floor mode and one output.
+fn is_patch_pool(n: &pb::NodeProto) -> bool {
+    let Some(kernel) = ints(n, "kernel_shape") else { return false };
+    n.op_type == "MaxPool"
+        && n.output.len() == 1
+        && kernel.len() == 2
+        && kernel[0] == kernel[1]
+        && kernel[0] >= 2
+        && ints(n, "strides").is_some_and(|s| s == kernel)
+        && ints(n, "pads").is_none_or(|p| p.iter().all(|&v| v == 0))
+        && ints(n, "dilations").is_none_or(|d| d.iter().all(|&v| v == 1))
+        && int(n, "ceil_mode").is_none_or(|c| c == 0)
+        && string(n, "auto_pad").is_none_or(|a| a == "NOTSET" || a == "VALID")
+}
+
+/// The index of the only node reading `value`, if exactly one does.
+fn sole_consumer(graph: &pb::GraphProto, value: &str) -> Option<usize> {
+    let mut readers = graph.node.iter().enumerate().filter(|(_, n)| n.input.iter().any(|i| i == value));
+    let (at, _) = readers.next()?;
+    readers.next().is_none().then_some(at)
+}
+
+fn is_graph_output(graph: &pb::GraphProto, value: &str) -> bool {
+    graph.output.iter().any(|o| o.name == value)
+}
+
+fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
+    n.attribute.iter().find(|a| a.name == name)
+}
+
+fn ints(n: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
+    attr(n, name).map(|a| a.ints.clone())
+}
+
+fn int(n: &pb::NodeProto, name: &str) -> Option<i64> {
+    attr(n, name).map(|a| a.i)
+}
+
+fn string(n: &pb::NodeProto, name: &str) -> Option<String> {
+    attr(n, name).map(|a| String::from_utf8_lossy(&a.s).into_owned())
+}
+
+/// Dims and values of a float initializer (raw little-endian bytes or `float_data`).
+fn float_initializer(graph: &pb::GraphProto, name: &str) -> Option<(Vec<usize>, Vec<f32>)> {
+    let t = graph.initializer.iter().find(|t| t.name == name)?;
+    if t.data_type != pb::tensor_proto::DataType::Float as i32 {
+        return None;
+    }
+    let values: Vec<f32> = if t.raw_data.is_empty() {
+        t.float_data.clone()
+    } else {
+        t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    };
+    let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+    (values.len() == dims.iter().product::<usize>()).then_some((dims, values))
+}
+
+fn float_tensor(name: &str, dims: &[i64], values: Vec<f32>) -> pb::TensorProto {
+    pb::TensorProto { name: name.into(), dims: dims.to_vec(), data_type: pb::tensor_proto::DataType::Float as i32, float_data: values, ..Default::default() }
+}
+
+fn int_tensor(name: &str, values: &[i64]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: vec![values.len() as i64],
+        data_type: pb::tensor_proto::DataType::Int64 as i32,
+        int64_data: values.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn ints_attr(name: &str, values: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Ints as i32, ints: values.to_vec(), ..Default::default() }
+}
+
+fn node(op: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op.into(),
+        name: outputs[0].into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        attribute,
+        ..Default::default()
+    }
+}
+
+/// Sets the non-batch dims of a declared input, keeping its batch dim as declared.
+fn set_dims(value: &mut pb::ValueInfoProto, dims: &[usize]) {
+    use pb::tensor_shape_proto::{Dimension, dimension::Value};
+    let Some(pb::type_proto::Value::TensorType(t)) = value.r#type.as_mut().and_then(|t| t.value.as_mut()) else { return };
+    let Some(shape) = t.shape.as_mut() else { return };
+    shape.dim.truncate(1);
+    shape.dim.extend(dims.iter().map(|&d| Dimension { value: Some(Value::DimValue(d as i64)), ..Default::default() }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Batch, Model};
+    use std::path::{Path, PathBuf};
+
+    fn workspace() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    #[test]
+    fn layout_puts_each_tap_and_pool_phase_where_the_1x1_conv_and_max_expect_it() {
+        // 12×12 image whose pixel value encodes its (x, y); kernel 3, pool 2 → 2 cells per side.
+        let img = GreyImage::new(12, 12, (0..144).map(|i| i as f32).collect());
+        let layout = PatchLayout { kernel: 3, pool: 2, cells: 2 };
+        let mut out = vec![-1.0];
+        layout.write(&img, &mut out);
+        assert_eq!(out.len(), 1 + 9 * 4 * 2 * 2);
+        let at = |tap: usize, phase: usize, qy: usize, qx: usize| out[1 + tap * 16 + (phase * 2 + qy) * 2 + qx];
+        // Tap (1, 2) of phase (py 1, px 0) of cell (qy 1, qx 1): pixel y = (1·2+1)·3+1 = 10, x = (1·2+0)·3+2 = 8.
+        assert_eq!(at(5, 2, 1, 1), (10 * 12 + 8) as f32);
+        assert_eq!(at(0, 0, 0, 0), 0.0);
+    }
+
+    /// The shipped seed CNN (patch conv 3×3/3 → ReLU → max pool 2×2) gives the same
+    /// probabilities on real X-rays rewritten as written.
+    #[test]
+    fn rewritten_seed_cnn_scores_real_xrays_like_the_graph_as_written() {
+        let model_path = workspace().join("models/seed-cnn.onnx");
+        if !model_path.is_file() {
+            return;
+        }
+        let bytes = std::fs::read(&model_path).unwrap();
+        let card_path = cxr_core::ModelCard::path_for(&model_path);
+        let card = cxr_core::ModelCard::load(&card_path).unwrap();
+        let proto: pb::ModelProto = prost::Message::decode(&bytes[..]).unwrap();
+        let (_, layout) = rewrite(&proto, &card.io.input, &card.preprocess).expect("the seed CNN opens with a patch conv");
+        assert_eq!(layout, PatchLayout { kernel: 3, pool: 2, cells: 42 });
+
+        let rewritten = Model::from_bytes(card.clone(), &card_path, &model_path, &bytes, Batch::Fixed(2)).unwrap();
+        assert!(rewritten.patch_layout().is_some());
+        let as_written = Model::from_bytes_as_written(card, &card_path, &model_path, &bytes, Batch::Fixed(2)).unwrap();
+        let datasets = cxr_core::dataset::shared_datasets(&workspace()).unwrap();
+        let images: Vec<GreyImage> = ["covid19-radiography/COVID/COVID-1.jpg", "hannover-covid/png/006f3a8a.png"]
+            .iter()
+            .map(|p| cxr_core::load_image(&datasets.join(p)).unwrap())
+            .collect();
+        let run = |m: &Model| {
+            let mut input = Vec::new();
+            for img in &images {
+                m.preprocess_into(img, &mut input);
+            }
+            m.session().run(&input, 2).unwrap().predictions.into_iter().map(|p| p.probabilities[1]).collect::<Vec<f32>>()
+        };
+        let (a, b) = (run(&rewritten), run(&as_written));
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= 1e-5, "rewritten {a:?} vs as written {b:?}");
+        }
+    }
+}

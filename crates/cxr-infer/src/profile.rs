@@ -1,0 +1,51 @@
+//! Where one inference's time goes: the optimised tract plan run node by node with a clock
+//! around each node, so a slow model can be traced to the ops, and the tract kernels behind
+//! them, that cost it (see `benches/node_profile.rs` and BENCHMARKS.md).
+
+use crate::model::{InferError, Model};
+use std::time::Instant;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::plan::eval;
+
+/// One node of the optimised plan and its median time per run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NodeTime {
+    /// The node's name in the optimised graph (tract renames fused nodes after their origin).
+    pub node: String,
+    /// The optimised op, as tract prints it (e.g. `OptMatMul`, `MaxPool`).
+    pub op: String,
+    pub median_ms: f64,
+}
+
+impl Model {
+    /// Runs `n` preprocessed images (as [`Model::preprocess_into`] writes them, `n` the plan's
+    /// batch) `runs` times and returns every node's median time, slowest first.
+    pub fn profile(&self, inputs: &[f32], n: usize, runs: usize) -> Result<Vec<NodeTime>, InferError> {
+        let run_err = |e: TractError| InferError::Run { path: self.model_path.clone(), reason: format!("{e:#}") };
+        let mut state = TypedSimpleState::new(&self.plan).map_err(run_err)?;
+        let nodes = self.plan.model().nodes();
+        let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); nodes.len()];
+        for _ in 0..runs.max(1) {
+            let tensor = Tensor::from_shape(&self.input_shape(n), inputs).map_err(run_err)?;
+            state
+                .run_plan_with_eval(tvec!(tensor.into()), |ctx, op_state, node, input| {
+                    let started = Instant::now();
+                    let out = eval(ctx, op_state, node, input);
+                    times[node.id].push(started.elapsed().as_secs_f64() * 1e3);
+                    out
+                })
+                .map_err(run_err)?;
+        }
+        let mut profile: Vec<NodeTime> = nodes
+            .iter()
+            .zip(times)
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(node, mut t)| {
+                t.sort_by(f64::total_cmp);
+                NodeTime { node: node.name.clone(), op: node.op().name().into_owned(), median_ms: t[t.len() / 2] }
+            })
+            .collect();
+        profile.sort_by(|a, b| b.median_ms.total_cmp(&a.median_ms));
+        Ok(profile)
+    }
+}

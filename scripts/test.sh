@@ -32,3 +32,4 @@ fi
 
 cargo test --workspace --features train
 cargo test --features train --benches   # Criterion benches, each run once (quick mode); tests/model_accuracy.rs above re-checks every model's AUC
+bash scripts/test-arm.sh   # Raspberry Pi: ARM cross builds, tests and examples under qemu-user, ARM = x86 check

@@ -1,0 +1,86 @@
+//! `cxr-minimal`: the smallest useful Raspberry Pi program. It scores one chest X-ray (PNG, JPEG
+//! or DICOM), read from a path or from stdin, with the model compiled into the binary, and
+//! prints P(covid) on one line:
+//!
+//! ```text
+//! $ cxr-minimal chest.png            # or: cxr-minimal - < chest.png
+//! p_covid=0.123456 class=non-covid threshold=0.2316 model=seed-cnn-int8
+//! ```
+//!
+//! Options are parsed by hand: two of them do not pay for an argument-parser crate in a binary
+//! whose point is being small. Research use only, not for diagnosis (printed on stderr).
+
+use anyhow::{Context, bail};
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cxr-minimal [--model MODEL.onnx|MODEL.card.json] [IMAGE | -]
+Scores one chest X-ray (PNG, JPEG or DICOM) and prints P(covid). IMAGE `-` or none reads stdin.
+Without --model it uses the model compiled into the binary. Research use only, not for diagnosis.";
+
+/// What the command line asked for.
+struct Args {
+    model: Option<PathBuf>,
+    /// `None`: read stdin.
+    image: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args_os().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("cxr-minimal: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cxr-minimal: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `Ok(None)` for `--help`.
+fn parse_args(mut raw: impl Iterator<Item = std::ffi::OsString>) -> anyhow::Result<Option<Args>> {
+    let mut args = Args { model: None, image: None };
+    let mut image_given = false;
+    while let Some(arg) = raw.next() {
+        match arg.to_str() {
+            Some("-h" | "--help") => return Ok(None),
+            Some("--model") => args.model = Some(raw.next().context("--model needs a path")?.into()),
+            Some(flag) if flag.starts_with("--") => bail!("unknown option {flag}"),
+            _ if image_given => bail!("one image per run (got a second one: {})", Path::new(&arg).display()),
+            _ => {
+                image_given = true;
+                args.image = (arg != "-").then(|| arg.into());
+            }
+        }
+    }
+    if !image_given && std::io::stdin().is_terminal() {
+        bail!("no image given (pass a path, or `-` and pipe the image in)");
+    }
+    Ok(Some(args))
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    let (label, bytes) = match &args.image {
+        Some(path) => (path.clone(), std::fs::read(path).with_context(|| format!("{}: cannot read image", path.display()))?),
+        None => {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes).context("<stdin>: cannot read image")?;
+            (PathBuf::from("<stdin>"), bytes)
+        }
+    };
+    let model = cxr_pi_model::load(args.model.as_deref())?;
+    let score = cxr_pi_model::score(&mut model.session(), &label, &bytes)?;
+    println!("p_covid={:.6} class={} threshold={:.4} model={}", score.p_covid, score.class, model.card.threshold, model.card.name);
+    eprintln!("{}", cxr_core::card::RESEARCH_USE_ONLY);
+    Ok(())
+}

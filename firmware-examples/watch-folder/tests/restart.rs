@@ -1,0 +1,161 @@
+//! End to end, on real X-rays: the service is started on a temp inbox holding images, a
+//! corrupt file and an empty one, aborted at the worst moment (row written, image not moved),
+//! killed at an arbitrary one, restarted; every image must then appear exactly once in the CSV
+//! and exactly once in `done/` or `failed/`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+fn datasets() -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
+}
+
+/// `n` real X-rays from two collections, COVID and not.
+fn xrays(n: usize) -> Vec<PathBuf> {
+    let d = datasets();
+    let folders = ["covid19-radiography/COVID", "covid19-radiography/Normal", "chest_xray/test/PNEUMONIA", "chest_xray/test/NORMAL"];
+    let mut all: Vec<Vec<PathBuf>> = folders
+        .iter()
+        .map(|f| {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(d.join(f)).unwrap().map(|e| e.unwrap().path()).collect();
+            files.sort();
+            files
+        })
+        .collect();
+    (0..n).map(|i| all[i % folders.len()].remove(0)).collect()
+}
+
+fn watch(inbox: &Path, settle_ms: u32) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cxr-watch"));
+    cmd.arg("--inbox").arg(inbox).args(["--settle-ms", &settle_ms.to_string(), "--poll-ms", "50"]);
+    cmd
+}
+
+/// The CSV's rows as column → value maps.
+fn rows(inbox: &Path) -> Vec<BTreeMap<String, String>> {
+    let Ok(mut reader) = csv::Reader::from_path(inbox.join("results.csv")) else { return vec![] };
+    let header = reader.headers().unwrap().clone();
+    reader.records().map(|r| header.iter().zip(r.unwrap().iter()).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()).collect()
+}
+
+fn wait_for_rows(inbox: &Path, n: usize, child: &mut Child) {
+    let start = Instant::now();
+    while rows(inbox).len() < n {
+        assert!(child.try_wait().unwrap().is_none(), "the service exited early");
+        assert!(start.elapsed() < Duration::from_secs(300), "no {n} rows after 5 minutes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn every_image_is_scored_and_filed_exactly_once_across_crashes_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path();
+    let mut expected = BTreeMap::new();
+    for (i, src) in xrays(10).iter().enumerate() {
+        let name = format!("{i:02}-{}", src.file_name().unwrap().to_string_lossy());
+        expected.insert(name.clone(), std::fs::read(src).unwrap());
+        std::fs::copy(src, inbox.join(name)).unwrap();
+    }
+    let corrupt = b"\x89PNG\r\n\x1a\nthis is not a PNG beyond its signature".to_vec();
+    for (name, bytes) in [("corrupt.png", corrupt), ("empty.jpg", vec![])] {
+        std::fs::write(inbox.join(name), &bytes).unwrap();
+        expected.insert(name.to_owned(), bytes);
+    }
+
+    // 1. Abort right after the third row is fsynced, before its image is moved.
+    let status = watch(inbox, 100).args(["--once", "--crash-after-rows", "3"]).status().unwrap();
+    assert!(!status.success());
+    let after_abort = rows(inbox);
+    assert_eq!(after_abort.len(), 3);
+    assert!(inbox.join(&after_abort[2]["file"]).exists(), "the third image was recorded but not moved");
+
+    // 2. Run as a service and kill it (SIGKILL) somewhere in the middle.
+    let mut service = watch(inbox, 100).spawn().unwrap();
+    wait_for_rows(inbox, 6, &mut service);
+    service.kill().unwrap();
+    service.wait().unwrap();
+
+    // 3. Finish; exit status 1 because two files failed.
+    let status = watch(inbox, 100).arg("--once").status().unwrap();
+    assert_eq!(status.code(), Some(1));
+
+    let rows = rows(inbox);
+    let mut names: Vec<&str> = rows.iter().map(|r| r["file"].as_str()).collect();
+    names.sort();
+    assert_eq!(names, expected.keys().map(String::as_str).collect::<Vec<_>>(), "every file exactly once in the CSV");
+    assert_eq!(files_in(inbox), vec!["results.csv"], "nothing left in the inbox");
+    let mut filed: Vec<String> = files_in(&inbox.join("done")).into_iter().chain(files_in(&inbox.join("failed"))).collect();
+    filed.sort();
+    assert_eq!(filed, names, "every file exactly once in done/ or failed/");
+    for row in &rows {
+        let name = &row["file"];
+        let filed_bytes = std::fs::read(inbox.join(&row["moved_to"])).unwrap();
+        assert_eq!(filed_bytes, expected[name], "{name}: filed content");
+        assert_eq!(row["sha256"], cxr_core::card::sha256_hex(&filed_bytes), "{name}");
+        if name == "corrupt.png" || name == "empty.jpg" {
+            assert!(row["moved_to"].starts_with("failed/"), "{row:?}");
+            assert!(row["p_covid"].is_empty() && row["error"].contains(name.as_str()), "error names the file: {row:?}");
+        } else {
+            assert!(row["moved_to"].starts_with("done/"), "{row:?}");
+            let p: f32 = row["p_covid"].parse().unwrap();
+            assert!((0.0..=1.0).contains(&p) && !row["class"].is_empty() && row["error"].is_empty(), "{row:?}");
+        }
+    }
+    let by_name = |n: &str| rows.iter().find(|r| r["file"] == n).unwrap().clone();
+    assert!(by_name("empty.jpg")["error"].contains("empty file"), "{:?}", by_name("empty.jpg"));
+    assert!(by_name("corrupt.png")["error"].contains("cannot decode"), "{:?}", by_name("corrupt.png"));
+}
+
+#[test]
+fn a_file_still_being_copied_in_waits_until_it_is_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path();
+    let image = std::fs::read(&xrays(1)[0]).unwrap();
+    let mut service = watch(inbox, 1500).spawn().unwrap();
+    // Written in two halves 0.5 s apart (a slow copy), and the same image renamed in whole.
+    let (first, rest) = image.split_at(image.len() / 2);
+    std::fs::write(inbox.join("slow.jpg"), first).unwrap();
+    std::fs::write(inbox.join(".whole.jpg.tmp"), &image).unwrap();
+    std::fs::rename(inbox.join(".whole.jpg.tmp"), inbox.join("whole.jpg")).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    use std::io::Write;
+    std::fs::OpenOptions::new().append(true).open(inbox.join("slow.jpg")).unwrap().write_all(rest).unwrap();
+    wait_for_rows(inbox, 2, &mut service);
+    service.kill().unwrap();
+    service.wait().unwrap();
+    let rows = rows(inbox);
+    assert!(rows.iter().all(|r| r["error"].is_empty() && r["moved_to"].starts_with("done/")), "{rows:?}");
+    assert_eq!(rows[0]["p_covid"], rows[1]["p_covid"], "the slowly copied image was scored whole");
+    assert_eq!(rows[0]["sha256"], rows[1]["sha256"]);
+}
+
+#[test]
+fn a_name_reused_for_another_image_is_scored_again_and_kept_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path();
+    let images = xrays(2);
+    for src in [&images[0], &images[1], &images[0]] {
+        std::fs::copy(src, inbox.join("scan.jpg")).unwrap();
+        assert!(watch(inbox, 0).arg("--once").status().unwrap().success());
+    }
+    let rows = rows(inbox);
+    let moved: Vec<&str> = rows.iter().map(|r| r["moved_to"].as_str()).collect();
+    assert_eq!(moved, ["done/scan.jpg", "done/scan.1.jpg", "done/scan.2.jpg"]);
+    assert_ne!(rows[0]["sha256"], rows[1]["sha256"]);
+    assert_eq!(rows[0]["sha256"], rows[2]["sha256"]);
+}

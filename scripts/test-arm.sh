@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# The ARM part of the test command (scripts/test.sh calls it last): cross-builds the inference
+# crates and the Raspberry Pi examples (firmware-examples/) for 64- and 32-bit Raspberry Pi OS,
+# runs cxr-infer's tests and both examples under qemu-user on real X-rays, and fails unless ARM
+# gives what x86 gives on the same 20 X-rays: fp32 probabilities within 1e-4, int8 the same class.
+# On a fresh Debian machine, as root, it first installs the cross toolchains and qemu-user.
+#
+# Dev-profile builds only (dependencies at opt-level 2): enough to run and compare, and a
+# fraction of the time of the LTO `pi` profile, whose sizes firmware-examples/README.md reports.
+# Environment: CXR_ARM_TARGETS (default: both targets), CXR_ARM_FP32_TOL (default 1e-4; set it
+# absurdly small to see the comparison fail), CXR_DATASETS (default ../shared/datasets).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$SECONDS
+
+read -r -a targets <<<"${CXR_ARM_TARGETS:-aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf}"
+fp32_tol="${CXR_ARM_FP32_TOL:-1e-4}"
+fp32_model=models/seed-cnn.onnx
+datasets="${CXR_DATASETS:-../shared/datasets}"
+target_dir="${CARGO_TARGET_DIR:-target}"
+
+# qemu-user binary and the Debian cross sysroot it loads ARM libraries from, per target.
+qemu_for() {
+    case "$1" in
+        aarch64-unknown-linux-gnu) echo "qemu-aarch64 -L /usr/aarch64-linux-gnu" ;;
+        armv7-unknown-linux-gnueabihf) echo "qemu-arm -L /usr/arm-linux-gnueabihf" ;;
+        *) echo "test-arm.sh: unknown target $1" >&2; exit 1 ;;
+    esac
+}
+
+# The Pi CPUs qemu emulates per target: "pi qemu-cpu tract-knob". qemu-user shows the host's
+# /proc/cpuinfo, so tract's own knobs point its kernel choice at what it detects on that Pi.
+cpus_for() {
+    case "$1" in
+        aarch64-unknown-linux-gnu)
+            echo "pi4 cortex-a72 TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=0xd08"
+            echo "pi3 cortex-a53 TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=0xd03"
+            echo "pi5 cortex-a76 TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=0xd0b" ;;
+        armv7-unknown-linux-gnueabihf)
+            echo "pi2-5-32bit cortex-a7 TRACT_CPU_ARM32_NEON=true" ;;
+    esac
+}
+
+# --- Toolchains: installed only where missing, so a prepared machine skips this.
+missing=()
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || missing+=(gcc-aarch64-linux-gnu)
+command -v arm-linux-gnueabihf-gcc >/dev/null 2>&1 || missing+=(gcc-arm-linux-gnueabihf)
+[ -e /usr/aarch64-linux-gnu/lib/crt1.o ] || missing+=(libc6-dev-arm64-cross)
+[ -e /usr/arm-linux-gnueabihf/lib/crt1.o ] || missing+=(libc6-dev-armhf-cross)
+{ command -v qemu-aarch64 && command -v qemu-arm; } >/dev/null 2>&1 || missing+=(qemu-user)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "test-arm.sh: please install ${missing[*]} (apt-get install -y ${missing[*]})" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+installed_targets=$(rustup target list --installed)
+for t in "${targets[@]}"; do
+    grep -qx "$t" <<<"$installed_targets" || rustup target add "$t"
+done
+
+# --- The Pi binaries must stay lean: no libtorch, no plotting.
+for t in "${targets[@]}"; do
+    heavy=$(cargo tree --target "$t" -p cxr-minimal -p cxr-watch -e normal --prefix none | grep -E '^(tch|torch-sys|plotters) ' | sort -u || true)
+    if [ -n "$heavy" ]; then
+        echo "test-arm.sh: the Pi examples depend on $heavy for $t" >&2
+        exit 1
+    fi
+done
+
+# --- The same 20 real X-rays for every platform (5 per folder, first by name), plus a
+# corrupt and an empty file, which must fail alike everywhere.
+inputs=$(mktemp -d)
+trap 'rm -rf "$inputs"' EXIT
+mkdir "$inputs/images"
+for folder in covid19-radiography/COVID covid19-radiography/Normal chest_xray/test/PNEUMONIA chest_xray/test/NORMAL; do
+    [ -d "$datasets/$folder" ] || { echo "test-arm.sh: $datasets/$folder: real X-rays are needed (set CXR_DATASETS)" >&2; exit 1; }
+    # Whole listing read first: `find | sort | head` dies of SIGPIPE under pipefail.
+    mapfile -t files < <(find "$datasets/$folder" -maxdepth 1 -type f | LC_ALL=C sort)
+    for f in "${files[@]:0:5}"; do
+        cp "$f" "$inputs/images/$(basename "$folder")-$(basename "$f")"
+    done
+done
+printf '\x89PNG\r\n\x1a\nnot a PNG beyond its signature' >"$inputs/images/corrupt.png"
+: >"$inputs/images/empty.jpg"
+
+# score_watch RUNNER BINARY MODEL OUT: cxr-watch --once on a fresh copy of the inputs; writes
+# "file p_covid class" lines (failed files: "- failed").
+score_watch() {
+    local runner=$1 bin=$2 model=$3 out=$4 inbox status=0
+    inbox=$(mktemp -d -p "$inputs")
+    cp "$inputs"/images/* "$inbox/"
+    # shellcheck disable=SC2086 # the runner is a command line
+    $runner "$bin" --inbox "$inbox" --once --settle-ms 0 ${model:+--model "$model"} 2>"$out.log" || status=$?
+    if [ "$status" -ne 1 ]; then   # 1: some files failed, as the corrupt and empty ones must
+        echo "test-arm.sh: cxr-watch exited with $status (expected 1); log:" >&2
+        cat "$out.log" >&2
+        exit 1
+    fi
+    awk -F, 'NR > 1 && $2 ~ /^[0-9a-f]+$/ && length($2) == 64 { print $1, ($4 == "" ? "-" : $4), ($5 == "" ? "failed" : $5) }' "$inbox/results.csv" | LC_ALL=C sort >"$out"
+}
+
+# score_minimal RUNNER BINARY MODEL OUT: cxr-minimal once per image (every fourth one through
+# stdin); same line format, failures included.
+score_minimal() {
+    local runner=$1 bin=$2 model=$3 out=$4 f name line
+    : >"$out"
+    for f in "$inputs"/images/*; do
+        name=$(basename "$f")
+        # shellcheck disable=SC2086
+        if [ $(( $(wc -l <"$out") % 4 )) -eq 3 ]; then
+            line=$($runner "$bin" ${model:+--model "$model"} - <"$f" 2>>"$out.log") || line=""
+        else
+            line=$($runner "$bin" ${model:+--model "$model"} "$f" 2>>"$out.log") || line=""
+        fi
+        if [ -z "$line" ]; then
+            echo "$name - failed" >>"$out"
+        else
+            sed -E 's/^p_covid=([^ ]+) class=([^ ]+).*/'"$name"' \1 \2/' <<<"$line" >>"$out"
+        fi
+    done
+}
+
+# compare LABEL TOL X86 ARM: same files, same classes, and |p_arm - p_x86| <= TOL unless TOL is "-".
+compare() {
+    awk -v label="$1" -v tol="$2" '
+        NR == FNR { p[$1] = $2; c[$1] = $3; n++; next }
+        {
+            m++
+            if (!($1 in c)) { print label ": " $1 " scored on ARM only"; bad = 1; next }
+            if (c[$1] != $3) { print label ": " $1 ": class " $3 " on ARM, " c[$1] " on x86"; bad = 1 }
+            if ($2 == "-" || p[$1] == "-") next
+            d = $2 - p[$1]; if (d < 0) d = -d; if (d > max) max = d
+            if (tol != "-" && d > tol + 0) { print label ": " $1 ": p_covid " $2 " on ARM, " p[$1] " on x86, |diff| " d " > " tol; bad = 1 }
+        }
+        END {
+            if (m != n) { print label ": " m " rows on ARM, " n " on x86"; bad = 1 }
+            printf "%s: %d files, classes %s, max |p_arm - p_x86| = %g (tolerance %s)%s\n", label, m, bad ? "checked" : "equal", max, tol, bad ? ": FAILED" : ""
+            exit bad
+        }' "$3" "$4"
+}
+
+# Every cargo call names the same packages and --all-targets / test targets, so cargo resolves
+# features once per target and never rebuilds tract between a test build and a binary build.
+packages=(-p cxr-infer -p cxr-minimal -p cxr-watch)
+
+# --- x86 reference: the same programs, built for this machine.
+cargo build "${packages[@]}" --all-targets
+results="$inputs/results"
+mkdir "$results"
+for prog in watch minimal; do
+    "score_$prog" "" "$target_dir/debug/cxr-$prog" "" "$results/x86-$prog-embedded"
+    "score_$prog" "" "$target_dir/debug/cxr-$prog" "$fp32_model" "$results/x86-$prog-fp32"
+done
+for f in "$results"/x86-{watch,minimal}-{embedded,fp32}; do
+    if [ "$(wc -l <"$f")" -ne 22 ] || [ "$(grep -c ' failed$' "$f")" -ne 2 ]; then
+        echo "test-arm.sh: x86 reference $(basename "$f"): expected 20 scored X-rays and 2 failed files, got:" >&2
+        cat "$f" >&2
+        exit 1
+    fi
+done
+covid_images=("$inputs"/images/COVID-*)
+embedded_model=$("$target_dir/debug/cxr-minimal" - <"${covid_images[0]}" 2>/dev/null | sed -E 's/.*model=//')
+
+failed=0
+for t in "${targets[@]}"; do
+    runner=$(qemu_for "$t")
+    runner_var="CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$t")_RUNNER"
+    echo "== $t: cxr-infer tests under ${runner%% *}"
+    # NEON forced on armv7: qemu shows the host's /proc/cpuinfo, where tract would find no NEON
+    # and test the VFP fallback that no Pi 2-5 uses.
+    cargo build --target "$t" "${packages[@]}" --all-targets
+    # cxr-infer's tests and the examples' unit tests; not the examples' end-to-end tests, which
+    # start the binary themselves (that needs binfmt_misc, absent in containers): below, the
+    # script runs the binaries under qemu instead.
+    env "$runner_var=$runner" TRACT_CPU_ARM32_NEON=true cargo test --target "$t" "${packages[@]}" --lib --bins --test model
+    first_pi=$(cpus_for "$t" | awk 'NR == 1 { print $1 }')
+    while read -r pi cpu knob; do
+        (
+            export QEMU_CPU="$cpu" "$knob"
+            for prog in watch minimal; do
+                # cxr-minimal starts once per image: one emulated CPU per target is enough for it.
+                [ "$prog" = minimal ] && [ "$pi" != "$first_pi" ] && continue
+                bin="$target_dir/$t/debug/cxr-$prog"
+                out="$results/$t-$pi-$prog"
+                "score_$prog" "$runner" "$bin" "" "$out-embedded"
+                "score_$prog" "$runner" "$bin" "$fp32_model" "$out-fp32"
+                label="$t on $cpu ($pi), cxr-$prog"
+                ok=0
+                compare "$label, fp32 $fp32_model" "$fp32_tol" "$results/x86-$prog-fp32" "$out-fp32" || ok=1
+                compare "$label, embedded $embedded_model, class only" "-" "$results/x86-$prog-embedded" "$out-embedded" || ok=1
+                [ "$ok" -eq 0 ] || exit 1
+            done
+        ) || failed=1
+    done < <(cpus_for "$t")
+done
+echo "test-arm.sh: ${targets[*]} in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"
+if [ "$failed" -ne 0 ]; then
+    echo "test-arm.sh: ARM and x86 disagree (see above)" >&2
+    exit 1
+fi

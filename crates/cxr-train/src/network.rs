@@ -262,6 +262,12 @@ impl Network {
         out
     }
 
+    /// Parameter prefix of the layer that computes the logits (`classifier.1.`): the one layer a
+    /// pretrained checkpoint may not fit, since its ImageNet head has 1000 outputs.
+    pub fn head_prefix(&self) -> String {
+        format!("{}.", self.nodes[self.logits].name)
+    }
+
     /// Number of trainable values (what Keras' `model.summary()` calls trainable params).
     pub fn trainable_parameter_count(&self) -> u64 {
         self.parameters().iter().filter(|p| p.trainable).map(|p| p.shape.iter().product::<i64>() as u64).sum()

@@ -7,6 +7,7 @@
 use crate::augment::Augmentation;
 use crate::data::{DataError, ImageCache, TrainingData, bar_style, mix_seed, target_count};
 use crate::network::{Head, Network, NetworkError};
+use crate::pretrained::load_pretrained;
 use crate::tch_backend::{TchNetwork, apply_head, batch_tensor};
 use crate::zoo;
 use cxr_core::metrics::roc::RocCurve;
@@ -46,6 +47,11 @@ pub struct TrainConfig {
     pub target_sensitivity: f64,
     /// The command that reproduces the run, for the model card.
     pub recipe: String,
+    /// Safetensors checkpoint the network starts from (ImageNet weights from
+    /// scripts/fetch-weights.sh, or a converted torchvision checkpoint); `None` trains from scratch.
+    /// Every tensor but the classifier head must fit by name and shape.
+    #[serde(default)]
+    pub pretrained: Option<PathBuf>,
 }
 
 impl TrainConfig {
@@ -63,6 +69,7 @@ impl TrainConfig {
             augmentation: Augmentation::SEED,
             target_sensitivity: 0.95,
             recipe: String::new(),
+            pretrained: None,
         }
     }
 }
@@ -137,6 +144,8 @@ pub enum TrainError {
     NothingToResume { dir: PathBuf },
     #[error("{dir}: cannot resume: the run was made with {saved}, this command asks for {requested}")]
     ResumeMismatch { dir: PathBuf, saved: String, requested: String },
+    #[error(transparent)]
+    Pretrained(#[from] crate::pretrained::PretrainedError),
     #[error("{split} split is empty after leaving out unreadable images")]
     EmptySplit { split: &'static str },
     #[error("{metric}: {source}")]
@@ -211,27 +220,32 @@ pub fn train(
             saved.stopped = None;
             saved
         }
-        None => TrainState {
-            config: config.clone(),
-            network: network.clone(),
-            preprocess,
-            data: DataRecord {
-                manifest: manifest.display().to_string(),
-                manifest_sha256: std::fs::read(manifest).map(|b| cxr_core::card::sha256_hex(&b)).unwrap_or_default(),
-                split_seed: data.split_seed,
-                holdout_sources: data.holdout_sources.clone(),
-                train_images: train_cache.len() as u64,
-                val_images: val_cache.len() as u64,
-                train_class_counts: train_cache.counts(targets),
-                val_class_counts: val_cache.counts(targets),
-                unreadable: unreadable.iter().map(|e| e.to_string()).collect(),
-            },
-            device: format!("{device:?}"),
-            history: vec![],
-            best: None,
-            epochs_since_best: 0,
-            stopped: None,
-        },
+        None => {
+            if let Some(weights) = &config.pretrained {
+                load_pretrained(&vs, &network, weights, &network.head_prefix())?;
+            }
+            TrainState {
+                config: config.clone(),
+                network: network.clone(),
+                preprocess,
+                data: DataRecord {
+                    manifest: manifest.display().to_string(),
+                    manifest_sha256: std::fs::read(manifest).map(|b| cxr_core::card::sha256_hex(&b)).unwrap_or_default(),
+                    split_seed: data.split_seed,
+                    holdout_sources: data.holdout_sources.clone(),
+                    train_images: train_cache.len() as u64,
+                    val_images: val_cache.len() as u64,
+                    train_class_counts: train_cache.counts(targets),
+                    val_class_counts: val_cache.counts(targets),
+                    unreadable: unreadable.iter().map(|e| e.to_string()).collect(),
+                },
+                device: format!("{device:?}"),
+                history: vec![],
+                best: None,
+                epochs_since_best: 0,
+                stopped: None,
+            }
+        }
     };
 
     // Class-balanced loss: each class weighs N / (K · n_class), so both classes pull equally.

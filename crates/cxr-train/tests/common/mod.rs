@@ -1,4 +1,6 @@
 //! Real X-rays for the training-crate tests.
+// Each test binary uses part of these helpers.
+#![allow(dead_code)]
 
 use cxr_core::Class;
 use cxr_train::data::{LabeledImage, TrainingData};

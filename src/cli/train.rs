@@ -28,6 +28,13 @@ pub struct TrainArgs {
     /// must match by name and shape. Without it the network trains from scratch.
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// Transfer with a frozen base (the seed's setting): train only the classifier head, keeping
+    /// every other tensor as in --weights (required). The backbone runs once over the train and
+    /// val images and the head trains on its cached outputs (saved in the run directory for
+    /// --resume), so an epoch takes seconds; there is no augmentation, since augmented images would
+    /// need their features recomputed every epoch. Without it the whole network fine-tunes.
+    #[arg(long)]
+    freeze_base: bool,
     /// Manifest CSV from `cxr data index`; its `train` split trains, its `val` split picks the epoch and threshold.
     #[arg(long)]
     manifest: PathBuf,
@@ -110,16 +117,22 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         learning_rate: args.lr,
         seed: args.seed,
         patience: args.patience,
-        augmentation: if args.no_augment { Augmentation::NONE } else { Augmentation::SEED },
+        augmentation: if args.no_augment || args.freeze_base { Augmentation::NONE } else { Augmentation::SEED },
         target_sensitivity: 0.95,
         recipe: recipe(&args, &name),
         pretrained: args.weights.clone(),
+        freeze_base: args.freeze_base,
     };
+    config.check()?;
     let data = TrainingData::from_manifest(&args.manifest, class_set)?;
     eprintln!(
         "training {} ({}) on {} train / {} val images from {} ({}), run directory {}",
         args.arch,
-        args.weights.as_ref().map_or("from scratch".to_owned(), |w| format!("from {}", w.display())),
+        match (&args.weights, args.freeze_base) {
+            (None, _) => "from scratch".to_owned(),
+            (Some(w), true) => format!("head only, frozen base from {}", w.display()),
+            (Some(w), false) => format!("fine-tuning from {}", w.display()),
+        },
         data.train.len(),
         data.val.len(),
         args.manifest.display(),
@@ -140,6 +153,17 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             if best == r.epoch { " (best)" } else { "" }
         );
     })?;
+    if let Some(features) = &state.features {
+        eprintln!(
+            "backbone features: {} ({} values per image, {} images) {} {:.1} s ({:.1} ms per image)",
+            run_dir.join(&features.file).display(),
+            features.dimensions,
+            features.images,
+            if features.reused { "reused; computed earlier in" } else { "computed in" },
+            features.extraction_seconds,
+            1000.0 * features.extraction_seconds / features.images.max(1) as f64
+        );
+    }
     for unreadable in &state.data.unreadable {
         eprintln!("warning: left out: {unreadable}");
     }
@@ -187,7 +211,9 @@ fn recipe(args: &TrainArgs, name: &str) -> String {
     if matches!(args.classes, Classes::ThreeClass) {
         cmd += " --classes three-class";
     }
-    if args.no_augment {
+    if args.freeze_base {
+        cmd += " --freeze-base";
+    } else if args.no_augment {
         cmd += " --no-augment";
     }
     cmd

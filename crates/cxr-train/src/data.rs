@@ -153,11 +153,7 @@ impl ImageCache {
 
     /// Images per target.
     pub fn counts(&self, targets: usize) -> Vec<usize> {
-        let mut counts = vec![0; targets];
-        for &t in &self.targets {
-            counts[t] += 1;
-        }
-        counts
+        class_counts(&self.targets, targets)
     }
 
     /// The model inputs (CHW, concatenated) for `indices`, built in parallel through the same
@@ -186,6 +182,15 @@ impl ImageCache {
             .collect();
         per_image.concat()
     }
+}
+
+/// How many of `targets` fall on each of the `classes` targets.
+pub fn class_counts(targets: &[usize], classes: usize) -> Vec<usize> {
+    let mut counts = vec![0; classes];
+    for &t in targets {
+        counts[t] += 1;
+    }
+    counts
 }
 
 /// A well-spread 64-bit seed from three numbers (SplitMix64 finaliser over their combination).

@@ -135,7 +135,7 @@ fn card_for(state: &TrainState, best: &crate::train::BestEpoch, onnx_path: &Path
             val_images: state.data.val_images,
             epochs: epochs_trained,
             recipe: config.recipe.clone(),
-            transfer: None,
+            transfer: config.transfer(),
             pretrained: config.pretrained.as_ref().map(|p| p.display().to_string()),
         }),
         notes: vec![
@@ -157,10 +157,23 @@ fn card_for(state: &TrainState, best: &crate::train::BestEpoch, onnx_path: &Path
                 aug.brightness
             ),
             match &config.pretrained {
-                Some(weights) => format!("started from the weights in {} (all but the classifier head)", weights.display()),
+                Some(weights) if config.freeze_base => format!(
+                    "frozen base: every tensor but the classifier head (`{}`) is as in {}, BatchNorm included; only the head was trained",
+                    state.network.head_prefix(),
+                    weights.display()
+                ),
+                Some(weights) => format!("started from the weights in {} (all but the classifier head); every layer fine-tuned", weights.display()),
                 None => "trained from scratch: no pretrained weights".to_owned(),
             },
-        ],
+        ]
+        .into_iter()
+        .chain(state.features.as_ref().map(|f| {
+            format!(
+                "backbone features cached: the output of `{}` ({} values) was computed once per image, in inference mode and without augmentation (per-epoch augmentation would force recomputing it), in {:.0} s for {} images ({}), and the head trained on it",
+                f.node, f.dimensions, f.extraction_seconds, f.images, f.file
+            )
+        }))
+        .collect(),
         ..base_card(&state.network, state.preprocess, config.class_set, onnx_path, bytes)
     }
 }

@@ -8,6 +8,7 @@ pub mod augment;
 pub mod data;
 pub mod device;
 pub mod export;
+pub mod features;
 pub mod network;
 pub mod onnx_export;
 pub mod pretrained;

@@ -268,6 +268,33 @@ impl Network {
         format!("{}.", self.nodes[self.logits].name)
     }
 
+    /// The node whose output the classifier head reads, looking through dropout (the identity at
+    /// inference): with a frozen base this is where the backbone ends, so its inference-mode output
+    /// can be computed once per image and the head trained on it alone. Every node after it up to the
+    /// logits must read only it or each other, so that those nodes can run without the backbone.
+    pub fn head_input(&self) -> Result<NodeId, NetworkError> {
+        let mut cut = self.logits;
+        loop {
+            let node = &self.nodes[cut];
+            let single = match node.inputs.as_slice() {
+                [only] => *only,
+                _ => break,
+            };
+            cut = single;
+            if !matches!(self.nodes[cut].op, Op::Dropout { .. }) {
+                break;
+            }
+        }
+        let invalid = |problem: String| NetworkError::Invalid { network: self.architecture.clone(), node: self.nodes[cut].name.clone(), problem };
+        if cut == self.logits || matches!(self.nodes[cut].op, Op::Input) {
+            return Err(invalid("the classifier head has no single backbone output to cache".into()));
+        }
+        if let Some(node) = self.nodes[cut + 1..=self.logits].iter().find(|n| n.inputs.iter().any(|&i| i < cut)) {
+            return Err(invalid(format!("`{}` after the backbone output reads an earlier node", node.name)));
+        }
+        Ok(cut)
+    }
+
     /// Number of trainable values (what Keras' `model.summary()` calls trainable params).
     pub fn trainable_parameter_count(&self) -> u64 {
         self.parameters().iter().filter(|p| p.trainable).map(|p| p.shape.iter().product::<i64>() as u64).sum()

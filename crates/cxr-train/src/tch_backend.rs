@@ -81,15 +81,38 @@ impl TchNetwork {
 
     /// Evaluates the graph; `train` switches dropout on and BatchNorm to batch statistics.
     pub fn forward(&self, image: &Tensor, train: bool) -> Forward {
+        let mut features = None;
+        let logits = self.run(0, image, self.network.logits, train, |id, out| {
+            if Some(id) == self.network.features {
+                features = Some(out.shallow_clone());
+            }
+        });
+        Forward { logits, features }
+    }
+
+    /// The output of node `node` (e.g. [`Network::head_input`]), running only the nodes up to it.
+    pub fn forward_to(&self, image: &Tensor, node: usize, train: bool) -> Tensor {
+        self.run(0, image, node, train, |_, _| {})
+    }
+
+    /// The logits from `value`, the output of node `node`, running only the nodes after it: the
+    /// head alone when `node` is [`Network::head_input`].
+    pub fn forward_from(&self, node: usize, value: &Tensor, train: bool) -> Tensor {
+        self.run(node, value, self.network.logits, train, |_, _| {})
+    }
+
+    /// Evaluates nodes `start + 1 ..= last` given `start`'s output, calling `visit` on each
+    /// output, and returns `last`'s. Values are dropped as soon as their last reader has run.
+    fn run(&self, start: usize, start_value: &Tensor, last: usize, train: bool, mut visit: impl FnMut(usize, &Tensor)) -> Tensor {
         let nodes = &self.network.nodes;
         let mut values: Vec<Option<Tensor>> = (0..nodes.len()).map(|_| None).collect();
+        values[start] = Some(start_value.shallow_clone());
+        visit(start, start_value);
         let mut remaining = self.consumers.clone();
-        let mut logits = None;
-        let mut features = None;
-        for (id, node) in nodes.iter().enumerate() {
+        for (id, node) in nodes.iter().enumerate().take(last + 1).skip(start + 1) {
             let input = |i: usize| values[node.inputs[i]].as_ref().expect("inputs are evaluated first and kept while read");
             let out = match (&node.op, &self.layers[id]) {
-                (Op::Input, _) => image.shallow_clone(),
+                (Op::Input, _) => unreachable!("only the first node is an input, and its value is given"),
                 (Op::Conv2d { stride, padding, groups, .. }, Layer::Conv { weight, bias }) => {
                     let x = input(0);
                     if padding.is_symmetric() {
@@ -131,15 +154,10 @@ impl TchNetwork {
                     values[i] = None;
                 }
             }
-            if id == self.network.logits {
-                logits = Some(out.shallow_clone());
-            }
-            if Some(id) == self.network.features {
-                features = Some(out.shallow_clone());
-            }
+            visit(id, &out);
             values[id] = Some(out);
         }
-        Forward { logits: logits.expect("shapes() checked the logits node exists"), features }
+        values[last].take().expect("nodes up to `last` are evaluated")
     }
 
     /// Probabilities in inference mode: `[N, 1]` P(positive) for a sigmoid head, `[N, classes]` for softmax.

@@ -1,12 +1,21 @@
 //! The training loop: Adam on class-weighted loss, seeded augmentation, validation AUC each epoch,
 //! early stopping, best and last checkpoints, and a state file that makes a run resumable.
 //!
+//! Two transfer modes share that loop. Full fine-tuning (the default) trains every parameter on
+//! augmented images. A frozen base (`freeze_base`, the seed's transfer setting) trains only the
+//! classifier head ([`Network::head_prefix`]) on backbone outputs computed once per image by
+//! [`crate::features`], which makes an epoch cost seconds instead of a backbone pass over every
+//! image, at the price of augmentation (see there). Either way the checkpoints hold the whole
+//! network, so export is the same.
+//!
 //! A run directory holds `state.json` (configuration, per-epoch history, best epoch and its
-//! threshold), `epochs.csv`, `best.safetensors` and `last.safetensors`.
+//! threshold), `epochs.csv`, `best.safetensors` and `last.safetensors`, and with a frozen base the
+//! feature cache.
 
 use crate::augment::Augmentation;
-use crate::data::{DataError, ImageCache, TrainingData, bar_style, mix_seed, target_count};
-use crate::network::{Head, Network, NetworkError};
+use crate::data::{DataError, ImageCache, TrainingData, bar_style, class_counts, mix_seed, target_count};
+use crate::features::{self, FeatureKey, FeatureRecord, FeatureSet};
+use crate::network::{Head, Network, NetworkError, NodeId};
 use crate::pretrained::load_pretrained;
 use crate::tch_backend::{TchNetwork, apply_head, batch_tensor};
 use crate::zoo;
@@ -52,6 +61,10 @@ pub struct TrainConfig {
     /// Every tensor but the classifier head must fit by name and shape.
     #[serde(default)]
     pub pretrained: Option<PathBuf>,
+    /// Train only the classifier head on cached backbone features (needs `pretrained`, and no
+    /// augmentation: augmented images would need their features recomputed every epoch).
+    #[serde(default)]
+    pub freeze_base: bool,
 }
 
 impl TrainConfig {
@@ -70,7 +83,24 @@ impl TrainConfig {
             target_sensitivity: 0.95,
             recipe: String::new(),
             pretrained: None,
+            freeze_base: false,
         }
+    }
+
+    /// Refuses settings that cannot train, before any data is read.
+    pub fn check(&self) -> Result<(), TrainError> {
+        if self.freeze_base && self.pretrained.is_none() {
+            return Err(TrainError::FreezeWithoutWeights);
+        }
+        if self.freeze_base && self.augmentation != Augmentation::NONE {
+            return Err(TrainError::FreezeWithAugmentation);
+        }
+        Ok(())
+    }
+
+    /// How the card describes the transfer: `None` for a network trained from scratch.
+    pub fn transfer(&self) -> Option<String> {
+        self.pretrained.as_ref().map(|_| if self.freeze_base { "frozen base, new head".to_owned() } else { "full fine-tuning".to_owned() })
     }
 }
 
@@ -124,6 +154,9 @@ pub struct TrainState {
     pub epochs_since_best: u32,
     /// Why the run ended (`epochs`, `early stop`), `None` while it can go on.
     pub stopped: Option<String>,
+    /// With a frozen base: where the backbone features came from.
+    #[serde(default)]
+    pub features: Option<FeatureRecord>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +185,10 @@ pub enum TrainError {
     Metric { metric: &'static str, source: cxr_core::metrics::MetricsError },
     #[error("{path}: cannot write epoch CSV: {source}")]
     Csv { path: PathBuf, source: csv::Error },
+    #[error("--freeze-base needs --weights: a frozen, randomly initialised backbone gives random features; pass ImageNet weights (scripts/fetch-weights.sh gives .torch/weights/mobilenet_v2-imagenet.safetensors) or drop --freeze-base to train the whole network")]
+    FreezeWithoutWeights,
+    #[error("a frozen base trains on backbone features computed once per image, so it cannot augment (an augmented image needs its features recomputed every epoch); train with no augmentation or without freeze_base")]
+    FreezeWithAugmentation,
 }
 
 /// Per-epoch callback, e.g. for printing a line per epoch.
@@ -166,6 +203,7 @@ pub fn train(
     resume: bool,
     report: &mut EpochReport,
 ) -> Result<TrainState, TrainError> {
+    config.check()?;
     let io = |path: &Path, action: &'static str| {
         let path = path.to_owned();
         move |source| TrainError::Io { path, action, source }
@@ -196,61 +234,78 @@ pub fn train(
     let network = zoo::build(&config.architecture, config.image_size, config.class_set)?;
     let preprocess = zoo::preprocess_for(&network);
     let targets = target_count(config.class_set);
-    let (train_cache, mut unreadable) =
-        ImageCache::load(&data.train, config.class_set, &preprocess, "train", &ProgressBar::new(0))?;
-    let (val_cache, val_unreadable) = ImageCache::load(&data.val, config.class_set, &preprocess, "val", &ProgressBar::new(0))?;
-    unreadable.extend(val_unreadable);
-    if train_cache.is_empty() {
-        return Err(TrainError::EmptySplit { split: "train" });
-    }
-    if val_cache.is_empty() {
-        return Err(TrainError::EmptySplit { split: "val" });
-    }
-
     let device = Device::cuda_if_available();
     tch::manual_seed(config.seed as i64);
     let mut vs = nn::VarStore::new(device);
     let model = TchNetwork::new(&vs.root(), network.clone())?;
+    if saved.is_some() {
+        let last = run_dir.join(LAST_WEIGHTS);
+        vs.load(&last).map_err(|source| TrainError::Checkpoint { path: last, source })?;
+    } else if let Some(weights) = &config.pretrained {
+        load_pretrained(&vs, &network, weights, &network.head_prefix())?;
+    }
+    let manifest_sha256 = std::fs::read(manifest).map(|b| cxr_core::card::sha256_hex(&b)).unwrap_or_default();
+    let Prepared { train: train_examples, val: val_examples, unreadable, features } = if config.freeze_base {
+        freeze_all_but(&vs, &network.head_prefix());
+        let head_input = network.head_input()?;
+        let key = FeatureKey::new(config, &model, head_input, data, &manifest_sha256)?;
+        let cached = features::load_or_extract(&model, head_input, &key, data, config, run_dir, device)?;
+        Prepared {
+            train: Examples::Features { set: cached.train, head_input },
+            val: Examples::Features { set: cached.val, head_input },
+            unreadable: cached.unreadable,
+            features: Some(cached.record),
+        }
+    } else {
+        let (train_cache, mut unreadable) =
+            ImageCache::load(&data.train, config.class_set, &preprocess, "train", &ProgressBar::new(0))?;
+        let (val_cache, val_unreadable) = ImageCache::load(&data.val, config.class_set, &preprocess, "val", &ProgressBar::new(0))?;
+        unreadable.extend(val_unreadable);
+        let unreadable = unreadable.iter().map(|e| e.to_string()).collect();
+        Prepared { train: Examples::Images(train_cache), val: Examples::Images(val_cache), unreadable, features: None }
+    };
+    if train_examples.is_empty() {
+        return Err(TrainError::EmptySplit { split: "train" });
+    }
+    if val_examples.is_empty() {
+        return Err(TrainError::EmptySplit { split: "val" });
+    }
+
     let mut state = match saved {
         Some(mut saved) => {
-            let last = run_dir.join(LAST_WEIGHTS);
-            vs.load(&last).map_err(|source| TrainError::Checkpoint { path: last, source })?;
             saved.config.epochs = config.epochs;
             saved.config.patience = config.patience;
             saved.stopped = None;
+            saved.features = features;
             saved
         }
-        None => {
-            if let Some(weights) = &config.pretrained {
-                load_pretrained(&vs, &network, weights, &network.head_prefix())?;
-            }
-            TrainState {
-                config: config.clone(),
-                network: network.clone(),
-                preprocess,
-                data: DataRecord {
-                    manifest: manifest.display().to_string(),
-                    manifest_sha256: std::fs::read(manifest).map(|b| cxr_core::card::sha256_hex(&b)).unwrap_or_default(),
-                    split_seed: data.split_seed,
-                    holdout_sources: data.holdout_sources.clone(),
-                    train_images: train_cache.len() as u64,
-                    val_images: val_cache.len() as u64,
-                    train_class_counts: train_cache.counts(targets),
-                    val_class_counts: val_cache.counts(targets),
-                    unreadable: unreadable.iter().map(|e| e.to_string()).collect(),
-                },
-                device: format!("{device:?}"),
-                history: vec![],
-                best: None,
-                epochs_since_best: 0,
-                stopped: None,
-            }
-        }
+        None => TrainState {
+            config: config.clone(),
+            network: network.clone(),
+            preprocess,
+            data: DataRecord {
+                manifest: manifest.display().to_string(),
+                manifest_sha256,
+                split_seed: data.split_seed,
+                holdout_sources: data.holdout_sources.clone(),
+                train_images: train_examples.len() as u64,
+                val_images: val_examples.len() as u64,
+                train_class_counts: class_counts(train_examples.targets(), targets),
+                val_class_counts: class_counts(val_examples.targets(), targets),
+                unreadable,
+            },
+            device: format!("{device:?}"),
+            history: vec![],
+            best: None,
+            epochs_since_best: 0,
+            stopped: None,
+            features,
+        },
     };
 
     // Class-balanced loss: each class weighs N / (K · n_class), so both classes pull equally.
-    let counts = train_cache.counts(targets);
-    let total = train_cache.len() as f64;
+    let counts = class_counts(train_examples.targets(), targets);
+    let total = train_examples.len() as f64;
     let class_weights: Vec<f32> =
         counts.iter().map(|&n| if n == 0 { 0.0 } else { (total / (targets as f64 * n as f64)) as f32 }).collect();
     let class_weights = Tensor::from_slice(&class_weights).to_device(device);
@@ -259,7 +314,7 @@ pub fn train(
     let start_epoch = state.history.last().map_or(1, |r| r.epoch + 1);
     for epoch in start_epoch..=config.epochs {
         let started = Instant::now();
-        let mut order: Vec<usize> = (0..train_cache.len()).collect();
+        let mut order: Vec<usize> = (0..train_examples.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(config.seed, epoch as u64, u64::MAX)));
         // Dropout draws from libtorch's generator; reseeding per epoch keeps resumed runs identical.
         tch::manual_seed(mix_seed(config.seed, epoch as u64, 0) as i64);
@@ -267,11 +322,9 @@ pub fn train(
         bar.set_message(format!("epoch {epoch}/{}", config.epochs));
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         for batch in order.chunks(config.batch_size) {
-            let inputs = train_cache.batch(batch, &state.preprocess, Some((&config.augmentation, config.seed, epoch as u64)));
-            let xs = batch_tensor(&inputs, state.preprocess.shape(batch.len())).to_device(device);
-            let ys: Vec<i64> = batch.iter().map(|&i| train_cache.targets[i] as i64).collect();
-            let ys = Tensor::from_slice(&ys).to_device(device);
-            let logits = model.forward(&xs, true).logits;
+            let augmentation = Some((&config.augmentation, config.seed, epoch as u64));
+            let logits = train_examples.logits(&model, batch, &state.preprocess, augmentation, device, true);
+            let ys = train_examples.batch_targets(batch, device);
             let loss = weighted_loss(network.head, &logits, &ys, &class_weights);
             optimizer.backward_step(&loss);
             loss_sum += f64::try_from(&loss).unwrap_or(f64::NAN) * batch.len() as f64;
@@ -282,8 +335,8 @@ pub fn train(
         }
         bar.finish_and_clear();
 
-        let val = evaluate(&model, &val_cache, &state.preprocess, config.batch_size, device);
-        let positives: Vec<bool> = val_cache.targets.iter().map(|&t| t == positive_target(config.class_set)).collect();
+        let val = evaluate(&model, &val_examples, &state.preprocess, config.batch_size, device);
+        let positives: Vec<bool> = val_examples.targets().iter().map(|&t| t == positive_target(config.class_set)).collect();
         let roc = RocCurve::new(&val.positive_scores, &positives).map_err(|source| TrainError::Metric { metric: "validation ROC", source })?;
         let record = EpochRecord {
             epoch,
@@ -374,21 +427,18 @@ pub struct Evaluation {
     pub positive_scores: Vec<f64>,
 }
 
-/// Runs `model` over every cached image without augmentation.
-pub fn evaluate(model: &TchNetwork, cache: &ImageCache, preprocess: &Preprocess, batch_size: usize, device: Device) -> Evaluation {
+/// Runs `model` over every example in inference mode, without augmentation.
+pub fn evaluate(model: &TchNetwork, examples: &Examples, preprocess: &Preprocess, batch_size: usize, device: Device) -> Evaluation {
     let head = model.network().head;
     // P(covid) is output 0 both of a sigmoid head and of a three-class softmax head.
     let positive = 0;
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-    let mut scores = Vec::with_capacity(cache.len());
-    let all: Vec<usize> = (0..cache.len()).collect();
+    let mut scores = Vec::with_capacity(examples.len());
+    let all: Vec<usize> = (0..examples.len()).collect();
     tch::no_grad(|| {
         for batch in all.chunks(batch_size) {
-            let inputs = cache.batch(batch, preprocess, None);
-            let xs = batch_tensor(&inputs, preprocess.shape(batch.len())).to_device(device);
-            let ys: Vec<i64> = batch.iter().map(|&i| cache.targets[i] as i64).collect();
-            let ys = Tensor::from_slice(&ys).to_device(device);
-            let logits = model.forward(&xs, false).logits;
+            let logits = examples.logits(model, batch, preprocess, None, device, false);
+            let ys = examples.batch_targets(batch, device);
             let ones = Tensor::ones([head.outputs().max(2)], (Kind::Float, device));
             let loss = weighted_loss(head, &logits, &ys, &ones);
             loss_sum += f64::try_from(&loss).unwrap_or(f64::NAN) * batch.len() as f64;
@@ -397,7 +447,76 @@ pub fn evaluate(model: &TchNetwork, cache: &ImageCache, preprocess: &Preprocess,
             scores.extend(Vec::<f64>::try_from(probs).expect("a CPU double tensor converts"));
         }
     });
-    Evaluation { loss: loss_sum / cache.len() as f64, accuracy: correct as f64 / cache.len() as f64, positive_scores: scores }
+    Evaluation { loss: loss_sum / examples.len() as f64, accuracy: correct as f64 / examples.len() as f64, positive_scores: scores }
+}
+
+/// One split's examples, as the transfer mode needs them.
+pub enum Examples {
+    /// Decoded images, run through the whole network (full fine-tuning, training from scratch).
+    Images(ImageCache),
+    /// Backbone outputs computed once (frozen base), run through the head alone.
+    Features { set: FeatureSet, head_input: NodeId },
+}
+
+impl Examples {
+    pub fn len(&self) -> usize {
+        self.targets().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets().is_empty()
+    }
+
+    pub fn targets(&self) -> &[usize] {
+        match self {
+            Examples::Images(cache) => &cache.targets,
+            Examples::Features { set, .. } => &set.targets,
+        }
+    }
+
+    fn batch_targets(&self, indices: &[usize], device: Device) -> Tensor {
+        let ys: Vec<i64> = indices.iter().map(|&i| self.targets()[i] as i64).collect();
+        Tensor::from_slice(&ys).to_device(device)
+    }
+
+    /// The logits of examples `indices`; `train` switches dropout on (and, for images, BatchNorm to
+    /// batch statistics). `augmentation` applies to images only: features were computed without it.
+    fn logits(
+        &self,
+        model: &TchNetwork,
+        indices: &[usize],
+        preprocess: &Preprocess,
+        augmentation: Option<(&Augmentation, u64, u64)>,
+        device: Device,
+        train: bool,
+    ) -> Tensor {
+        match self {
+            Examples::Images(cache) => {
+                let inputs = cache.batch(indices, preprocess, augmentation);
+                let xs = batch_tensor(&inputs, preprocess.shape(indices.len())).to_device(device);
+                model.forward(&xs, train).logits
+            }
+            Examples::Features { set, head_input } => model.forward_from(*head_input, &set.batch(indices, device), train),
+        }
+    }
+}
+
+/// The train and val examples of a run, the files left out, and (frozen base) how the features were obtained.
+struct Prepared {
+    train: Examples,
+    val: Examples,
+    unreadable: Vec<String>,
+    features: Option<FeatureRecord>,
+}
+
+/// Stops gradients into every parameter outside the head, so Adam leaves the backbone as loaded.
+fn freeze_all_but(vs: &nn::VarStore, head_prefix: &str) {
+    for (name, tensor) in vs.variables() {
+        if !name.starts_with(head_prefix) {
+            // Returns the same tensor, flag changed; the VarStore keeps its own handle to it.
+            let _ = tensor.set_requires_grad(false);
+        }
+    }
 }
 
 pub fn read_state(path: &Path) -> Result<TrainState, TrainError> {

@@ -1,0 +1,221 @@
+//! Frozen-base transfer: the backbone's output for every train and val image, computed once.
+//!
+//! With the backbone frozen its output for an image never changes, so the head can be trained on
+//! those outputs instead of running the backbone every epoch: a CPU epoch over ten thousand X-rays
+//! takes seconds instead of most of an hour. The price is augmentation: an augmented image has
+//! other features, so per-epoch augmentation would force recomputing them, and frozen-base runs
+//! train without it (full fine-tuning keeps the seed's augmentation). The backbone runs in
+//! inference mode: BatchNorm uses its checkpoint's running statistics, as Keras does for a base
+//! with `trainable = False`.
+//!
+//! The features stay in memory and are saved in the run directory as `features-<key>.safetensors`
+//! (with a `.json` sidecar), where the key hashes everything that decides them: the weights
+//! file's sha256, the manifest's sha256, the image list, the network and its preprocessing. A
+//! resumed or repeated run with the same key skips decoding and the backbone altogether.
+
+use crate::data::{ImageCache, TrainingData, bar_style, class_counts};
+use crate::network::NodeId;
+use crate::tch_backend::{TchNetwork, batch_tensor};
+use crate::train::{TrainConfig, TrainError};
+use cxr_core::card::sha256_hex;
+use cxr_core::Preprocess;
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// One split's backbone outputs, `[N, D]` on the CPU, with the target of each row.
+pub struct FeatureSet {
+    pub features: Tensor,
+    pub targets: Vec<usize>,
+}
+
+impl FeatureSet {
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Rows `indices` as one batch on `device`.
+    pub fn batch(&self, indices: &[usize], device: Device) -> Tensor {
+        let rows: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+        self.features.index_select(0, &Tensor::from_slice(&rows)).to_device(device)
+    }
+
+    pub fn counts(&self, targets: usize) -> Vec<usize> {
+        class_counts(&self.targets, targets)
+    }
+}
+
+/// What decides the features; its hash names the cache file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureKey {
+    pub weights_sha256: String,
+    pub manifest_sha256: String,
+    /// sha256 over the train and val paths and classes, so a changed image list (or a test's
+    /// hand-made list, which has no manifest file) never reuses stale features.
+    pub images_sha256: String,
+    pub architecture: String,
+    pub input_size: i64,
+    /// Name of the node whose output is cached ([`crate::network::Network::head_input`]).
+    pub node: String,
+    pub preprocess: Preprocess,
+}
+
+impl FeatureKey {
+    pub fn new(config: &TrainConfig, model: &TchNetwork, node: NodeId, data: &TrainingData, manifest_sha256: &str) -> Result<FeatureKey, TrainError> {
+        let weights = config.pretrained.as_ref().ok_or(TrainError::FreezeWithoutWeights)?;
+        let bytes = std::fs::read(weights).map_err(|source| TrainError::Io { path: weights.clone(), action: "cannot read weights", source })?;
+        let listing: String = [("train", &data.train), ("val", &data.val)]
+            .iter()
+            .flat_map(|(split, images)| images.iter().map(move |img| format!("{split}\t{}\t{}\n", img.path.display(), img.class)))
+            .collect();
+        let network = model.network();
+        Ok(FeatureKey {
+            weights_sha256: sha256_hex(&bytes),
+            manifest_sha256: manifest_sha256.to_owned(),
+            images_sha256: sha256_hex(listing.as_bytes()),
+            architecture: network.architecture.clone(),
+            input_size: network.input_size,
+            node: network.nodes[node].name.clone(),
+            preprocess: crate::zoo::preprocess_for(network),
+        })
+    }
+
+    /// `features-<first 16 hex digits of the key's sha256>`.
+    fn file_stem(&self) -> String {
+        let json = serde_json::to_string(self).expect("a feature key serialises");
+        format!("features-{}", &sha256_hex(json.as_bytes())[..16])
+    }
+}
+
+/// The sidecar of a feature file: its key in full and what extraction found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct FeatureSidecar {
+    key: FeatureKey,
+    unreadable: Vec<String>,
+    images: usize,
+    extraction_seconds: f64,
+}
+
+/// How a run got its features, for the state file and the model card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureRecord {
+    /// The cache file, in the run directory.
+    pub file: String,
+    /// Name of the node whose output was cached.
+    pub node: String,
+    pub dimensions: i64,
+    pub images: usize,
+    /// Decoding plus backbone, when the features were computed.
+    pub extraction_seconds: f64,
+    /// True when this invocation read them from the cache file instead of computing them.
+    pub reused: bool,
+}
+
+/// Train and val features, the files left out, and how they were obtained.
+pub struct CachedFeatures {
+    pub train: FeatureSet,
+    pub val: FeatureSet,
+    pub unreadable: Vec<String>,
+    pub record: FeatureRecord,
+}
+
+const TRAIN: &str = "train.features";
+const TRAIN_TARGETS: &str = "train.targets";
+const VAL: &str = "val.features";
+const VAL_TARGETS: &str = "val.targets";
+
+/// The features for `key` from `run_dir`'s cache when it has them, else computed with `model`'s
+/// backbone (up to node `node`, inference mode, no augmentation) and saved there.
+pub fn load_or_extract(
+    model: &TchNetwork,
+    node: NodeId,
+    key: &FeatureKey,
+    data: &TrainingData,
+    config: &TrainConfig,
+    run_dir: &Path,
+    device: Device,
+) -> Result<CachedFeatures, TrainError> {
+    let stem = key.file_stem();
+    let tensors_path = run_dir.join(format!("{stem}.safetensors"));
+    let sidecar_path = run_dir.join(format!("{stem}.json"));
+    if let Some(cached) = read_cache(&tensors_path, &sidecar_path, key) {
+        return Ok(cached);
+    }
+    let started = Instant::now();
+    let preprocess = crate::zoo::preprocess_for(model.network());
+    let (train_images, mut unreadable) = ImageCache::load(&data.train, config.class_set, &preprocess, "train", &ProgressBar::new(0))?;
+    let (val_images, val_unreadable) = ImageCache::load(&data.val, config.class_set, &preprocess, "val", &ProgressBar::new(0))?;
+    unreadable.extend(val_unreadable);
+    let train = extract(model, node, &train_images, &preprocess, config.batch_size, device, "train");
+    let val = extract(model, node, &val_images, &preprocess, config.batch_size, device, "val");
+    let unreadable: Vec<String> = unreadable.iter().map(|e| e.to_string()).collect();
+    let sidecar = FeatureSidecar {
+        key: key.clone(),
+        unreadable: unreadable.clone(),
+        images: train.len() + val.len(),
+        extraction_seconds: started.elapsed().as_secs_f64(),
+    };
+    let targets = |set: &FeatureSet| Tensor::from_slice(&set.targets.iter().map(|&t| t as i64).collect::<Vec<_>>());
+    let named = [(TRAIN, train.features.shallow_clone()), (TRAIN_TARGETS, targets(&train)), (VAL, val.features.shallow_clone()), (VAL_TARGETS, targets(&val))];
+    Tensor::write_safetensors(&named, &tensors_path).map_err(|source| TrainError::Checkpoint { path: tensors_path.clone(), source })?;
+    let text = serde_json::to_string_pretty(&sidecar).expect("a feature sidecar serialises");
+    std::fs::write(&sidecar_path, text + "\n").map_err(|source| TrainError::Io { path: sidecar_path, action: "cannot write feature cache sidecar", source })?;
+    let record = record_for(&tensors_path, key, &train, &sidecar, false);
+    Ok(CachedFeatures { train, val, unreadable, record })
+}
+
+/// Runs the backbone over every cached image in batches, without gradients.
+fn extract(model: &TchNetwork, node: NodeId, images: &ImageCache, preprocess: &Preprocess, batch_size: usize, device: Device, split: &str) -> FeatureSet {
+    let bar = ProgressBar::new(images.len().div_ceil(batch_size) as u64).with_style(bar_style());
+    bar.set_message(format!("{split} backbone features"));
+    let all: Vec<usize> = (0..images.len()).collect();
+    let batches: Vec<Tensor> = tch::no_grad(|| {
+        all.chunks(batch_size)
+            .map(|batch| {
+                let inputs = images.batch(batch, preprocess, None);
+                let xs = batch_tensor(&inputs, preprocess.shape(batch.len())).to_device(device);
+                let out = model.forward_to(&xs, node, false).flatten(1, -1).to_device(Device::Cpu).to_kind(Kind::Float);
+                bar.inc(1);
+                out
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    FeatureSet { features: Tensor::cat(&batches, 0), targets: images.targets.clone() }
+}
+
+/// The cached features when both files are there and the sidecar's key is `key`; `None` (compute
+/// afresh) otherwise, including for a damaged file.
+fn read_cache(tensors_path: &Path, sidecar_path: &Path, key: &FeatureKey) -> Option<CachedFeatures> {
+    let sidecar: FeatureSidecar = serde_json::from_str(&std::fs::read_to_string(sidecar_path).ok()?).ok()?;
+    if &sidecar.key != key {
+        return None;
+    }
+    let mut tensors: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(tensors_path).ok()?.into_iter().collect();
+    let mut set = |features: &str, targets: &str| -> Option<FeatureSet> {
+        let targets = Vec::<i64>::try_from(tensors.remove(targets)?).ok()?;
+        Some(FeatureSet { features: tensors.remove(features)?, targets: targets.into_iter().map(|t| t as usize).collect() })
+    };
+    let train = set(TRAIN, TRAIN_TARGETS)?;
+    let val = set(VAL, VAL_TARGETS)?;
+    let record = record_for(tensors_path, key, &train, &sidecar, true);
+    Some(CachedFeatures { train, val, unreadable: sidecar.unreadable, record })
+}
+
+fn record_for(tensors_path: &Path, key: &FeatureKey, train: &FeatureSet, sidecar: &FeatureSidecar, reused: bool) -> FeatureRecord {
+    let file: PathBuf = tensors_path.file_name().map(PathBuf::from).unwrap_or_default();
+    FeatureRecord {
+        file: file.display().to_string(),
+        node: key.node.clone(),
+        dimensions: train.features.size().get(1).copied().unwrap_or(0),
+        images: sidecar.images,
+        extraction_seconds: sidecar.extraction_seconds,
+        reused,
+    }
+}

@@ -1,0 +1,128 @@
+//! Frozen-base transfer, as the seed trained its MobileNet: MobileNetV2 from the ImageNet weights
+//! (scripts/fetch-weights.sh), only the classifier head trained, on backbone features computed
+//! once, at 128 px, on 300 real X-rays. The backbone must come out exactly as loaded, the head must
+//! learn, a resumed run must reuse the cached features, and the exported ONNX (the whole network)
+//! must give cxr-infer the numbers libtorch gives.
+
+mod common;
+
+use common::small_data;
+use cxr_core::{Class, ModelCard, load_image};
+use cxr_infer::Model;
+use cxr_train::augment::Augmentation;
+use cxr_train::data::LabeledImage;
+use cxr_train::export::export_checkpoint;
+use cxr_train::tch_backend::{TchNetwork, batch_tensor};
+use cxr_train::train::{self, BEST_WEIGHTS, TrainConfig};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tch::{Device, Tensor, nn};
+
+fn imagenet_weights() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.torch/weights/mobilenet_v2-imagenet.safetensors")
+}
+
+fn frozen_config() -> TrainConfig {
+    let mut config = TrainConfig::new("mobilenet-v2");
+    config.image_size = Some(128);
+    config.seed = 5;
+    config.epochs = 4;
+    config.patience = 20;
+    config.augmentation = Augmentation::NONE;
+    config.pretrained = Some(imagenet_weights());
+    config.freeze_base = true;
+    config
+}
+
+/// Straight to stderr: the harness captures `println!`, and the epoch times are the point.
+fn log(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+#[test]
+fn frozen_mobilenet_v2_trains_only_its_head_on_cached_features_and_exports_the_whole_network() {
+    let data = small_data();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let manifest = Path::new("covid19-radiography (test selection)");
+    let mut config = frozen_config();
+
+    let first = train::train(&config, &data, manifest, &run, false, &mut |_, _| {}).unwrap();
+    let computed = first.features.clone().expect("a frozen-base run records its features");
+    assert!(!computed.reused);
+    assert!(computed.node.starts_with("flatten"), "the pooled, flattened map before dropout and `classifier.1`: {}", computed.node);
+    assert_eq!(computed.dimensions, 1280, "MobileNetV2's pooled features");
+    assert!(run.join(&computed.file).is_file());
+
+    // Resuming finds the features on disk instead of decoding and running the backbone again.
+    config.epochs = 8;
+    let state = train::train(&config, &data, manifest, &run, true, &mut |_, _| {}).unwrap();
+    let reused = state.features.clone().unwrap();
+    assert!(reused.reused, "the resumed run recomputed its features");
+    assert_eq!(reused.file, computed.file);
+    assert_eq!(state.history.iter().map(|r| r.epoch).collect::<Vec<_>>(), (1..=8).collect::<Vec<_>>());
+    log(&format!(
+        "frozen mobilenet-v2 @128 px: features of {} images in {:.1} s ({:.1} ms/image); head epochs on cached features: {}",
+        computed.images,
+        computed.extraction_seconds,
+        1000.0 * computed.extraction_seconds / computed.images as f64,
+        state.history.iter().map(|r| format!("{:.3} s", r.seconds)).collect::<Vec<_>>().join(", ")
+    ));
+    let best = state.best.clone().unwrap();
+    assert!(best.val_auc > 0.75, "validation AUC {} is not clearly above chance; history {:?}", best.val_auc, state.history);
+
+    // Every backbone tensor, BatchNorm statistics included, is the checkpoint's; the head is not its initial value.
+    let trained: HashMap<String, Tensor> = Tensor::read_safetensors(run.join(BEST_WEIGHTS)).unwrap().into_iter().collect();
+    let original: HashMap<String, Tensor> = Tensor::read_safetensors(imagenet_weights()).unwrap().into_iter().collect();
+    let head = state.network.head_prefix();
+    let mut backbone = 0;
+    for spec in state.network.parameters().iter().filter(|p| !p.name.starts_with(&head)) {
+        assert!(trained[&spec.name].equal(&original[&spec.name].to_kind(trained[&spec.name].kind())), "`{}` changed in training", spec.name);
+        backbone += 1;
+    }
+    assert_eq!(backbone, 260, "all of MobileNetV2 but `classifier.1.weight` and `.bias`");
+    tch::manual_seed(config.seed as i64);
+    let initial = nn::VarStore::new(Device::Cpu);
+    TchNetwork::new(&initial.root(), state.network.clone()).unwrap();
+    let initial_head = &initial.variables()["classifier.1.weight"];
+    assert!(!trained["classifier.1.weight"].allclose(initial_head, 1e-6, 1e-6, false), "the head did not train");
+
+    // The export is the whole network, and its card says how it was trained.
+    let onnx = dir.path().join("mobilenet-v2-frozen.onnx");
+    let card = export_checkpoint(&run, &onnx).unwrap();
+    let training = card.training.clone().unwrap();
+    assert_eq!(training.transfer.as_deref(), Some("frozen base, new head"));
+    assert!(card.notes.iter().any(|n| n.contains("backbone features cached")), "{:?}", card.notes);
+    assert_eq!(card.parameters, Some(state.network.trainable_parameter_count()));
+
+    let sample: Vec<&LabeledImage> = data.val.iter().step_by(9).collect();
+    let mut input = Vec::new();
+    for img in &sample {
+        card.preprocess.apply_into(&load_image(&img.path).unwrap(), &mut input);
+    }
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let model = TchNetwork::new(&vs.root(), state.network.clone()).unwrap();
+    vs.load(run.join(BEST_WEIGHTS)).unwrap();
+    let expected = Vec::<f32>::try_from(model.probabilities(&batch_tensor(&input, card.preprocess.shape(sample.len()))).flatten(0, -1)).unwrap();
+    let runtime = Model::load(&onnx).unwrap();
+    let mut session = runtime.session();
+    let covid = runtime.class_set().index(Class::Covid);
+    let mut diff = 0.0f32;
+    for (img, p_tch) in sample.iter().zip(&expected) {
+        let p_infer = session.predict_file(&img.path).unwrap().probabilities[covid];
+        diff = diff.max((p_infer - p_tch).abs());
+    }
+    assert!(diff <= 1e-4, "cxr-infer and libtorch differ by {diff}");
+    assert_eq!(ModelCard::load(&ModelCard::path_for(&onnx)).unwrap(), card);
+}
+
+#[test]
+fn a_frozen_base_without_weights_is_refused_before_any_image_is_read() {
+    let mut config = frozen_config();
+    config.pretrained = None;
+    let dir = tempfile::tempdir().unwrap();
+    let err = train::train(&config, &small_data(), Path::new("m.csv"), dir.path(), false, &mut |_, _| {}).unwrap_err().to_string();
+    assert!(err.contains("--freeze-base needs --weights"), "{err}");
+    assert!(!dir.path().join(train::STATE_FILE).exists());
+}

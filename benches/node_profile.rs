@@ -23,6 +23,9 @@ fn main() {
             println!("\n{} batch {batch}: {total:.3} ms over {} nodes (medians of {runs} runs)", model.label(), profile.len());
             for node in profile.iter().take(12) {
                 println!("  {:>8.3} ms {:>5.1}%  {:<28} {}", node.median_ms, 100.0 * node.median_ms / total, node.op, node.node);
+                if node.op == "OptMatMul" {
+                    println!("                          {}", node.detail);
+                }
             }
         }
     }

@@ -11,6 +11,8 @@
 # absurdly small to see the comparison fail), CXR_DATASETS (default ../shared/datasets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/sample-xrays.sh
+source scripts/sample-xrays.sh
 start=$SECONDS
 
 read -r -a targets <<<"${CXR_ARM_TARGETS:-aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf}"
@@ -75,14 +77,7 @@ done
 inputs=$(mktemp -d)
 trap 'rm -rf "$inputs"' EXIT
 mkdir "$inputs/images"
-for folder in covid19-radiography/COVID covid19-radiography/Normal chest_xray/test/PNEUMONIA chest_xray/test/NORMAL; do
-    [ -d "$datasets/$folder" ] || { echo "test-arm.sh: $datasets/$folder: real X-rays are needed (set CXR_DATASETS)" >&2; exit 1; }
-    # Whole listing read first: `find | sort | head` dies of SIGPIPE under pipefail.
-    mapfile -t files < <(find "$datasets/$folder" -maxdepth 1 -type f | LC_ALL=C sort)
-    for f in "${files[@]:0:5}"; do
-        cp "$f" "$inputs/images/$(basename "$folder")-$(basename "$f")"
-    done
-done
+sample_xrays "$datasets" "$inputs/images" 5
 printf '\x89PNG\r\n\x1a\nnot a PNG beyond its signature' >"$inputs/images/corrupt.png"
 : >"$inputs/images/empty.jpg"
 

@@ -30,6 +30,9 @@ if cargo tree -p cxr -e normal --prefix none | grep -q '^tch '; then
     exit 1
 fi
 
-cargo test --workspace --features train
-cargo test --features train --benches   # Criterion benches, each run once (quick mode); tests/model_accuracy.rs above re-checks every model's AUC
+# Every target, the Criterion benches included (each run once, in the test profile: a bench
+# build in the release profile would compile everything a second time), then the doc tests,
+# which --all-targets leaves out. tests/model_accuracy.rs re-checks every model's AUC.
+cargo test --workspace --features train --all-targets
+cargo test --workspace --features train --doc
 bash scripts/test-arm.sh   # Raspberry Pi: ARM cross builds, tests and examples under qemu-user, ARM = x86 check

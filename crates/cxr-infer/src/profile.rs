@@ -14,6 +14,9 @@ pub struct NodeTime {
     pub node: String,
     /// The optimised op, as tract prints it (e.g. `OptMatMul`, `MaxPool`).
     pub op: String,
+    /// tract's own description of the op: for a matrix product, its m×k×n and the kernel tract
+    /// picked for this CPU (e.g. `fma_mmm_f32_16x6`), which tells a fast path from a fallback.
+    pub detail: String,
     pub median_ms: f64,
 }
 
@@ -42,7 +45,12 @@ impl Model {
             .filter(|(_, t)| !t.is_empty())
             .map(|(node, mut t)| {
                 t.sort_by(f64::total_cmp);
-                NodeTime { node: node.name.clone(), op: node.op().name().into_owned(), median_ms: t[t.len() / 2] }
+                NodeTime {
+                    node: node.name.clone(),
+                    op: node.op().name().into_owned(),
+                    detail: node.op().info().map(|lines| lines.join("; ")).unwrap_or_default(),
+                    median_ms: t[t.len() / 2],
+                }
             })
             .collect();
         profile.sort_by(|a, b| b.median_ms.total_cmp(&a.median_ms));

@@ -51,11 +51,12 @@ images=$(mktemp -d)
 trap 'rm -rf "$images"' EXIT
 sample_xrays "$datasets" "$images" 5
 
-# score VARIANT [MODEL]: runs the variant's host binary once per image; prints the outputs.
+# score VARIANT [MODEL]: runs the variant's host binary once per image; prints the outputs
+# (its per-run notice on stderr goes to a log).
 score() {
     local bin="$out/$1/$host/pi/cxr-minimal" f
     for f in "$images"/*; do
-        "$bin" ${2:+--model "$2"} "$f"
+        "$bin" ${2:+--model "$2"} "$f" 2>>"$out/stderr.log"
     done
 }
 

@@ -247,7 +247,11 @@ impl Rewriter<'_> {
         let mut w_scales = Vec::with_capacity(out_channels);
         let mut w_q = Vec::with_capacity(w.len());
         for c in 0..out_channels {
-            let (scale, q) = symmetric_int8(&w[c * per_channel..(c + 1) * per_channel]);
+            // A channel whose folded weights are all but zero (BatchNorm of a dead channel) would
+            // get so fine a weight scale that its bias overflows int32 and is lost: coarsen the
+            // scale until the bias fits. Its weights then round to ~0, as they nearly are.
+            let min_scale = bias[c].abs() / (x_scale * MAX_INT32_BIAS);
+            let (scale, q) = symmetric_int8(&w[c * per_channel..(c + 1) * per_channel], min_scale);
             w_scales.push(scale);
             w_q.extend(q);
         }
@@ -282,7 +286,7 @@ impl Rewriter<'_> {
         let mut rescale = Vec::with_capacity(cols);
         for c in 0..cols {
             let column: Vec<f32> = (0..rows).map(|r| w[r * cols + c]).collect();
-            let (scale, q) = symmetric_int8(&column);
+            let (scale, q) = symmetric_int8(&column, 0.0);
             for (r, v) in q.into_iter().enumerate() {
                 w_q[r * cols + c] = v;
             }
@@ -333,9 +337,15 @@ impl Rewriter<'_> {
 }
 
 /// One scale for all of `values`, `max |v| / 127`, and the values rounded to it.
-fn symmetric_int8(values: &[f32]) -> (f32, Vec<u8>) {
+/// Largest magnitude a QLinearConv's int32 bias gets: 2²⁴ leaves the int32 accumulator room for
+/// the products (255 × 127 × 1,280 inputs is under 2²⁶) without overflowing.
+const MAX_INT32_BIAS: f32 = (1 << 24) as f32;
+
+/// Symmetric int8 values with the largest magnitude at ±127, and their scale (at least `min_scale`).
+fn symmetric_int8(values: &[f32], min_scale: f32) -> (f32, Vec<u8>) {
     let max = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+    let scale = scale.max(min_scale);
     (scale, values.iter().map(|v| ((v / scale).round().clamp(-127.0, 127.0) as i8) as u8).collect())
 }
 
@@ -395,8 +405,56 @@ mod tests {
 
     #[test]
     fn symmetric_int8_keeps_the_largest_magnitude_exact() {
-        let (scale, q) = symmetric_int8(&[0.5, -1.27, 0.0]);
+        let (scale, q) = symmetric_int8(&[0.5, -1.27, 0.0], 0.0);
         assert!((scale - 0.01).abs() < 1e-7);
         assert_eq!(q.iter().map(|&b| b as i8).collect::<Vec<_>>(), [50, -127, 0]);
+    }
+
+    /// A 1×1 conv of one input channel into two: a live channel, and a dead one (weight 1e-9)
+    /// whose output is all bias, as BatchNorm folding leaves in EfficientNet-Lite0.
+    #[test]
+    fn a_dead_channel_keeps_its_bias_through_int8() {
+        use tract_onnx::prelude::*;
+        let value_info = |name: &str, dims: &[i64]| pb::ValueInfoProto {
+            name: name.into(),
+            r#type: Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: DataType::Float as i32,
+                    shape: Some(pb::TensorShapeProto {
+                        dim: dims.iter().map(|&d| pb::tensor_shape_proto::Dimension { value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(d)), ..Default::default() }).collect(),
+                    }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let graph = pb::GraphProto {
+            node: vec![make_node("conv", "Conv", &["x", "w", "b"], "y", vec![])],
+            initializer: vec![float_tensor("w", &[2, 1, 1, 1], &[0.5, 1e-9]), float_tensor("b", &[2], &[0.1, 3.0])],
+            input: vec![value_info("x", &[1, 1, 2, 2])],
+            output: vec![value_info("y", &[1, 2, 2, 2])],
+            ..Default::default()
+        };
+        let model = pb::ModelProto { graph: Some(graph), ir_version: 7, opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }], ..Default::default() };
+        let ranges: Ranges = [("x", Range { min: 0.0, max: 4.0 }), ("y", Range { min: 0.0, max: 4.0 })].into_iter().map(|(n, r)| (n.to_owned(), r)).collect();
+        let int8 = quantize_graph(&model, &ranges).unwrap();
+        let plan = tract_onnx::onnx().model_for_proto_model(&int8).unwrap().into_optimized().unwrap().into_runnable().unwrap();
+        let x = Tensor::from_shape(&[1, 1, 2, 2], &[0.0f32, 1.0, 2.0, 4.0]).unwrap();
+        let y = plan.run(tvec!(x.into_tvalue())).unwrap().remove(0);
+        let y = y.to_plain_array_view::<f32>().unwrap();
+        let step = 4.0 / 255.0;
+        for (i, x) in [0.0f32, 1.0, 2.0, 4.0].into_iter().enumerate() {
+            let live = y[[0, 0, i / 2, i % 2]];
+            assert!((live - (0.5 * x + 0.1)).abs() <= step, "live channel at x = {x}: {live}");
+            let dead = y[[0, 1, i / 2, i % 2]];
+            assert!((dead - 3.0).abs() <= step, "the dead channel lost its bias: {dead}");
+        }
+    }
+
+    #[test]
+    fn a_minimum_scale_coarsens_near_zero_weights() {
+        let (scale, q) = symmetric_int8(&[1e-9, -2e-9], 0.5);
+        assert_eq!(scale, 0.5);
+        assert_eq!(q, [0, 0]);
     }
 }

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use cxr_core::ClassSet;
 use cxr_train::train::{EPOCHS_CSV, TrainConfig};
-use cxr_train::quantize::{QuantizeOptions, quantize_file};
+use cxr_train::quantize::{Calibration, QuantizeOptions, quantize_file};
 use cxr_train::{Augmentation, TrainingData, export_checkpoint};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -98,6 +98,26 @@ pub struct QuantizeArgs {
     /// Seed of the draw of calibration images.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Activation ranges: `min-max`, or `percentile:P` to keep the central P % of the calibration
+    /// values (e.g. `percentile:99.99`), clipping outliers that would stretch a uint8 scale. Deep
+    /// networks gain from clipping (MobileNetV2: mean validation move 0.029 against 0.042 with
+    /// min/max), small ones lose (seed-cnn: 0.011 against 0.0008): compare both on your model.
+    #[arg(long, default_value = "min-max", value_parser = parse_calibration)]
+    calibration: Calibration,
+    /// Compare int8 with fp32 on at most this many validation images (drawn with the seed) instead of all.
+    #[arg(long)]
+    compare_images: Option<usize>,
+}
+
+fn parse_calibration(s: &str) -> Result<Calibration, String> {
+    match s.split_once(':') {
+        None if s == "min-max" => Ok(Calibration::MinMax),
+        Some(("percentile", p)) => match p.parse::<f64>() {
+            Ok(p) if p > 0.0 && p <= 100.0 => Ok(Calibration::Percentile(p)),
+            _ => Err(format!("`{p}`: a percentile is a number in (0, 100]")),
+        },
+        _ => Err(format!("`{s}`: expected `min-max` or `percentile:P`")),
+    }
 }
 
 pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
@@ -226,13 +246,19 @@ pub fn run_quantize(args: QuantizeArgs) -> anyhow::Result<ExitCode> {
     });
     let card = cxr_core::ModelCard::load(&cxr_core::ModelCard::path_for(&args.model))?;
     let data = TrainingData::from_manifest(&args.manifest, card.class_set)?;
-    let options = QuantizeOptions { calibration_images: args.calibration_images, seed: args.seed, ..Default::default() };
+    let options = QuantizeOptions {
+        calibration_images: args.calibration_images,
+        seed: args.seed,
+        calibration: args.calibration,
+        compare_images: args.compare_images,
+        ..Default::default()
+    };
     eprintln!(
         "quantizing {} with {} of {} training images; comparing on {} validation images",
         args.model.display(),
         args.calibration_images,
         data.train.len(),
-        data.val.len()
+        args.compare_images.map_or(data.val.len(), |n| n.min(data.val.len()))
     );
     let int8 = quantize_file(&args.model, &data, &out, &options)?;
     let q = int8.quantization.as_ref().expect("quantize_file records how it quantized");

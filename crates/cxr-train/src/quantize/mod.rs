@@ -9,7 +9,7 @@
 mod calibrate;
 mod rewrite;
 
-pub use calibrate::calibrate;
+pub use calibrate::{Calibration, calibrate};
 pub use rewrite::{Range, Ranges, quantize_graph, split_gemm};
 
 use crate::data::{LabeledImage, TrainingData, mix_seed};
@@ -28,10 +28,15 @@ use tract_onnx::pb;
 /// The issue's floor: fewer images give activation ranges that miss the tails of real data.
 pub const MIN_CALIBRATION_IMAGES: usize = 200;
 
-pub const SCHEME: &str = "QOperator: uint8 activations (asymmetric, per-tensor min/max over the calibration images), \
-int8 symmetric weights per output channel; QLinearConv with int32 bias and fused ReLU/ReLU6; \
-fully connected layers as MatMulInteger with int32 sums rescaled to float; \
-pooling averages, residual adds, fully connected biases and the head run in float";
+/// What the card's `quantization.scheme` says, with the activation calibration filled in.
+pub fn scheme(calibration: Calibration) -> String {
+    format!(
+        "QOperator: uint8 activations (asymmetric, {}), int8 symmetric weights per output channel; \
+QLinearConv with int32 bias and fused ReLU/ReLU6; fully connected layers as MatMulInteger with int32 sums \
+rescaled to float; pooling averages, residual adds, fully connected biases and the head run in float",
+        calibration.describe()
+    )
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuantizeError {
@@ -63,6 +68,8 @@ pub struct QuantizeOptions {
     pub calibration_images: usize,
     /// Seed of the draw of calibration images.
     pub seed: u64,
+    /// How activation ranges are read off the calibration images.
+    pub calibration: Calibration,
     /// The int8 threshold is the highest reaching this sensitivity on validation, as for fp32.
     pub target_sensitivity: f64,
     /// Score at most this many validation images for the comparison (all when `None`).
@@ -71,7 +78,7 @@ pub struct QuantizeOptions {
 
 impl Default for QuantizeOptions {
     fn default() -> Self {
-        QuantizeOptions { calibration_images: 256, seed: 42, target_sensitivity: 0.95, compare_images: None }
+        QuantizeOptions { calibration_images: 256, seed: 42, calibration: Calibration::MinMax, target_sensitivity: 0.95, compare_images: None }
     }
 }
 
@@ -89,7 +96,7 @@ pub fn quantize_file(fp32: &Path, data: &TrainingData, out: &Path, options: &Qua
     let images = calibration_images(&data.train, options)?;
 
     let split = split_gemm(&proto)?;
-    let ranges = calibrate(&split, &fp32_card.preprocess, &images)?;
+    let ranges = calibrate(&split, &fp32_card.preprocess, &images, options.calibration)?;
     let int8_bytes = quantize_graph(&split, &ranges)?.encode_to_vec();
     std::fs::write(out, &int8_bytes).map_err(|source| QuantizeError::Io { path: out.to_owned(), source })?;
 
@@ -129,7 +136,7 @@ pub fn quantize_file(fp32: &Path, data: &TrainingData, out: &Path, options: &Qua
     card.quantization = Some(QuantizationRecord {
         from_file: fp32_card.file.clone(),
         from_sha256: fp32_card.sha256.clone(),
-        scheme: SCHEME.into(),
+        scheme: scheme(options.calibration),
         calibration_images: images.len() as u64,
         calibration_seed: options.seed,
         compared_images: compared.len() as u64,

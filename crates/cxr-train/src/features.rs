@@ -18,7 +18,7 @@ use crate::network::NodeId;
 use crate::tch_backend::{TchNetwork, batch_tensor};
 use crate::train::{TrainConfig, TrainError};
 use cxr_core::card::sha256_hex;
-use cxr_core::Preprocess;
+use cxr_core::{ClassSet, Preprocess};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -64,6 +64,15 @@ pub struct FeatureKey {
     /// Name of the node whose output is cached ([`crate::network::Network::head_input`]).
     pub node: String,
     pub preprocess: Preprocess,
+    /// The cached targets are in this class set's encoding, so a three-class run never reuses a
+    /// binary run's targets. Binary keys leave it out: caches written before it was recorded (all
+    /// binary) stay valid.
+    #[serde(default, skip_serializing_if = "is_binary")]
+    pub class_set: ClassSet,
+}
+
+fn is_binary(class_set: &ClassSet) -> bool {
+    *class_set == ClassSet::Binary
 }
 
 impl FeatureKey {
@@ -83,6 +92,7 @@ impl FeatureKey {
             input_size: network.input_size,
             node: network.nodes[node].name.clone(),
             preprocess: crate::zoo::preprocess_for(network),
+            class_set: config.class_set,
         })
     }
 
@@ -217,5 +227,32 @@ fn record_for(tensors_path: &Path, key: &FeatureKey, train: &FeatureSet, sidecar
         images: sidecar.images,
         extraction_seconds: sidecar.extraction_seconds,
         reused,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(class_set: ClassSet) -> FeatureKey {
+        FeatureKey {
+            weights_sha256: "w".into(),
+            manifest_sha256: "m".into(),
+            images_sha256: "i".into(),
+            architecture: "mobilenet-v2".into(),
+            input_size: 224,
+            node: "flatten".into(),
+            preprocess: Preprocess { size: 224, resize: Default::default(), channels: 3, normalize: Default::default() },
+            class_set,
+        }
+    }
+
+    #[test]
+    fn binary_and_three_class_runs_keep_separate_caches_and_old_binary_keys_still_match() {
+        assert_ne!(key(ClassSet::Binary).file_stem(), key(ClassSet::ThreeClass).file_stem());
+        let json = serde_json::to_value(key(ClassSet::Binary)).unwrap();
+        assert!(json.get("class_set").is_none(), "a binary key serialises as before: {json}");
+        let old: FeatureKey = serde_json::from_value(json).unwrap();
+        assert_eq!(old, key(ClassSet::Binary));
     }
 }

@@ -410,12 +410,9 @@ mod tests {
         assert_eq!(q.iter().map(|&b| b as i8).collect::<Vec<_>>(), [50, -127, 0]);
     }
 
-    /// A 1×1 conv of one input channel into two: a live channel, and a dead one (weight 1e-9)
-    /// whose output is all bias, as BatchNorm folding leaves in EfficientNet-Lite0.
-    #[test]
-    fn a_dead_channel_keeps_its_bias_through_int8() {
-        use tract_onnx::prelude::*;
-        let value_info = |name: &str, dims: &[i64]| pb::ValueInfoProto {
+    /// A one-Conv float graph: input `x` of `x_dims`, weights `w` of `w_dims`, bias `b`, output `y`.
+    fn single_conv(x_dims: &[i64], w_dims: &[i64], w: &[f32], b: &[f32], attributes: Vec<pb::AttributeProto>) -> pb::ModelProto {
+        let input = |name: &str, dims: &[i64]| pb::ValueInfoProto {
             name: name.into(),
             r#type: Some(pb::TypeProto {
                 value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
@@ -429,18 +426,32 @@ mod tests {
             ..Default::default()
         };
         let graph = pb::GraphProto {
-            node: vec![make_node("conv", "Conv", &["x", "w", "b"], "y", vec![])],
-            initializer: vec![float_tensor("w", &[2, 1, 1, 1], &[0.5, 1e-9]), float_tensor("b", &[2], &[0.1, 3.0])],
-            input: vec![value_info("x", &[1, 1, 2, 2])],
-            output: vec![value_info("y", &[1, 2, 2, 2])],
+            node: vec![make_node("conv", "Conv", &["x", "w", "b"], "y", attributes)],
+            initializer: vec![float_tensor("w", w_dims, w), float_tensor("b", &[b.len() as i64], b)],
+            input: vec![input("x", x_dims)],
+            output: vec![pb::ValueInfoProto { name: "y".into(), ..Default::default() }],
             ..Default::default()
         };
-        let model = pb::ModelProto { graph: Some(graph), ir_version: 7, opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }], ..Default::default() };
-        let ranges: Ranges = [("x", Range { min: 0.0, max: 4.0 }), ("y", Range { min: 0.0, max: 4.0 })].into_iter().map(|(n, r)| (n.to_owned(), r)).collect();
-        let int8 = quantize_graph(&model, &ranges).unwrap();
+        pb::ModelProto { graph: Some(graph), ir_version: 7, opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }], ..Default::default() }
+    }
+
+    /// Quantizes `model` with the given ranges of `x` and `y` and runs the int8 graph in tract.
+    fn run_int8(model: &pb::ModelProto, x_range: Range, y_range: Range, x_dims: &[usize], x: &[f32]) -> tract_onnx::prelude::Tensor {
+        use tract_onnx::prelude::*;
+        let ranges: Ranges = [("x".to_owned(), x_range), ("y".to_owned(), y_range)].into_iter().collect();
+        let int8 = quantize_graph(model, &ranges).unwrap();
         let plan = tract_onnx::onnx().model_for_proto_model(&int8).unwrap().into_optimized().unwrap().into_runnable().unwrap();
-        let x = Tensor::from_shape(&[1, 1, 2, 2], &[0.0f32, 1.0, 2.0, 4.0]).unwrap();
-        let y = plan.run(tvec!(x.into_tvalue())).unwrap().remove(0);
+        let x = Tensor::from_shape(x_dims, x).unwrap();
+        plan.run(tvec!(x.into_tvalue())).unwrap().remove(0).into_tensor()
+    }
+
+    /// A 1×1 conv of one input channel into two: a live channel, and a dead one (weight 1e-9)
+    /// whose output is all bias, as BatchNorm folding leaves in EfficientNet-Lite0.
+    #[test]
+    fn a_dead_channel_keeps_its_bias_through_int8() {
+        let model = single_conv(&[1, 1, 2, 2], &[2, 1, 1, 1], &[0.5, 1e-9], &[0.1, 3.0], vec![]);
+        let range = Range { min: 0.0, max: 4.0 };
+        let y = run_int8(&model, range, range, &[1, 1, 2, 2], &[0.0, 1.0, 2.0, 4.0]);
         let y = y.to_plain_array_view::<f32>().unwrap();
         let step = 4.0 / 255.0;
         for (i, x) in [0.0f32, 1.0, 2.0, 4.0].into_iter().enumerate() {
@@ -448,6 +459,23 @@ mod tests {
             assert!((live - (0.5 * x + 0.1)).abs() <= step, "live channel at x = {x}: {live}");
             let dead = y[[0, 1, i / 2, i % 2]];
             assert!((dead - 3.0).abs() <= step, "the dead channel lost its bias: {dead}");
+        }
+    }
+
+    /// Zero padding means the real value 0, which for an input whose range straddles zero (a
+    /// normalised image) is the zero point, not the byte 0.
+    #[test]
+    fn padding_of_a_signed_input_is_real_zero() {
+        let pads = pb::AttributeProto { name: "pads".into(), r#type: pb::attribute_proto::AttributeType::Ints as i32, ints: vec![1, 1, 1, 1], ..Default::default() };
+        let model = single_conv(&[1, 1, 3, 3], &[1, 1, 3, 3], &[1.0; 9], &[0.0], vec![pads]);
+        let y = run_int8(&model, Range { min: -2.0, max: 2.0 }, Range { min: 0.0, max: 10.0 }, &[1, 1, 3, 3], &[1.0; 9]);
+        let y = y.to_plain_array_view::<f32>().unwrap();
+        // Sums of the ones inside the padded 3×3 window: 4 at corners, 6 at edges, 9 in the middle (clipped to 10 by y's range).
+        let expected = [[4.0, 6.0, 4.0], [6.0, 9.0, 6.0], [4.0, 6.0, 4.0]];
+        for r in 0..3 {
+            for c in 0..3 {
+                assert!((y[[0, 0, r, c]] - expected[r][c]).abs() <= 0.1, "({r}, {c}): {} (expected {})", y[[0, 0, r, c]], expected[r][c]);
+            }
         }
     }
 

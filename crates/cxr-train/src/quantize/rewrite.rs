@@ -479,6 +479,48 @@ mod tests {
         }
     }
 
+    /// A depthwise 3×3 conv (one group per channel, as in MobileNetV2 and EfficientNet-Lite0) with
+    /// weight scales 1,000× apart per channel matches float within a few output steps.
+    #[test]
+    fn a_depthwise_conv_with_uneven_channels_matches_float() {
+        let int = |name: &str, v: Vec<i64>| pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Ints as i32, ints: v, ..Default::default() };
+        let group = pb::AttributeProto { name: "group".into(), r#type: pb::attribute_proto::AttributeType::Int as i32, i: 3, ..Default::default() };
+        let gains = [0.001f32, 0.1, 1.0];
+        let w: Vec<f32> = gains.iter().flat_map(|g| (0..9).map(move |k| g * (k as f32 - 4.0) / 4.0)).collect();
+        let b = [0.5f32, -0.2, 0.1];
+        let model = single_conv(&[1, 3, 4, 4], &[3, 1, 3, 3], &w, &b, vec![group, int("pads", vec![1, 1, 1, 1])]);
+        let x: Vec<f32> = (0..48).map(|i| ((i * 7) % 13) as f32 / 13.0 * 6.0).collect();
+        // Float reference, and the output's range for the calibration.
+        let mut reference = vec![0.0f32; 48];
+        for c in 0..3 {
+            for r in 0..4i64 {
+                for col in 0..4i64 {
+                    let mut acc = b[c];
+                    for (k, (dr, dc)) in (-1..=1).flat_map(|dr| (-1..=1).map(move |dc| (dr, dc))).enumerate() {
+                        let (rr, cc) = (r + dr, col + dc);
+                        if (0..4).contains(&rr) && (0..4).contains(&cc) {
+                            acc += w[c * 9 + k] * x[c * 16 + (rr * 4 + cc) as usize];
+                        }
+                    }
+                    reference[c * 16 + (r * 4 + col) as usize] = acc;
+                }
+            }
+        }
+        let mut y_range = Range::EMPTY;
+        y_range.include(reference.iter().copied());
+        let y = run_int8(&model, Range { min: 0.0, max: 6.0 }, y_range, &[1, 3, 4, 4], &x);
+        let y: Vec<f32> = y.to_plain_array_view::<f32>().unwrap().iter().copied().collect();
+        let (y_step, x_step) = (y_range.uint8_params().0, 6.0 / 255.0);
+        for c in 0..3 {
+            // Each input is off by up to half an input step; nine of them, weighted, plus output rounding.
+            let tolerance = y_step + 9.0 * gains[c] * x_step / 2.0;
+            for i in 0..16 {
+                let (got, want) = (y[c * 16 + i], reference[c * 16 + i]);
+                assert!((got - want).abs() <= tolerance, "channel {c} pixel {i}: int8 {got}, float {want}");
+            }
+        }
+    }
+
     #[test]
     fn a_minimum_scale_coarsens_near_zero_weights() {
         let (scale, q) = symmetric_int8(&[1e-9, -2e-9], 0.5);

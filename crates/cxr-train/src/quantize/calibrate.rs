@@ -43,7 +43,7 @@ const HISTOGRAM_BINS: usize = 2048;
 /// The calibrated range of the graph input and of every node output over `images`.
 pub fn calibrate(model: &pb::ModelProto, preprocess: &Preprocess, images: &[GreyImage], method: Calibration) -> Result<Ranges, QuantizeError> {
     let tensors = EveryTensor::new(model, preprocess)?;
-    let min_max = tensors.fold(images, |_| Range::EMPTY, |r, values| r.include(values.iter().copied()), merge)?;
+    let min_max = tensors.fold(images, |_| Range::EMPTY, |r, values| r.include(values.iter().copied()), |a, b| a.include([b.min, b.max]))?;
     let ranges = match method {
         Calibration::MinMax => min_max,
         Calibration::Percentile(p) => {
@@ -73,7 +73,7 @@ impl EveryTensor {
         inference.select_outputs_by_name(&refs).map_err(tract_err)?;
         let plan = inference.into_optimized().map_err(tract_err)?.into_runnable().map_err(tract_err)?;
         let names = std::iter::once(input_name).chain(outputs).collect();
-        Ok(EveryTensor { names, plan, preprocess: preprocess.clone() })
+        Ok(EveryTensor { names, plan, preprocess: *preprocess })
     }
 
     /// Folds every tensor's values over all images into one accumulator per tensor, images in
@@ -113,11 +113,6 @@ impl EveryTensor {
 
 fn tract_err(e: TractError) -> QuantizeError {
     QuantizeError::Tract(format!("{e:#}"))
-}
-
-fn merge(a: &mut Range, b: Range) {
-    a.min = a.min.min(b.min);
-    a.max = a.max.max(b.max);
 }
 
 /// Counts of one tensor's values in equal bins between its calibrated min and max.

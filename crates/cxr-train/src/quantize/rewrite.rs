@@ -491,7 +491,7 @@ mod tests {
         let model = single_conv(&[1, 3, 4, 4], &[3, 1, 3, 3], &w, &b, vec![group, int("pads", vec![1, 1, 1, 1])]);
         let x: Vec<f32> = (0..48).map(|i| ((i * 7) % 13) as f32 / 13.0 * 6.0).collect();
         // Float reference, and the output's range for the calibration.
-        let mut reference = vec![0.0f32; 48];
+        let mut reference = [0.0f32; 48];
         for c in 0..3 {
             for r in 0..4i64 {
                 for col in 0..4i64 {

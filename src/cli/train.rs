@@ -107,6 +107,9 @@ pub struct QuantizeArgs {
     /// Compare int8 with fp32 on at most this many validation images (drawn with the seed) instead of all.
     #[arg(long)]
     compare_images: Option<usize>,
+    /// Keep this Conv or MatMul node in float (its ONNX node name; repeat for several).
+    #[arg(long = "keep-float", value_name = "NODE")]
+    keep_float: Vec<String>,
 }
 
 fn parse_calibration(s: &str) -> Result<Calibration, String> {
@@ -251,6 +254,7 @@ pub fn run_quantize(args: QuantizeArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         calibration: args.calibration,
         compare_images: args.compare_images,
+        keep_float: args.keep_float.clone(),
         ..Default::default()
     };
     eprintln!(

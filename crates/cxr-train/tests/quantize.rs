@@ -22,6 +22,14 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A copy of the shipped seed-cnn and its card in `dir` (quantizing writes beside it).
+fn shipped_seed_cnn(dir: &Path) -> PathBuf {
+    let fp32 = dir.join("seed-cnn.onnx");
+    std::fs::copy(workspace().join("models/seed-cnn.onnx"), &fp32).unwrap();
+    std::fs::copy(workspace().join("models/seed-cnn.card.json"), ModelCard::path_for(&fp32)).unwrap();
+    fp32
+}
+
 /// Quantizes `fp32` on the shared small data set; checks the card, the graph form, that
 /// cxr-infer loads the result, and that no validation probability moved by more than `max_diff`.
 fn quantize_and_check(fp32: &Path, calibration: Calibration, expect_conv: usize, expect_matmul: usize, max_diff: f64) -> ModelCard {
@@ -63,9 +71,7 @@ fn quantize_and_check(fp32: &Path, calibration: Calibration, expect_conv: usize,
 #[test]
 fn the_shipped_seed_cnn_quantizes_within_002_of_fp32_on_unseen_real_images() {
     let dir = tempfile::tempdir().unwrap();
-    let fp32 = dir.path().join("seed-cnn.onnx");
-    std::fs::copy(workspace().join("models/seed-cnn.onnx"), &fp32).unwrap();
-    std::fs::copy(workspace().join("models/seed-cnn.card.json"), ModelCard::path_for(&fp32)).unwrap();
+    let fp32 = shipped_seed_cnn(dir.path());
     let card = quantize_and_check(&fp32, Calibration::MinMax, 2, 2, 0.02);
     let q = card.quantization.unwrap();
     assert!((q.val_auc_int8 - q.val_auc_fp32).abs() <= 0.01, "AUC fp32 {} int8 {}", q.val_auc_fp32, q.val_auc_int8);
@@ -95,6 +101,25 @@ fn an_imagenet_mobilenet_v2_exports_and_quantizes_with_its_residual_adds_in_floa
 }
 
 #[test]
+fn a_layer_kept_in_float_stays_a_float_conv_and_the_card_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let fp32 = shipped_seed_cnn(dir.path());
+    let out = dir.path().join("mixed.onnx");
+    let options = QuantizeOptions { calibration_images: 200, keep_float: vec!["conv1".into()], compare_images: Some(30), ..Default::default() };
+    let card = quantize_file(&fp32, &small_data(), &out, &options).unwrap();
+    let graph = pb::ModelProto::decode(std::fs::read(&out).unwrap().as_slice()).unwrap().graph.unwrap();
+    let op_of = |name: &str| graph.node.iter().find(|n| n.name == name).map(|n| n.op_type.clone());
+    assert_eq!((op_of("conv1").as_deref(), op_of("conv2").as_deref()), (Some("Conv"), Some("QLinearConv")));
+    let q = card.quantization.unwrap();
+    assert!(q.scheme.ends_with("kept in float: conv1"), "{}", q.scheme);
+    assert!(q.max_abs_diff <= 0.02, "{}", q.max_abs_diff);
+
+    let misspelt = QuantizeOptions { keep_float: vec!["conv_1".into()], ..options };
+    let err = quantize_file(&fp32, &small_data(), &out, &misspelt).unwrap_err().to_string();
+    assert!(err.contains("conv_1") && err.contains("seed-cnn.onnx"), "{err}");
+}
+
+#[test]
 fn percentile_ranges_clip_the_tails_that_min_max_keeps_on_real_activations() {
     let bytes = std::fs::read(workspace().join("models/seed-cnn.onnx")).unwrap();
     let model = split_gemm(&pb::ModelProto::decode(bytes.as_slice()).unwrap()).unwrap();
@@ -119,9 +144,7 @@ fn percentile_ranges_clip_the_tails_that_min_max_keeps_on_real_activations() {
 #[test]
 fn a_model_that_is_already_int8_or_too_little_calibration_data_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let fp32 = dir.path().join("seed-cnn.onnx");
-    std::fs::copy(workspace().join("models/seed-cnn.onnx"), &fp32).unwrap();
-    std::fs::copy(workspace().join("models/seed-cnn.card.json"), ModelCard::path_for(&fp32)).unwrap();
+    let fp32 = shipped_seed_cnn(dir.path());
     let mut data = small_data();
     data.train.truncate(150);
     let err = quantize_file(&fp32, &data, &dir.path().join("x.onnx"), &QuantizeOptions::default()).unwrap_err().to_string();

@@ -28,14 +28,19 @@ use tract_onnx::pb;
 /// The issue's floor: fewer images give activation ranges that miss the tails of real data.
 pub const MIN_CALIBRATION_IMAGES: usize = 200;
 
-/// What the card's `quantization.scheme` says, with the activation calibration filled in.
-pub fn scheme(calibration: Calibration) -> String {
-    format!(
+/// What the card's `quantization.scheme` says, with the activation calibration and any layers
+/// kept in float filled in.
+pub fn scheme(options: &QuantizeOptions) -> String {
+    let mut scheme = format!(
         "QOperator: uint8 activations (asymmetric, {}), int8 symmetric weights per output channel; \
 QLinearConv with int32 bias and fused ReLU/ReLU6; fully connected layers as MatMulInteger with int32 sums \
 rescaled to float; pooling averages, residual adds, fully connected biases and the head run in float",
-        calibration.describe()
-    )
+        options.calibration.describe()
+    );
+    if !options.keep_float.is_empty() {
+        scheme += &format!("; kept in float: {}", options.keep_float.join(", "));
+    }
+    scheme
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +75,9 @@ pub struct QuantizeOptions {
     pub seed: u64,
     /// How activation ranges are read off the calibration images.
     pub calibration: Calibration,
+    /// Conv and MatMul nodes (ONNX node names; a fully connected layer's is `<gemm>/matmul`)
+    /// that stay in float.
+    pub keep_float: Vec<String>,
     /// The int8 threshold is the highest reaching this sensitivity on validation, as for fp32.
     pub target_sensitivity: f64,
     /// Score at most this many validation images for the comparison (all when `None`).
@@ -78,7 +86,7 @@ pub struct QuantizeOptions {
 
 impl Default for QuantizeOptions {
     fn default() -> Self {
-        QuantizeOptions { calibration_images: 256, seed: 42, calibration: Calibration::MinMax, target_sensitivity: 0.95, compare_images: None }
+        QuantizeOptions { calibration_images: 256, seed: 42, calibration: Calibration::MinMax, keep_float: Vec::new(), target_sensitivity: 0.95, compare_images: None }
     }
 }
 
@@ -93,11 +101,15 @@ pub fn quantize_file(fp32: &Path, data: &TrainingData, out: &Path, options: &Qua
     let bytes = std::fs::read(fp32).map_err(|source| QuantizeError::Io { path: fp32.to_owned(), source })?;
     let proto = pb::ModelProto::decode(bytes.as_slice())
         .map_err(|e| QuantizeError::Input { path: fp32.to_owned(), reason: format!("not an ONNX model: {e}") })?;
-    let images = calibration_images(&data.train, options)?;
-
     let split = split_gemm(&proto)?;
+    let keep_float: std::collections::HashSet<String> = options.keep_float.iter().cloned().collect();
+    if let Some(missing) = keep_float.iter().find(|name| !split.graph.iter().flat_map(|g| &g.node).any(|n| &n.name == *name)) {
+        return Err(QuantizeError::Input { path: fp32.to_owned(), reason: format!("has no node `{missing}` to keep in float") });
+    }
+
+    let images = calibration_images(&data.train, options)?;
     let ranges = calibrate(&split, &fp32_card.preprocess, &images, options.calibration)?;
-    let int8_bytes = quantize_graph(&split, &ranges)?.encode_to_vec();
+    let int8_bytes = quantize_graph(&split, &ranges, &keep_float)?.encode_to_vec();
     std::fs::write(out, &int8_bytes).map_err(|source| QuantizeError::Io { path: out.to_owned(), source })?;
 
     let mut card = fp32_card.clone();
@@ -136,7 +148,7 @@ pub fn quantize_file(fp32: &Path, data: &TrainingData, out: &Path, options: &Qua
     card.quantization = Some(QuantizationRecord {
         from_file: fp32_card.file.clone(),
         from_sha256: fp32_card.sha256.clone(),
-        scheme: scheme(options.calibration),
+        scheme: scheme(options),
         calibration_images: images.len() as u64,
         calibration_seed: options.seed,
         compared_images: compared.len() as u64,

@@ -116,7 +116,9 @@ struct Rewriter<'a> {
 }
 
 /// Quantizes `model`, which must have been through [`split_gemm`] (as the calibration was).
-pub fn quantize_graph(model: &pb::ModelProto, ranges: &Ranges) -> Result<pb::ModelProto, QuantizeError> {
+/// Conv and MatMul nodes named in `keep_float` stay in float (mixed precision), for layers whose
+/// int8 error costs more than their speed-up is worth.
+pub fn quantize_graph(model: &pb::ModelProto, ranges: &Ranges, keep_float: &HashSet<String>) -> Result<pb::ModelProto, QuantizeError> {
     let graph = model.graph.as_ref().ok_or(QuantizeError::NoGraph)?;
     let mut rw = Rewriter {
         ranges,
@@ -139,6 +141,7 @@ pub fn quantize_graph(model: &pb::ModelProto, ranges: &Ranges) -> Result<pb::Mod
             continue;
         }
         match node.op_type.as_str() {
+            _ if keep_float.contains(&node.name) => rw.float_op(node)?,
             "Conv" => {
                 // Fuse a lone following Relu or Clip(0, ·): its output range starts at zero.
                 let out = &node.output[0];
@@ -439,7 +442,7 @@ mod tests {
     fn run_int8(model: &pb::ModelProto, x_range: Range, y_range: Range, x_dims: &[usize], x: &[f32]) -> tract_onnx::prelude::Tensor {
         use tract_onnx::prelude::*;
         let ranges: Ranges = [("x".to_owned(), x_range), ("y".to_owned(), y_range)].into_iter().collect();
-        let int8 = quantize_graph(model, &ranges).unwrap();
+        let int8 = quantize_graph(model, &ranges, &HashSet::new()).unwrap();
         let plan = tract_onnx::onnx().model_for_proto_model(&int8).unwrap().into_optimized().unwrap().into_runnable().unwrap();
         let x = Tensor::from_shape(x_dims, x).unwrap();
         plan.run(tvec!(x.into_tvalue())).unwrap().remove(0).into_tensor()

@@ -288,7 +288,7 @@ fn float_attr(name: &str, f: f32) -> pb::AttributeProto {
 }
 
 /// A float tensor with a symbolic batch dimension `N`.
-fn value_info(name: &str, shape: &Shape) -> pb::ValueInfoProto {
+pub(crate) fn value_info(name: &str, shape: &Shape) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{Dimension, dimension::Value};
     let fixed: Vec<i64> = match *shape {
         Shape::Map { channels, height, width } => vec![channels, height, width],

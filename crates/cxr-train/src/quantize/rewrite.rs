@@ -413,25 +413,13 @@ mod tests {
         assert_eq!(q.iter().map(|&b| b as i8).collect::<Vec<_>>(), [50, -127, 0]);
     }
 
-    /// A one-Conv float graph: input `x` of `x_dims`, weights `w` of `w_dims`, bias `b`, output `y`.
+    /// A one-Conv float graph: input `x` of `x_dims` (`[1, c, h, w]`), weights `w` of `w_dims`, bias `b`, output `y`.
     fn single_conv(x_dims: &[i64], w_dims: &[i64], w: &[f32], b: &[f32], attributes: Vec<pb::AttributeProto>) -> pb::ModelProto {
-        let input = |name: &str, dims: &[i64]| pb::ValueInfoProto {
-            name: name.into(),
-            r#type: Some(pb::TypeProto {
-                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                    elem_type: DataType::Float as i32,
-                    shape: Some(pb::TensorShapeProto {
-                        dim: dims.iter().map(|&d| pb::tensor_shape_proto::Dimension { value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(d)), ..Default::default() }).collect(),
-                    }),
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let x_shape = crate::network::Shape::Map { channels: x_dims[1], height: x_dims[2], width: x_dims[3] };
         let graph = pb::GraphProto {
             node: vec![make_node("conv", "Conv", &["x", "w", "b"], "y", attributes)],
             initializer: vec![float_tensor("w", w_dims, w), float_tensor("b", &[b.len() as i64], b)],
-            input: vec![input("x", x_dims)],
+            input: vec![crate::onnx_export::value_info("x", &x_shape)],
             output: vec![pb::ValueInfoProto { name: "y".into(), ..Default::default() }],
             ..Default::default()
         };
@@ -443,7 +431,9 @@ mod tests {
         use tract_onnx::prelude::*;
         let ranges: Ranges = [("x".to_owned(), x_range), ("y".to_owned(), y_range)].into_iter().collect();
         let int8 = quantize_graph(model, &ranges, &HashSet::new()).unwrap();
-        let plan = tract_onnx::onnx().model_for_proto_model(&int8).unwrap().into_optimized().unwrap().into_runnable().unwrap();
+        let mut inference = tract_onnx::onnx().model_for_proto_model(&int8).unwrap();
+        inference.set_input_fact(0, f32::fact(x_dims).into()).unwrap();
+        let plan = inference.into_optimized().unwrap().into_runnable().unwrap();
         let x = Tensor::from_shape(x_dims, x).unwrap();
         plan.run(tvec!(x.into_tvalue())).unwrap().remove(0).into_tensor()
     }

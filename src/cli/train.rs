@@ -35,6 +35,16 @@ pub struct TrainArgs {
     /// need their features recomputed every epoch. Without it the whole network fine-tunes.
     #[arg(long)]
     freeze_base: bool,
+    /// Folder for --freeze-base's cached backbone features (default: the run directory). Point runs
+    /// of the same backbone and manifest at one folder to compute the features once: a binary and a
+    /// three-class head share them.
+    #[arg(long)]
+    feature_dir: Option<PathBuf>,
+    /// Partial fine-tuning: with --freeze-base, freeze the base only up to LAYER (a name from the
+    /// checkpoint, e.g. `features.17` for mobilenet-v2, `_blocks.15` for efficientnet-lite0) and
+    /// train LAYER, the layers after it and the head on the cached output of the layer before.
+    #[arg(long, value_name = "LAYER", requires = "freeze_base")]
+    unfreeze_from: Option<String>,
     /// Manifest CSV from `cxr data index`; its `train` split trains, its `val` split picks the epoch and threshold.
     #[arg(long)]
     manifest: PathBuf,
@@ -145,6 +155,8 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         recipe: recipe(&args, &name),
         pretrained: args.weights.clone(),
         freeze_base: args.freeze_base,
+        feature_dir: args.feature_dir.clone(),
+        unfreeze_from: args.unfreeze_from.clone(),
     };
     config.check()?;
     let data = TrainingData::from_manifest(&args.manifest, class_set)?;
@@ -153,7 +165,10 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         args.arch,
         match (&args.weights, args.freeze_base) {
             (None, _) => "from scratch".to_owned(),
-            (Some(w), true) => format!("head only, frozen base from {}", w.display()),
+            (Some(w), true) => match &args.unfreeze_from {
+                None => format!("head only, frozen base from {}", w.display()),
+                Some(layer) => format!("{layer} onwards, base frozen up to it from {}", w.display()),
+            },
             (Some(w), false) => format!("fine-tuning from {}", w.display()),
         },
         data.train.len(),
@@ -179,7 +194,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     if let Some(features) = &state.features {
         eprintln!(
             "backbone features: {} ({} values per image, {} images) {} {:.1} s ({:.1} ms per image)",
-            run_dir.join(&features.file).display(),
+            args.feature_dir.as_ref().unwrap_or(&run_dir).join(&features.file).display(),
             features.dimensions,
             features.images,
             if features.reused { "reused; computed earlier in" } else { "computed in" },
@@ -236,6 +251,9 @@ fn recipe(args: &TrainArgs, name: &str) -> String {
     }
     if args.freeze_base {
         cmd += " --freeze-base";
+        if let Some(layer) = &args.unfreeze_from {
+            cmd += &format!(" --unfreeze-from {layer}");
+        }
     } else if args.no_augment {
         cmd += " --no-augment";
     }

@@ -157,11 +157,17 @@ fn card_for(state: &TrainState, best: &crate::train::BestEpoch, onnx_path: &Path
                 aug.brightness
             ),
             match &config.pretrained {
-                Some(weights) if config.freeze_base => format!(
-                    "frozen base: every tensor but the classifier head (`{}`) is as in {}, BatchNorm included; only the head was trained",
-                    state.network.head_prefix(),
-                    weights.display()
-                ),
+                Some(weights) if config.freeze_base => match &config.unfreeze_from {
+                    None => format!(
+                        "frozen base: every tensor but the classifier head (`{}`) is as in {}, BatchNorm included; only the head was trained",
+                        state.network.head_prefix(),
+                        weights.display()
+                    ),
+                    Some(layer) => format!(
+                        "base frozen up to `{layer}`: every tensor before it is as in {}, BatchNorm included; `{layer}`, the layers after it and the new head were trained (BatchNorm statistics of those layers re-estimated)",
+                        weights.display()
+                    ),
+                },
                 Some(weights) => format!("started from the weights in {} (all but the classifier head); every layer fine-tuned", weights.display()),
                 None => "trained from scratch: no pretrained weights".to_owned(),
             },
@@ -169,7 +175,7 @@ fn card_for(state: &TrainState, best: &crate::train::BestEpoch, onnx_path: &Path
         .into_iter()
         .chain(state.features.as_ref().map(|f| {
             format!(
-                "backbone features cached: the output of `{}` ({} values) was computed once per image, in inference mode and without augmentation (per-epoch augmentation would force recomputing it), in {:.0} s for {} images ({}), and the head trained on it",
+                "backbone features cached: the output of `{}` ({} values) was computed once per image, in inference mode and without augmentation (per-epoch augmentation would force recomputing it), in {:.0} s for {} images ({}), and the layers after it trained on it",
                 f.node, f.dimensions, f.extraction_seconds, f.images, f.file
             )
         }))

@@ -8,12 +8,15 @@
 //! inference mode: BatchNorm uses its checkpoint's running statistics, as Keras does for a base
 //! with `trainable = False`.
 //!
-//! The features stay in memory and are saved in the run directory as `features-<key>.safetensors`
-//! (with a `.json` sidecar), where the key hashes everything that decides them: the weights
-//! file's sha256, the manifest's sha256, the image list, the network and its preprocessing. A
-//! resumed or repeated run with the same key skips decoding and the backbone altogether.
+//! The features stay in memory and are saved in the feature folder (the run directory unless
+//! `--feature-dir` names another) as `features-<key>.safetensors` (with a `.json` sidecar), where
+//! the key hashes everything that decides them: the weights file's sha256, the manifest's sha256,
+//! the image list, the network and its preprocessing. A resumed or repeated run with the same key
+//! skips decoding and the backbone altogether. The class set is not in the key: the file stores
+//! which manifest row each feature row came from, and targets are derived from the rows' labels on
+//! loading, so a three-class head trains on the features a binary run computed.
 
-use crate::data::{ImageCache, TrainingData, bar_style, class_counts};
+use crate::data::{ImageCache, LabeledImage, TrainingData, bar_style, class_counts, target_of};
 use crate::network::NodeId;
 use crate::tch_backend::{TchNetwork, batch_tensor};
 use crate::train::{TrainConfig, TrainError};
@@ -25,7 +28,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
-/// One split's backbone outputs, `[N, D]` on the CPU, with the target of each row.
+/// One split's backbone outputs, `[N, …]` on the CPU (`[N, D]` pooled features for a head,
+/// `[N, C, H, W]` maps for partial fine-tuning), with the target of each row.
 pub struct FeatureSet {
     pub features: Tensor,
     pub targets: Vec<usize>,
@@ -64,15 +68,6 @@ pub struct FeatureKey {
     /// Name of the node whose output is cached ([`crate::network::Network::head_input`]).
     pub node: String,
     pub preprocess: Preprocess,
-    /// The cached targets are in this class set's encoding, so a three-class run never reuses a
-    /// binary run's targets. Binary keys leave it out: caches written before it was recorded (all
-    /// binary) stay valid.
-    #[serde(default, skip_serializing_if = "is_binary")]
-    pub class_set: ClassSet,
-}
-
-fn is_binary(class_set: &ClassSet) -> bool {
-    *class_set == ClassSet::Binary
 }
 
 impl FeatureKey {
@@ -92,7 +87,6 @@ impl FeatureKey {
             input_size: network.input_size,
             node: network.nodes[node].name.clone(),
             preprocess: crate::zoo::preprocess_for(network),
-            class_set: config.class_set,
         })
     }
 
@@ -136,11 +130,11 @@ pub struct CachedFeatures {
 }
 
 const TRAIN: &str = "train.features";
-const TRAIN_TARGETS: &str = "train.targets";
+const TRAIN_ROWS: &str = "train.rows";
 const VAL: &str = "val.features";
-const VAL_TARGETS: &str = "val.targets";
+const VAL_ROWS: &str = "val.rows";
 
-/// The features for `key` from `run_dir`'s cache when it has them, else computed with `model`'s
+/// The features for `key` from `dir`'s cache when it has them, else computed with `model`'s
 /// backbone (up to node `node`, inference mode, no augmentation) and saved there.
 pub fn load_or_extract(
     model: &TchNetwork,
@@ -148,13 +142,14 @@ pub fn load_or_extract(
     key: &FeatureKey,
     data: &TrainingData,
     config: &TrainConfig,
-    run_dir: &Path,
+    dir: &Path,
     device: Device,
 ) -> Result<CachedFeatures, TrainError> {
+    std::fs::create_dir_all(dir).map_err(|source| TrainError::Io { path: dir.to_owned(), action: "cannot create feature folder", source })?;
     let stem = key.file_stem();
-    let tensors_path = run_dir.join(format!("{stem}.safetensors"));
-    let sidecar_path = run_dir.join(format!("{stem}.json"));
-    if let Some(cached) = read_cache(&tensors_path, &sidecar_path, key) {
+    let tensors_path = dir.join(format!("{stem}.safetensors"));
+    let sidecar_path = dir.join(format!("{stem}.json"));
+    if let Some(cached) = read_cache(&tensors_path, &sidecar_path, key, data, config.class_set) {
         return Ok(cached);
     }
     let started = Instant::now();
@@ -162,8 +157,8 @@ pub fn load_or_extract(
     let (train_images, mut unreadable) = ImageCache::load(&data.train, config.class_set, &preprocess, "train", &ProgressBar::new(0))?;
     let (val_images, val_unreadable) = ImageCache::load(&data.val, config.class_set, &preprocess, "val", &ProgressBar::new(0))?;
     unreadable.extend(val_unreadable);
-    let train = extract(model, node, &train_images, &preprocess, config.batch_size, device, "train");
-    let val = extract(model, node, &val_images, &preprocess, config.batch_size, device, "val");
+    let (train, train_rows) = extract(model, node, &train_images, &data.train, config, device, "train");
+    let (val, val_rows) = extract(model, node, &val_images, &data.val, config, device, "val");
     let unreadable: Vec<String> = unreadable.iter().map(|e| e.to_string()).collect();
     let sidecar = FeatureSidecar {
         key: key.clone(),
@@ -171,8 +166,7 @@ pub fn load_or_extract(
         images: train.len() + val.len(),
         extraction_seconds: started.elapsed().as_secs_f64(),
     };
-    let targets = |set: &FeatureSet| Tensor::from_slice(&set.targets.iter().map(|&t| t as i64).collect::<Vec<_>>());
-    let named = [(TRAIN, train.features.shallow_clone()), (TRAIN_TARGETS, targets(&train)), (VAL, val.features.shallow_clone()), (VAL_TARGETS, targets(&val))];
+    let named = [(TRAIN, train.features.shallow_clone()), (TRAIN_ROWS, train_rows), (VAL, val.features.shallow_clone()), (VAL_ROWS, val_rows)];
     Tensor::write_safetensors(&named, &tensors_path).map_err(|source| TrainError::Checkpoint { path: tensors_path.clone(), source })?;
     let text = serde_json::to_string_pretty(&sidecar).expect("a feature sidecar serialises");
     std::fs::write(&sidecar_path, text + "\n").map_err(|source| TrainError::Io { path: sidecar_path, action: "cannot write feature cache sidecar", source })?;
@@ -180,40 +174,72 @@ pub fn load_or_extract(
     Ok(CachedFeatures { train, val, unreadable, record })
 }
 
-/// Runs the backbone over every cached image in batches, without gradients.
-fn extract(model: &TchNetwork, node: NodeId, images: &ImageCache, preprocess: &Preprocess, batch_size: usize, device: Device, split: &str) -> FeatureSet {
+/// Runs the backbone over every cached image in batches, without gradients; returns the features
+/// and, as a tensor to save beside them, the row of `listed` (the split's images) each came from.
+fn extract(model: &TchNetwork, node: NodeId, images: &ImageCache, listed: &[LabeledImage], config: &TrainConfig, device: Device, split: &str) -> (FeatureSet, Tensor) {
+    let preprocess = crate::zoo::preprocess_for(model.network());
+    let batch_size = config.batch_size;
     let bar = ProgressBar::new(images.len().div_ceil(batch_size) as u64).with_style(bar_style());
     bar.set_message(format!("{split} backbone features"));
     let all: Vec<usize> = (0..images.len()).collect();
     let batches: Vec<Tensor> = tch::no_grad(|| {
         all.chunks(batch_size)
             .map(|batch| {
-                let inputs = images.batch(batch, preprocess, None);
+                let inputs = images.batch(batch, &preprocess, None);
                 let xs = batch_tensor(&inputs, preprocess.shape(batch.len())).to_device(device);
-                let out = model.forward_to(&xs, node, false).flatten(1, -1).to_device(Device::Cpu).to_kind(Kind::Float);
+                let out = model.forward_to(&xs, node, false).to_device(Device::Cpu).to_kind(Kind::Float);
                 bar.inc(1);
                 out
             })
             .collect()
     });
     bar.finish_and_clear();
-    FeatureSet { features: Tensor::cat(&batches, 0), targets: images.targets.clone() }
+    let rows = rows_kept(listed, &images.paths);
+    let set = FeatureSet { features: Tensor::cat(&batches, 0), targets: targets_of(listed, &rows, config.class_set) };
+    let rows = Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>());
+    (set, rows)
 }
 
-/// The cached features when both files are there and the sidecar's key is `key`; `None` (compute
-/// afresh) otherwise, including for a damaged file.
-fn read_cache(tensors_path: &Path, sidecar_path: &Path, key: &FeatureKey) -> Option<CachedFeatures> {
+/// Positions in `listed` of the images in `kept`, which is `listed` in order with the unreadable
+/// images left out.
+fn rows_kept(listed: &[LabeledImage], kept: &[PathBuf]) -> Vec<usize> {
+    let mut kept = kept.iter().peekable();
+    listed
+        .iter()
+        .enumerate()
+        .filter_map(|(row, img)| if kept.peek() == Some(&&img.path) { kept.next().map(|_| row) } else { None })
+        .collect()
+}
+
+fn targets_of(listed: &[LabeledImage], rows: &[usize], class_set: ClassSet) -> Vec<usize> {
+    rows.iter().map(|&row| target_of(class_set, listed[row].class)).collect()
+}
+
+/// The cached features when both files are there, the sidecar's key is `key` and the rows fit
+/// `data`; `None` (compute afresh) otherwise, including for a damaged file. Caches written before
+/// rows were stored hold targets instead; their rows are the split's images in order when no image
+/// was unreadable, and they are recomputed otherwise.
+fn read_cache(tensors_path: &Path, sidecar_path: &Path, key: &FeatureKey, data: &TrainingData, class_set: ClassSet) -> Option<CachedFeatures> {
     let sidecar: FeatureSidecar = serde_json::from_str(&std::fs::read_to_string(sidecar_path).ok()?).ok()?;
     if &sidecar.key != key {
         return None;
     }
     let mut tensors: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(tensors_path).ok()?.into_iter().collect();
-    let mut set = |features: &str, targets: &str| -> Option<FeatureSet> {
-        let targets = Vec::<i64>::try_from(tensors.remove(targets)?).ok()?;
-        Some(FeatureSet { features: tensors.remove(features)?, targets: targets.into_iter().map(|t| t as usize).collect() })
+    let mut set = |features: &str, rows: &str, listed: &[LabeledImage]| -> Option<FeatureSet> {
+        let features = tensors.remove(features)?;
+        let count = usize::try_from(*features.size().first()?).ok()?;
+        let rows: Vec<usize> = match tensors.remove(rows) {
+            Some(rows) => Vec::<i64>::try_from(rows).ok()?.into_iter().map(|r| usize::try_from(r).ok()).collect::<Option<_>>()?,
+            None if sidecar.unreadable.is_empty() => (0..count).collect(),
+            None => return None,
+        };
+        if rows.len() != count || rows.iter().any(|&r| r >= listed.len()) {
+            return None;
+        }
+        Some(FeatureSet { targets: targets_of(listed, &rows, class_set), features })
     };
-    let train = set(TRAIN, TRAIN_TARGETS)?;
-    let val = set(VAL, VAL_TARGETS)?;
+    let train = set(TRAIN, TRAIN_ROWS, &data.train)?;
+    let val = set(VAL, VAL_ROWS, &data.val)?;
     let record = record_for(tensors_path, key, &train, &sidecar, true);
     Some(CachedFeatures { train, val, unreadable: sidecar.unreadable, record })
 }
@@ -223,7 +249,7 @@ fn record_for(tensors_path: &Path, key: &FeatureKey, train: &FeatureSet, sidecar
     FeatureRecord {
         file: file.display().to_string(),
         node: key.node.clone(),
-        dimensions: train.features.size().get(1).copied().unwrap_or(0),
+        dimensions: train.features.size().iter().skip(1).product(),
         images: sidecar.images,
         extraction_seconds: sidecar.extraction_seconds,
         reused,
@@ -233,26 +259,18 @@ fn record_for(tensors_path: &Path, key: &FeatureKey, train: &FeatureSet, sidecar
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn key(class_set: ClassSet) -> FeatureKey {
-        FeatureKey {
-            weights_sha256: "w".into(),
-            manifest_sha256: "m".into(),
-            images_sha256: "i".into(),
-            architecture: "mobilenet-v2".into(),
-            input_size: 224,
-            node: "flatten".into(),
-            preprocess: Preprocess { size: 224, resize: Default::default(), channels: 3, normalize: Default::default() },
-            class_set,
-        }
-    }
+    use cxr_core::Class;
 
     #[test]
-    fn binary_and_three_class_runs_keep_separate_caches_and_old_binary_keys_still_match() {
-        assert_ne!(key(ClassSet::Binary).file_stem(), key(ClassSet::ThreeClass).file_stem());
-        let json = serde_json::to_value(key(ClassSet::Binary)).unwrap();
-        assert!(json.get("class_set").is_none(), "a binary key serialises as before: {json}");
-        let old: FeatureKey = serde_json::from_value(json).unwrap();
-        assert_eq!(old, key(ClassSet::Binary));
+    fn rows_skip_the_unreadable_images_and_targets_follow_the_class_set() {
+        let listed: Vec<LabeledImage> = [("a", Class::Covid), ("b", Class::Pneumonia), ("c", Class::Normal), ("d", Class::Pneumonia)]
+            .iter()
+            .map(|&(p, class)| LabeledImage { path: PathBuf::from(p), class })
+            .collect();
+        let kept = [PathBuf::from("a"), PathBuf::from("c"), PathBuf::from("d")];
+        let rows = rows_kept(&listed, &kept);
+        assert_eq!(rows, [0, 2, 3]);
+        assert_eq!(targets_of(&listed, &rows, ClassSet::Binary), [1, 0, 0]);
+        assert_eq!(targets_of(&listed, &rows, ClassSet::ThreeClass), [0, 1, 2]);
     }
 }

@@ -285,14 +285,49 @@ impl Network {
                 break;
             }
         }
-        let invalid = |problem: String| NetworkError::Invalid { network: self.architecture.clone(), node: self.nodes[cut].name.clone(), problem };
         if cut == self.logits || matches!(self.nodes[cut].op, Op::Input) {
-            return Err(invalid("the classifier head has no single backbone output to cache".into()));
+            return Err(self.invalid(cut, "the classifier head has no single backbone output to cache".into()));
         }
+        self.checked_cut(cut)
+    }
+
+    /// The node whose output feeds `layer`, the first node named `layer` or `layer.…` (a
+    /// checkpoint's layer name, such as MobileNetV2's `features.17` or EfficientNet's
+    /// `_blocks.15`): with the base frozen up to there, that output is computed once per image and
+    /// `layer` and everything after it train on it (partial fine-tuning). Like
+    /// [`Network::head_input`], nothing after the cut may read an earlier node, so `layer` must
+    /// start a block, not sit inside a residual branch.
+    pub fn input_of_layer(&self, layer: &str) -> Result<NodeId, NetworkError> {
+        let named = |n: &Node| n.name == layer || n.name.strip_prefix(layer).is_some_and(|rest| rest.starts_with('.'));
+        let first = self.nodes.iter().position(named).ok_or_else(|| NetworkError::Invalid {
+            network: self.architecture.clone(),
+            node: layer.to_owned(),
+            problem: "no layer of this name (names as in the pretrained checkpoint, e.g. `features.17`)".into(),
+        })?;
+        let cut = match self.nodes[first].inputs.as_slice() {
+            [only] if !matches!(self.nodes[*only].op, Op::Input) => *only,
+            _ => return Err(self.invalid(first, "its input is not the output of a single backbone layer".into())),
+        };
+        self.checked_cut(cut)
+    }
+
+    /// `cut`, when the nodes after it up to the logits read only it or each other.
+    fn checked_cut(&self, cut: NodeId) -> Result<NodeId, NetworkError> {
         if let Some(node) = self.nodes[cut + 1..=self.logits].iter().find(|n| n.inputs.iter().any(|&i| i < cut)) {
-            return Err(invalid(format!("`{}` after the backbone output reads an earlier node", node.name)));
+            return Err(self.invalid(cut, format!("`{}` after it reads an earlier node, so the layers after it cannot run on its output alone", node.name)));
         }
         Ok(cut)
+    }
+
+    fn invalid(&self, node: NodeId, problem: String) -> NetworkError {
+        NetworkError::Invalid { network: self.architecture.clone(), node: self.nodes[node].name.clone(), problem }
+    }
+
+    /// Whether parameter `name` (`features.17.conv.0.0.weight`) belongs to a node after `cut`:
+    /// what trains when the base is frozen up to `cut`.
+    pub fn is_after(&self, name: &str, cut: NodeId) -> bool {
+        let node = name.rsplit_once('.').map_or(name, |(node, _)| node);
+        self.nodes[cut + 1..=self.logits].iter().any(|n| n.name == node)
     }
 
     /// Number of trainable values (what Keras' `model.summary()` calls trainable params).

@@ -5,12 +5,14 @@
 //! augmented images. A frozen base (`freeze_base`, the seed's transfer setting) trains only the
 //! classifier head ([`Network::head_prefix`]) on backbone outputs computed once per image by
 //! [`crate::features`], which makes an epoch cost seconds instead of a backbone pass over every
-//! image, at the price of augmentation (see there). Either way the checkpoints hold the whole
-//! network, so export is the same.
+//! image, at the price of augmentation (see there). With `unfreeze_from` the base is frozen only up
+//! to a named layer, and that layer onwards trains on the cached output of the layer before
+//! (partial fine-tuning: still no augmentation, but the last blocks adapt to X-rays). Either way the
+//! checkpoints hold the whole network, so export is the same.
 //!
 //! A run directory holds `state.json` (configuration, per-epoch history, best epoch and its
 //! threshold), `epochs.csv`, `best.safetensors` and `last.safetensors`, and with a frozen base the
-//! feature cache.
+//! feature cache (unless `feature_dir` puts it elsewhere).
 
 use crate::augment::Augmentation;
 use crate::data::{DataError, ImageCache, TrainingData, bar_style, class_counts, mix_seed, target_count};
@@ -65,6 +67,17 @@ pub struct TrainConfig {
     /// augmentation: augmented images would need their features recomputed every epoch).
     #[serde(default)]
     pub freeze_base: bool,
+    /// Folder for the frozen-base feature cache; `None` keeps it in the run directory. Runs of one
+    /// backbone on one manifest (a binary and a three-class head, say) can share it. Where the
+    /// cache lives does not change what a run computes, so it is neither recorded nor compared on
+    /// resuming.
+    #[serde(skip)]
+    pub feature_dir: Option<PathBuf>,
+    /// With `freeze_base`, freeze the base only up to this layer (a checkpoint layer name such as
+    /// `features.17`): the layer, the ones after it and the head train on the cached output of the
+    /// layer before (partial fine-tuning); `None` trains the head alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfreeze_from: Option<String>,
 }
 
 impl TrainConfig {
@@ -84,6 +97,8 @@ impl TrainConfig {
             recipe: String::new(),
             pretrained: None,
             freeze_base: false,
+            feature_dir: None,
+            unfreeze_from: None,
         }
     }
 
@@ -95,12 +110,19 @@ impl TrainConfig {
         if self.freeze_base && self.augmentation != Augmentation::NONE {
             return Err(TrainError::FreezeWithAugmentation);
         }
+        if self.unfreeze_from.is_some() && !self.freeze_base {
+            return Err(TrainError::UnfreezeWithoutFreeze);
+        }
         Ok(())
     }
 
     /// How the card describes the transfer: `None` for a network trained from scratch.
     pub fn transfer(&self) -> Option<String> {
-        self.pretrained.as_ref().map(|_| if self.freeze_base { "frozen base, new head".to_owned() } else { "full fine-tuning".to_owned() })
+        self.pretrained.as_ref().map(|_| match (self.freeze_base, &self.unfreeze_from) {
+            (true, None) => "frozen base, new head".to_owned(),
+            (true, Some(layer)) => format!("base frozen up to `{layer}`, `{layer}` onwards fine-tuned, new head"),
+            (false, _) => "full fine-tuning".to_owned(),
+        })
     }
 }
 
@@ -189,6 +211,8 @@ pub enum TrainError {
     FreezeWithoutWeights,
     #[error("a frozen base trains on backbone features computed once per image, so it cannot augment (an augmented image needs its features recomputed every epoch); train with no augmentation or without freeze_base")]
     FreezeWithAugmentation,
+    #[error("--unfreeze-from says where a frozen base stops, so it needs --freeze-base (without it every layer trains)")]
+    UnfreezeWithoutFreeze,
 }
 
 /// Per-epoch callback, e.g. for printing a line per epoch.
@@ -221,7 +245,7 @@ pub fn train(
         None
     };
     if let Some(saved) = &saved {
-        let comparable = |c: &TrainConfig| TrainConfig { epochs: 0, patience: 0, recipe: String::new(), ..c.clone() };
+        let comparable = |c: &TrainConfig| TrainConfig { epochs: 0, patience: 0, recipe: String::new(), feature_dir: None, ..c.clone() };
         if comparable(&saved.config) != comparable(config) {
             return Err(TrainError::ResumeMismatch {
                 dir: run_dir.to_owned(),
@@ -246,13 +270,16 @@ pub fn train(
     }
     let manifest_sha256 = std::fs::read(manifest).map(|b| cxr_core::card::sha256_hex(&b)).unwrap_or_default();
     let Prepared { train: train_examples, val: val_examples, unreadable, features } = if config.freeze_base {
-        freeze_all_but(&vs, &network.head_prefix());
-        let head_input = network.head_input()?;
-        let key = FeatureKey::new(config, &model, head_input, data, &manifest_sha256)?;
-        let cached = features::load_or_extract(&model, head_input, &key, data, config, run_dir, device)?;
+        let cut = match &config.unfreeze_from {
+            Some(layer) => network.input_of_layer(layer)?,
+            None => network.head_input()?,
+        };
+        freeze_up_to(&vs, &network, cut);
+        let key = FeatureKey::new(config, &model, cut, data, &manifest_sha256)?;
+        let cached = features::load_or_extract(&model, cut, &key, data, config, config.feature_dir.as_deref().unwrap_or(run_dir), device)?;
         Prepared {
-            train: Examples::Features { set: cached.train, head_input },
-            val: Examples::Features { set: cached.val, head_input },
+            train: Examples::Features { set: cached.train, cut },
+            val: Examples::Features { set: cached.val, cut },
             unreadable: cached.unreadable,
             features: Some(cached.record),
         }
@@ -454,8 +481,8 @@ pub fn evaluate(model: &TchNetwork, examples: &Examples, preprocess: &Preprocess
 pub enum Examples {
     /// Decoded images, run through the whole network (full fine-tuning, training from scratch).
     Images(ImageCache),
-    /// Backbone outputs computed once (frozen base), run through the head alone.
-    Features { set: FeatureSet, head_input: NodeId },
+    /// Outputs of node `cut` computed once (frozen base), run through the nodes after it alone.
+    Features { set: FeatureSet, cut: NodeId },
 }
 
 impl Examples {
@@ -496,7 +523,7 @@ impl Examples {
                 let xs = batch_tensor(&inputs, preprocess.shape(indices.len())).to_device(device);
                 model.forward(&xs, train).logits
             }
-            Examples::Features { set, head_input } => model.forward_from(*head_input, &set.batch(indices, device), train),
+            Examples::Features { set, cut } => model.forward_from(*cut, &set.batch(indices, device), train),
         }
     }
 }
@@ -510,9 +537,10 @@ struct Prepared {
 }
 
 /// Stops gradients into every parameter outside the head, so Adam leaves the backbone as loaded.
-fn freeze_all_but(vs: &nn::VarStore, head_prefix: &str) {
+/// Stops gradients for every variable of the nodes up to `cut`; the nodes after it train.
+fn freeze_up_to(vs: &nn::VarStore, network: &Network, cut: NodeId) {
     for (name, tensor) in vs.variables() {
-        if !name.starts_with(head_prefix) {
+        if !network.is_after(&name, cut) {
             // Returns the same tensor, flag changed; the VarStore keeps its own handle to it.
             let _ = tensor.set_requires_grad(false);
         }

@@ -403,6 +403,32 @@ mod tests {
         }
     }
 
+    /// Partial fine-tuning cuts the network before a named block: the cut is the previous block's
+    /// output, only the named block onwards counts as after it, and a layer inside a residual
+    /// branch (whose sum still reads the block input) or an unknown name is refused with the name.
+    #[test]
+    fn partial_fine_tuning_cuts_before_whole_blocks_only() {
+        let net = mobilenet_v2(224, Head::Sigmoid);
+        let cut = net.input_of_layer("features.17").unwrap();
+        assert_eq!(net.shapes().unwrap()[cut], Shape::Map { channels: 160, height: 7, width: 7 });
+        assert!(net.is_after("features.17.conv.0.0.weight", cut) && net.is_after("features.18.1.running_mean", cut));
+        assert!(net.is_after("classifier.1.bias", cut));
+        assert!(!net.is_after("features.16.conv.2.weight", cut) && !net.is_after("features.1.conv.0.0.weight", cut));
+        let residual = net.input_of_layer("features.16").unwrap();
+        assert!(residual < cut, "a block with a skip connection starts a valid cut too");
+        let inside = net.input_of_layer("features.16.conv.1").unwrap_err().to_string();
+        assert!(inside.contains("reads an earlier node"), "{inside}");
+        let unknown = net.input_of_layer("features.99").unwrap_err().to_string();
+        assert!(unknown.contains("features.99"), "{unknown}");
+
+        let effnet = efficientnet_lite0(224, Head::Sigmoid);
+        let cut = effnet.input_of_layer("_blocks.15").unwrap();
+        assert_eq!(effnet.shapes().unwrap()[cut], Shape::Map { channels: 192, height: 7, width: 7 });
+        let resnet = resnet18(224, Head::Sigmoid);
+        let cut = resnet.input_of_layer("layer4.0").unwrap();
+        assert_eq!(resnet.shapes().unwrap()[cut], Shape::Map { channels: 256, height: 14, width: 14 }, "the downsampling block reads only the cut");
+    }
+
     #[test]
     fn unknown_architecture_lists_the_known_ones() {
         let err = build("resnet9000", None, ClassSet::Binary).unwrap_err().to_string();

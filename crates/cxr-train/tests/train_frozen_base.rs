@@ -7,10 +7,10 @@
 mod common;
 
 use common::small_data;
-use cxr_core::{Class, ModelCard, load_image};
+use cxr_core::{Class, ClassSet, ModelCard, load_image};
 use cxr_infer::Model;
 use cxr_train::augment::Augmentation;
-use cxr_train::data::LabeledImage;
+use cxr_train::data::{LabeledImage, TrainingData};
 use cxr_train::export::export_checkpoint;
 use cxr_train::tch_backend::{TchNetwork, batch_tensor};
 use cxr_train::train::{self, BEST_WEIGHTS, TrainConfig};
@@ -72,6 +72,18 @@ fn frozen_mobilenet_v2_trains_only_its_head_on_cached_features_and_exports_the_w
     let best = state.best.clone().unwrap();
     assert!(best.val_auc > 0.75, "validation AUC {} is not clearly above chance; history {:?}", best.val_auc, state.history);
 
+    // A three-class head on the same backbone and images trains on the same cached features when
+    // pointed at them: the cache keeps each row's image, not a class set's targets.
+    let mut three = frozen_config();
+    three.class_set = ClassSet::ThreeClass;
+    three.feature_dir = Some(run.clone());
+    let three_state = train::train(&three, &data, manifest, &dir.path().join("three-class-run"), false, &mut |_, _| {}).unwrap();
+    let shared = three_state.features.clone().unwrap();
+    assert!(shared.reused && shared.file == computed.file, "the three-class run recomputed its features: {shared:?}");
+    assert!(!dir.path().join("three-class-run").join(&computed.file).exists(), "the cache stays in --feature-dir");
+    assert_eq!(three_state.data.train_class_counts.len(), 3, "three-class targets: {:?}", three_state.data.train_class_counts);
+    assert!(three_state.best.unwrap().val_auc > 0.75, "three-class head on shared features: {:?}", three_state.history);
+
     // Every backbone tensor, BatchNorm statistics included, is the checkpoint's; the head is not its initial value.
     let trained: HashMap<String, Tensor> = Tensor::read_safetensors(run.join(BEST_WEIGHTS)).unwrap().into_iter().collect();
     let original: HashMap<String, Tensor> = Tensor::read_safetensors(imagenet_weights()).unwrap().into_iter().collect();
@@ -96,16 +108,23 @@ fn frozen_mobilenet_v2_trains_only_its_head_on_cached_features_and_exports_the_w
     assert!(card.notes.iter().any(|n| n.contains("backbone features cached")), "{:?}", card.notes);
     assert_eq!(card.parameters, Some(state.network.trainable_parameter_count()));
 
+    assert_runtime_matches_libtorch(&state.network, &run, &onnx, &card, &data);
+    assert_eq!(ModelCard::load(&ModelCard::path_for(&onnx)).unwrap(), card);
+}
+
+/// The exported ONNX, run by cxr-infer, gives the probabilities libtorch gives for the best
+/// checkpoint on every ninth validation image.
+fn assert_runtime_matches_libtorch(network: &cxr_train::network::Network, run: &Path, onnx: &Path, card: &ModelCard, data: &TrainingData) {
     let sample: Vec<&LabeledImage> = data.val.iter().step_by(9).collect();
     let mut input = Vec::new();
     for img in &sample {
         card.preprocess.apply_into(&load_image(&img.path).unwrap(), &mut input);
     }
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let model = TchNetwork::new(&vs.root(), state.network.clone()).unwrap();
+    let model = TchNetwork::new(&vs.root(), network.clone()).unwrap();
     vs.load(run.join(BEST_WEIGHTS)).unwrap();
     let expected = Vec::<f32>::try_from(model.probabilities(&batch_tensor(&input, card.preprocess.shape(sample.len()))).flatten(0, -1)).unwrap();
-    let runtime = Model::load(&onnx).unwrap();
+    let runtime = Model::load(onnx).unwrap();
     let mut session = runtime.session();
     let covid = runtime.class_set().index(Class::Covid);
     let mut diff = 0.0f32;
@@ -114,7 +133,47 @@ fn frozen_mobilenet_v2_trains_only_its_head_on_cached_features_and_exports_the_w
         diff = diff.max((p_infer - p_tch).abs());
     }
     assert!(diff <= 1e-4, "cxr-infer and libtorch differ by {diff}");
-    assert_eq!(ModelCard::load(&ModelCard::path_for(&onnx)).unwrap(), card);
+}
+
+/// Partial fine-tuning: the base frozen up to `features.17`, whose input (block 16's 160-channel
+/// map) is cached; `features.17`, `features.18` and the head train, BatchNorm statistics included,
+/// and every earlier tensor stays as loaded. The export runs in cxr-infer as in libtorch.
+#[test]
+fn a_base_frozen_up_to_a_block_trains_that_block_onwards_on_its_cached_input() {
+    let data = small_data();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut config = frozen_config();
+    config.unfreeze_from = Some("features.17".into());
+    let state = train::train(&config, &data, Path::new("m.csv"), &run, false, &mut |_, _| {}).unwrap();
+    let features = state.features.clone().unwrap();
+    assert_eq!(features.dimensions, 160 * 4 * 4, "block 16's map at 128 px: {features:?}");
+    assert!(state.best.clone().unwrap().val_auc > 0.75, "{:?}", state.history);
+
+    let trained: HashMap<String, Tensor> = Tensor::read_safetensors(run.join(BEST_WEIGHTS)).unwrap().into_iter().collect();
+    let original: HashMap<String, Tensor> = Tensor::read_safetensors(imagenet_weights()).unwrap().into_iter().collect();
+    let cut = state.network.input_of_layer("features.17").unwrap();
+    let (mut kept, mut changed) = (0, Vec::new());
+    for spec in state.network.parameters().iter().filter(|p| original.contains_key(&p.name)) {
+        let same = trained[&spec.name].equal(&original[&spec.name].to_kind(trained[&spec.name].kind()));
+        if state.network.is_after(&spec.name, cut) {
+            if !same {
+                changed.push(spec.name.clone());
+            }
+        } else {
+            assert!(same, "`{}` is before the cut but changed", spec.name);
+            kept += 1;
+        }
+    }
+    assert_eq!(kept, 260 - 20, "features.0 to features.16 unchanged");
+    for layer in ["features.17.conv.0.0.weight", "features.17.conv.1.1.running_var", "features.18.0.weight"] {
+        assert!(changed.iter().any(|c| c == layer), "`{layer}` did not train; changed: {changed:?}");
+    }
+
+    let onnx = dir.path().join("mobilenet-v2-partial.onnx");
+    let card = export_checkpoint(&run, &onnx).unwrap();
+    assert!(card.training.clone().unwrap().transfer.unwrap().contains("`features.17` onwards fine-tuned"));
+    assert_runtime_matches_libtorch(&state.network, &run, &onnx, &card, &data);
 }
 
 #[test]

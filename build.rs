@@ -2,13 +2,15 @@
 //!
 //! `models/DEFAULT` holds one line: the name of a card in `models/` (`NAME.card.json`, whose
 //! `file` field names the ONNX). Without it, or with the files missing, the binary builds without
-//! a model and says so when asked to use it. Cargo re-runs this when anything in `models/` changes.
+//! a model and says so when asked to use it. Cargo re-runs this when `models/DEFAULT` or the
+//! embedded card or ONNX file changes (or, while there is none to embed, anything in `models/`),
+//! not whenever another model is added: shipping a model does not rebuild the binary.
 //! `CXR_DEFAULT_MODEL=path/to/NAME.card.json` embeds another model (e.g. an int8 one for a Pi).
 
 use std::path::Path;
 
 fn main() {
-    println!("cargo:rerun-if-changed=models");
+    println!("cargo:rerun-if-changed=models/DEFAULT");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=CXR_DEFAULT_MODEL");
     let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded_model.rs");
@@ -31,6 +33,7 @@ fn main() {
             )
         }
         Err(reason) => {
+            println!("cargo:rerun-if-changed=models");
             println!("cargo:warning=building without an embedded model: {reason}");
             format!("Err({reason:?})")
         }

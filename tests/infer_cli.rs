@@ -6,7 +6,7 @@
 //! they damage the files.
 
 use assert_cmd::Command;
-use cxr_core::ModelCard;
+use cxr_core::{ClassSet, ModelCard};
 use cxr_infer::tiny_cnn::TinyCnn;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -233,9 +233,15 @@ fn models_lists_cards_info_prints_one_and_bench_measures_it() {
     let dir = tempfile::tempdir().unwrap();
     tiny(dir.path(), "tiny-a");
     TinyCnn { int8: true, ..TinyCnn::default() }.write(dir.path(), "tiny-b").unwrap();
+    TinyCnn { class_set: ClassSet::ThreeClass, ..TinyCnn::default() }.write(dir.path(), "tiny-three-class-with-a-long-name").unwrap();
     let out = cxr(dir.path()).arg("models").assert().success().get_output().stdout.clone();
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("tiny-a") && text.contains("tiny-b") && text.contains("int8"), "{text}");
+    // One column per field however long a name is, and the class set shown.
+    let architecture_at: Vec<usize> = text.lines().filter(|l| l.starts_with("tiny")).map(|l| l.find("tiny-cnn").unwrap()).collect();
+    assert!(architecture_at.len() == 3 && architecture_at.iter().all(|&c| c == architecture_at[0]), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("tiny-three-class") && l.contains("three-class")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("tiny-a ") && l.contains("binary")), "{text}");
 
     let out = cxr(dir.path()).args(["info", "tiny-b"]).assert().success().get_output().stdout.clone();
     let text = String::from_utf8(out).unwrap();

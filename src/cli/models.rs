@@ -66,12 +66,18 @@ pub fn run_models(args: ModelsArgs) -> anyhow::Result<ExitCode> {
         println!("no models found in {} (set CXR_MODELS to a folder of *.card.json + *.onnx)", dirs.join(", "));
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<24} {:<18} {:<9} {:>9}  AUC (95% CI)", "NAME", "ARCHITECTURE", "PRECISION", "SIZE");
+    let width = models.iter().map(|m| m.card.name.chars().count()).max().unwrap_or(0).max(4);
+    println!("{:<width$} {:<18} {:<11} {:<9} {:>9}  AUC (95% CI)", "NAME", "ARCHITECTURE", "CLASSES", "PRECISION", "SIZE");
     for m in &models {
         let size = m.file_size.map_or("missing".into(), human_size);
         let auc = held_out_auc(m).map_or("-".into(), |(name, auc, ci)| format!("{auc:.3} ({:.3}–{:.3}) {name}", ci[0], ci[1]));
         let marker = if m.embedded { "(embedded, default)" } else { "" };
-        println!("{:<24} {:<18} {:<9} {:>9}  {:<22} {marker}", m.card.name, m.card.architecture, m.card.precision, size, auc);
+        // As `cxr train --classes` spells them.
+        let classes = match m.card.class_set {
+            cxr_core::ClassSet::Binary => "binary",
+            cxr_core::ClassSet::ThreeClass => "three-class",
+        };
+        println!("{:<width$} {:<18} {:<11} {:<9} {:>9}  {:<22} {marker}", m.card.name, m.card.architecture, classes, m.card.precision, size, auc);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -65,7 +65,8 @@ pub struct FeatureKey {
     pub images_sha256: String,
     pub architecture: String,
     pub input_size: i64,
-    /// Name of the node whose output is cached ([`crate::network::Network::head_input`]).
+    /// Name of the node whose output is cached: [`crate::network::Network::head_input`], or with
+    /// partial fine-tuning [`crate::network::Network::input_of_layer`].
     pub node: String,
     pub preprocess: Preprocess,
 }

@@ -1,10 +1,13 @@
 //! Every shipped model still is what its card says: the ONNX file has the card's sha256, and
-//! `cxr eval` on each committed split the card names (`evaluations[].stored_split`, e.g.
-//! `models/splits/seed42.csv`, paths relative to the datasets root) reaches the recorded AUC
-//! within [`TOLERANCE`] on the same number of images.
+//! `cxr eval` on the committed test split the card names (an evaluation whose `stored_split` is
+//! e.g. `{"file": "splits/seed42.csv", "split": "test"}`, paths relative to the datasets root)
+//! reaches the recorded AUC within [`TOLERANCE`] on the same number of images.
 //!
-//! Cards are discovered from `models/*.card.json`, so a newly shipped model is checked without
-//! editing this file; a card with no stored split fails, since its AUC could not be re-checked.
+//! Only the test split is re-scored: it is the contract every card is held to, and a decoder,
+//! resize or runtime regression moves it as surely as it moves the cross-source split, which
+//! would add a third to CI's longest test for every model shipped. Cards are discovered from
+//! `models/*.card.json`, so a newly shipped model is checked without editing this file; a card
+//! with no stored test split fails, since its AUC could not be re-checked.
 //! The measured AUCs are written to CI's log (bypassing the test harness's capture) and to
 //! `model-accuracy.json` under cargo's target tmp folder, next to the latency benchmarks.
 
@@ -91,10 +94,11 @@ fn every_shipped_model_matches_its_card_and_its_recorded_auc() {
             problems.push(e.to_string());
             continue;
         }
-        let stored: Vec<&EvaluationRecord> = card.evaluations.iter().filter(|e| e.stored_split.is_some()).collect();
+        let stored: Vec<&EvaluationRecord> =
+            card.evaluations.iter().filter(|e| e.stored_split.as_ref().is_some_and(|s| s.split == "test")).collect();
         if stored.is_empty() {
             problems.push(format!(
-                "{}: no evaluation names a stored split, so its AUC cannot be re-checked; add `stored_split` (e.g. {{\"file\": \"splits/seed42.csv\", \"split\": \"test\"}}) to its evaluations",
+                "{}: no evaluation names a stored test split, so its AUC cannot be re-checked; add `stored_split` (e.g. {{\"file\": \"splits/seed42.csv\", \"split\": \"test\"}}) to its test evaluation",
                 card_path.display()
             ));
             continue;

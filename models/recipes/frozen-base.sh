@@ -26,9 +26,4 @@ target/release/cxr train --arch "$arch" --weights ".torch/weights/$weights" \
     --freeze-base --feature-dir "target/features/$arch" --manifest "$manifest" --out models --name "$name" \
     --run-dir "$run" --batch-size 32 --seed 42 "${schedule[@]}" ${train_args[@]+"${train_args[@]}"}
 
-for split in test holdout; do
-    target/release/cxr eval --model "models/$name.onnx" --data models/splits/seed42.csv \
-        --data-root ../shared/datasets --split "$split" --occlude-center --report "out/eval-$name-$split"
-done
-python3 models/recipes/record-evaluations.py "models/$name.card.json" \
-    "out/eval-$name-test" "out/eval-$name-holdout"
+source "$(dirname "${BASH_SOURCE[0]}")/evaluate.sh"

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """How much AUC an int8 model gives up against its fp32 model, on the committed splits, in onnxruntime.
 
+    .venv/bin/pip install onnxruntime onnx pillow numpy   # once (scripts/benchmark.sh makes .venv)
     .venv/bin/python scripts/int8-vs-fp32.py FP32.onnx INT8.onnx [SPLIT ...]
 
 Scores every image of each SPLIT (default: test holdout) of models/splits/seed42.csv, read from

@@ -256,4 +256,15 @@ fn models_lists_cards_info_prints_one_and_bench_measures_it() {
             assert!(r[field].as_f64().is_some_and(|v| v > 0.0), "{field}: {r}");
         }
     }
+    // The table keeps its columns under their headers with a name longer than any default width.
+    let out = cxr(dir.path())
+        .args(["bench", "--runs", "2", "--model", "tiny-a", "--model", "tiny-three-class-with-a-long-name"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let precision_at: Vec<usize> = text.lines().map(|l| l.find("PREC").or_else(|| l.find("fp32")).unwrap()).collect();
+    assert!(precision_at.len() == 3 && precision_at.iter().all(|&c| c == precision_at[0]), "{text}");
 }

@@ -187,13 +187,14 @@ fn ms(started: Instant) -> f64 {
 }
 
 fn print_table(results: &[BenchResult]) {
+    let width = super::column_width("MODEL", results.iter().map(|r| r.model.as_str()));
     println!(
-        "{:<22} {:<6} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>12} {:>9}",
+        "{:<width$} {:<6} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>12} {:>9}",
         "MODEL", "PREC", "BATCH", "SIZE MB", "LOAD ms", "FIRST ms", "PRE ms", "p50 ms", "p95 ms", "IMAGES/s", "PEAK MB"
     );
     for r in results {
         println!(
-            "{:<22} {:<6} {:>5} {:>9.2} {:>9.1} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.1} ({}t) {:>9}",
+            "{:<width$} {:<6} {:>5} {:>9.2} {:>9.1} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.1} ({}t) {:>9}",
             r.model,
             r.precision,
             r.batch,

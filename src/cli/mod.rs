@@ -9,3 +9,9 @@ pub mod predict;
 pub mod score;
 #[cfg(feature = "train")]
 pub mod train;
+
+/// Width of a table's first column: its longest entry or its header, so every later column lines
+/// up however long a model's name is.
+pub(crate) fn column_width<'a>(header: &str, entries: impl IntoIterator<Item = &'a str>) -> usize {
+    entries.into_iter().map(|e| e.chars().count()).fold(header.chars().count(), usize::max)
+}

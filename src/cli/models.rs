@@ -66,7 +66,7 @@ pub fn run_models(args: ModelsArgs) -> anyhow::Result<ExitCode> {
         println!("no models found in {} (set CXR_MODELS to a folder of *.card.json + *.onnx)", dirs.join(", "));
         return Ok(ExitCode::SUCCESS);
     }
-    let width = models.iter().map(|m| m.card.name.chars().count()).max().unwrap_or(0).max(4);
+    let width = super::column_width("NAME", models.iter().map(|m| m.card.name.as_str()));
     println!("{:<width$} {:<18} {:<11} {:<9} {:>9}  AUC (95% CI)", "NAME", "ARCHITECTURE", "CLASSES", "PRECISION", "SIZE");
     for m in &models {
         let size = m.file_size.map_or("missing".into(), human_size);

@@ -93,16 +93,21 @@ def at_threshold(scores, positive, threshold):
 def main(fp32_path, int8_path, splits):
     root = os.environ.get("CXR_DATASETS", "../shared/datasets")
     rows = list(csv.DictReader(open(SPLITS_FILE)))
-    models = [(fp32_path, card_for(fp32_path), session(fp32_path, 0)), (int8_path, card_for(int8_path), session(unsigned_weights(int8_path), 0))]
+    cards = [card_for(fp32_path), card_for(int8_path)]
+    if cards[0]["preprocess"] != cards[1]["preprocess"]:
+        sys.exit(f"{int8_path}: its card's preprocess differs from {fp32_path}'s; is it that model's int8?")
+    sessions = [session(fp32_path, 0), session(unsigned_weights(int8_path), 0)]
     rng = np.random.default_rng(42)
     for split in splits:
         chosen = [r for r in rows if r["split"] == split]
         positive = np.array([r["label"] == "covid" for r in chosen])
-        scores = []
-        for path, card, sess in models:
-            name = sess.get_inputs()[0].name
-            s = [p_covid(sess.run(None, {name: preprocess(os.path.join(root, r["path"]), card)[None]})[0], card) for r in chosen]
-            scores.append(np.array(s))
+        # Each image is decoded once and the same input scored by both models.
+        scores = [[], []]
+        for r in chosen:
+            x = preprocess(os.path.join(root, r["path"]), cards[0])[None]
+            for sess, card, out in zip(sessions, cards, scores):
+                out.append(p_covid(sess.run(None, {sess.get_inputs()[0].name: x})[0], card))
+        scores = [np.array(s) for s in scores]
         aucs = [auc(s, positive) for s in scores]
         deltas = []
         for _ in range(BOOTSTRAP):
@@ -115,7 +120,7 @@ def main(fp32_path, int8_path, splits):
                   "delta_auc_ci95": [round(float(np.percentile(deltas, q)), 4) for q in (2.5, 97.5)],
                   "max_abs_delta_p": round(float(np.abs(scores[1] - scores[0]).max()), 4),
                   "mean_abs_delta_p": round(float(np.abs(scores[1] - scores[0]).mean()), 4)}
-        for label, (path, card, _), s in zip(("fp32", "int8"), models, scores):
+        for label, card, s in zip(("fp32", "int8"), cards, scores):
             sens, spec = at_threshold(s, positive, card["threshold"])
             result[f"sens_spec_{label}"] = [round(float(sens), 4), round(float(spec), 4)]
         print(json.dumps(result), flush=True)

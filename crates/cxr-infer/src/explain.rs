@@ -12,6 +12,7 @@
 
 use crate::model::{InferError, Model, Prediction, Session};
 use cxr_core::{Class, GreyImage, ModelCard};
+use crate::onnx_proto::float_values;
 use tract_onnx::pb;
 
 /// How a heatmap was made.
@@ -76,16 +77,6 @@ impl CamHead {
         }
         None
     }
-}
-
-fn float_values(t: &pb::TensorProto) -> Option<Vec<f32>> {
-    if t.data_type != pb::tensor_proto::DataType::Float as i32 {
-        return None;
-    }
-    if !t.float_data.is_empty() {
-        return Some(t.float_data.clone());
-    }
-    Some(t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
 }
 
 impl Model {

@@ -9,12 +9,14 @@
 
 pub mod catalog;
 pub mod explain;
+pub mod int8_float;
 pub mod model;
+mod onnx_proto;
 pub mod patch_input;
 pub mod profile;
 pub mod tiny_cnn;
 
 pub use catalog::{Catalog, EmbeddedModel, ModelSource, ShippedModel};
 pub use explain::{Heatmap, Method};
-pub use model::{Batch, BatchOutput, InferError, Model, Prediction, Session};
+pub use model::{Batch, BatchOutput, GraphForm, InferError, Model, Prediction, Session};
 pub use profile::NodeTime;

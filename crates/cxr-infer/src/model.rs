@@ -1,5 +1,6 @@
 //! Loading an ONNX model with its card, checking that they agree, and running batches.
 
+use crate::int8_float;
 use crate::patch_input::{self, PatchLayout};
 use cxr_core::card::CardError;
 use cxr_core::{ClassSet, GreyImage, ImageError, ModelCard};
@@ -67,8 +68,32 @@ pub struct Model {
     pub(crate) cam_head: Option<crate::explain::CamHead>,
     /// Set when the graph was rewritten to take patches (see [`crate::patch_input`]).
     input_layout: Option<PatchLayout>,
+    /// Set when an int8 graph's integer ops run as float products (see [`crate::int8_float`]).
+    int8_as_float: bool,
     batch: Batch,
     pub(crate) plan: Arc<TypedRunnableModel>,
+}
+
+/// Which load-time rewrites a model's graph gets. Both leave the file and its probabilities as
+/// they are (up to float rounding) and only change how tract computes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GraphForm {
+    /// Patch convolution as a 1×1 convolution on space-to-depth input ([`crate::patch_input`]).
+    pub patch_input: bool,
+    /// int8 integer products as float products on the same quantized values ([`crate::int8_float`]).
+    pub int8_as_float: bool,
+}
+
+impl GraphForm {
+    /// The graph exactly as the file writes it.
+    pub const AS_WRITTEN: GraphForm = GraphForm { patch_input: false, int8_as_float: false };
+
+    /// Every rewrite, unless `CXR_GRAPH_FORM=onnx` (none) or `CXR_INT8_KERNELS=integer`
+    /// (tract's integer kernels; see [`int8_float::wanted`] for the default per CPU).
+    pub fn from_env() -> GraphForm {
+        let rewrites = patch_input::enabled();
+        GraphForm { patch_input: rewrites, int8_as_float: rewrites && int8_float::wanted() }
+    }
 }
 
 /// One image's result.
@@ -97,20 +122,20 @@ impl Model {
     ///
     /// Checks, in order: the card's sha256, that the bytes are ONNX, that the graph's input is
     /// named and shaped as the card's preprocessing says, that the card's outputs exist and the
-    /// probabilities have one column per class (one for binary models). Then optimises once.
-    /// Unless `CXR_GRAPH_FORM=onnx`, a graph that opens with a patch convolution is rewritten
-    /// into the faster form of [`crate::patch_input`] (same probabilities).
+    /// probabilities have one column per class (one for binary models). Then optimises once,
+    /// after the load-time rewrites the environment asks for ([`GraphForm::from_env`]).
     pub fn from_bytes(card: ModelCard, card_path: &Path, model_path: &Path, bytes: &[u8], batch: Batch) -> Result<Model, InferError> {
-        Model::build(card, card_path, model_path, bytes, batch, patch_input::enabled())
+        Model::from_bytes_with(card, card_path, model_path, bytes, batch, GraphForm::from_env())
     }
 
     /// As [`Model::from_bytes`], but runs the graph exactly as the file writes it (to measure or
-    /// check the rewrite against).
+    /// check the rewrites against).
     pub fn from_bytes_as_written(card: ModelCard, card_path: &Path, model_path: &Path, bytes: &[u8], batch: Batch) -> Result<Model, InferError> {
-        Model::build(card, card_path, model_path, bytes, batch, false)
+        Model::from_bytes_with(card, card_path, model_path, bytes, batch, GraphForm::AS_WRITTEN)
     }
 
-    fn build(card: ModelCard, card_path: &Path, model_path: &Path, bytes: &[u8], batch: Batch, rewrite: bool) -> Result<Model, InferError> {
+    /// As [`Model::from_bytes`], with the rewrites named in `form`.
+    pub fn from_bytes_with(card: ModelCard, card_path: &Path, model_path: &Path, bytes: &[u8], batch: Batch, form: GraphForm) -> Result<Model, InferError> {
         card.verify(card_path, model_path, bytes)?;
         let proto = decode_onnx(model_path, bytes)?;
         check_graph_against_card(&proto, &card, card_path, model_path)?;
@@ -118,7 +143,10 @@ impl Model {
             Some(_) => crate::explain::CamHead::from_onnx(&proto, &card),
             None => None,
         };
-        let rewritten = if rewrite { patch_input::rewrite(&proto, &card.io.input, &card.preprocess) } else { None };
+        let float_int8 = if form.int8_as_float { int8_float::rewrite(&proto) } else { None };
+        let int8_as_float = float_int8.is_some();
+        let proto = float_int8.unwrap_or(proto);
+        let rewritten = if form.patch_input { patch_input::rewrite(&proto, &card.io.input, &card.preprocess) } else { None };
         let input_layout = rewritten.as_ref().map(|(_, layout)| *layout);
         let dims = match input_layout {
             Some(layout) => layout.shape(1),
@@ -132,6 +160,7 @@ impl Model {
             file_size: bytes.len() as u64,
             cam_head,
             input_layout,
+            int8_as_float,
             batch,
             plan,
         })
@@ -179,6 +208,11 @@ impl Model {
             Some(layout) => layout.write(&self.card.preprocess.fit(img), out),
             None => self.card.preprocess.apply_into(img, out),
         }
+    }
+
+    /// Whether the int8 graph's integer products run as float products ([`crate::int8_float`]).
+    pub fn int8_as_float(&self) -> bool {
+        self.int8_as_float
     }
 
     /// The patch layout the plan takes, when the graph was rewritten.

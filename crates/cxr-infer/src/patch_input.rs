@@ -22,6 +22,7 @@
 //! `CXR_GRAPH_FORM=onnx` turns it off (to measure tract on the file as written).
 
 use cxr_core::{GreyImage, Preprocess};
+use crate::onnx_proto::{consumers, float_initializer, float_tensor, int, int_tensor, ints, ints_attr, is_graph_output, node, string};
 use tract_onnx::pb;
 
 /// How preprocessing lays out one image for a rewritten model: `[k·k, p·p·q, q]`, where plane
@@ -207,73 +208,9 @@ fn is_patch_pool(n: &pb::NodeProto) -> bool {
 
 /// The index of the only node reading `value`, if exactly one does.
 fn sole_consumer(graph: &pb::GraphProto, value: &str) -> Option<usize> {
-    let mut readers = graph.node.iter().enumerate().filter(|(_, n)| n.input.iter().any(|i| i == value));
-    let (at, _) = readers.next()?;
+    let mut readers = consumers(graph, value);
+    let at = readers.next()?;
     readers.next().is_none().then_some(at)
-}
-
-fn is_graph_output(graph: &pb::GraphProto, value: &str) -> bool {
-    graph.output.iter().any(|o| o.name == value)
-}
-
-fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
-    n.attribute.iter().find(|a| a.name == name)
-}
-
-fn ints(n: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
-    attr(n, name).map(|a| a.ints.clone())
-}
-
-fn int(n: &pb::NodeProto, name: &str) -> Option<i64> {
-    attr(n, name).map(|a| a.i)
-}
-
-fn string(n: &pb::NodeProto, name: &str) -> Option<String> {
-    attr(n, name).map(|a| String::from_utf8_lossy(&a.s).into_owned())
-}
-
-/// Dims and values of a float initializer (raw little-endian bytes or `float_data`).
-fn float_initializer(graph: &pb::GraphProto, name: &str) -> Option<(Vec<usize>, Vec<f32>)> {
-    let t = graph.initializer.iter().find(|t| t.name == name)?;
-    if t.data_type != pb::tensor_proto::DataType::Float as i32 {
-        return None;
-    }
-    let values: Vec<f32> = if t.raw_data.is_empty() {
-        t.float_data.clone()
-    } else {
-        t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
-    };
-    let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
-    (values.len() == dims.iter().product::<usize>()).then_some((dims, values))
-}
-
-fn float_tensor(name: &str, dims: &[i64], values: Vec<f32>) -> pb::TensorProto {
-    pb::TensorProto { name: name.into(), dims: dims.to_vec(), data_type: pb::tensor_proto::DataType::Float as i32, float_data: values, ..Default::default() }
-}
-
-fn int_tensor(name: &str, values: &[i64]) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.into(),
-        dims: vec![values.len() as i64],
-        data_type: pb::tensor_proto::DataType::Int64 as i32,
-        int64_data: values.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn ints_attr(name: &str, values: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Ints as i32, ints: values.to_vec(), ..Default::default() }
-}
-
-fn node(op: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
-    pb::NodeProto {
-        op_type: op.into(),
-        name: outputs[0].into(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
-        attribute,
-        ..Default::default()
-    }
 }
 
 /// Sets the non-batch dims of a declared input, keeping its batch dim as declared.

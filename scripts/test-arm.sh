@@ -7,7 +7,8 @@
 #
 # Dev-profile builds only (dependencies at opt-level 2): enough to run and compare, and a
 # fraction of the time of the LTO `pi` profile, whose sizes firmware-examples/README.md reports.
-# Environment: CXR_ARM_TARGETS (default: both targets), CXR_ARM_FP32_TOL (default 1e-4; set it
+# Environment: CXR_ARM_TARGETS (default: both targets), CXR_X86_BUILD (the cargo command that
+# builds the x86 reference binaries), CXR_ARM_FP32_TOL (default 1e-4; set it
 # absurdly small to see the comparison fail), CXR_DATASETS (default ../shared/datasets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -141,8 +142,11 @@ compare() {
 # features once per target and never rebuilds tract between a test build and a binary build.
 packages=(-p cxr-infer -p cxr-minimal -p cxr-watch)
 
-# --- x86 reference: the same programs, built for this machine.
-cargo build "${packages[@]}" --all-targets
+# --- x86 reference: the same programs, built for this machine. scripts/test.sh names its own
+# test build in CXR_X86_BUILD, which already holds these binaries: building them again with
+# only these packages' features would recompile tract and the rest (6 minutes on 2 cores).
+read -r -a x86_build <<<"${CXR_X86_BUILD:-cargo build ${packages[*]} --all-targets}"
+"${x86_build[@]}"
 results="$inputs/results"
 mkdir "$results"
 for prog in watch minimal; do

@@ -33,6 +33,9 @@ fi
 # Every target, the Criterion benches included (each run once, in the test profile: a bench
 # build in the release profile would compile everything a second time), then the doc tests,
 # which --all-targets leaves out. tests/model_accuracy.rs re-checks every model's AUC.
-cargo test --workspace --features train --all-targets
+build=(cargo test --workspace --features train --all-targets)
+"${build[@]}"
 cargo test --workspace --features train --doc
-bash scripts/test-arm.sh   # Raspberry Pi: ARM cross builds, tests and examples under qemu-user, ARM = x86 check
+# Raspberry Pi: ARM cross builds, tests and examples under qemu-user, ARM = x86 check; its x86
+# reference binaries are the ones the test build above made.
+CXR_X86_BUILD="${build[*]} --no-run" bash scripts/test-arm.sh

@@ -131,9 +131,10 @@ fn every_shipped_model_matches_its_card_and_its_recorded_auc() {
 /// and as JSON under the target folder.
 fn report(measured: &[Measured]) {
     let mut table = String::from("\nmodel accuracy on stored splits (recorded → measured AUC):\n");
+    let width = measured.iter().map(|m| m.model.chars().count()).max().unwrap_or(0);
     for m in measured {
         table += &format!(
-            "  {:<24} {:<5} {:<52} n={:<5} {:.4} → {:.4} ({:+.4})\n",
+            "  {:<width$} {:<5} {:<52} n={:<5} {:.4} → {:.4} ({:+.4})\n",
             m.model,
             m.precision,
             format!("{} [{}]", m.evaluation, m.split),

@@ -251,6 +251,12 @@ fn models_lists_cards_info_prints_one_and_bench_measures_it() {
     let results: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let results = results.as_array().unwrap();
     assert_eq!(results.len(), 2);
+    // The int8 model runs as f32 products on x86-64 unless told otherwise, and says so.
+    let default_int8 = if cfg!(target_arch = "x86_64") { "f32" } else { "int8" };
+    assert_eq!((results[0]["kernels"].as_str(), results[1]["kernels"].as_str()), (Some("f32"), Some(default_int8)), "{results:?}");
+    let out = cxr(dir.path()).env("CXR_INT8_KERNELS", "integer").args(["bench", "--json", "--runs", "1", "--model", "tiny-b"]).assert().success().get_output().stdout.clone();
+    let integer: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(integer[0]["kernels"], "int8", "{integer}");
     for r in results {
         for field in ["load_ms", "first_inference_ms", "latency_p50_ms", "latency_p95_ms", "throughput_images_per_s", "file_size_bytes"] {
             assert!(r[field].as_f64().is_some_and(|v| v > 0.0), "{field}: {r}");

@@ -42,6 +42,10 @@ pub struct BenchArgs {
 pub struct BenchResult {
     pub model: String,
     pub precision: String,
+    /// Which kernels run its products: `f32`, or `int8` for tract's integer ones. An int8 file on
+    /// x86-64 runs as f32 products of its int8 numbers (`cxr_infer::int8_float`).
+    #[serde(default)]
+    pub kernels: String,
     pub sha256: String,
     pub file_size_bytes: u64,
     /// Read, verify, parse and optimise.
@@ -143,6 +147,7 @@ fn bench_one(model_arg: &str, args: &BenchArgs) -> anyhow::Result<BenchResult> {
     Ok(BenchResult {
         model: model.card.name.clone(),
         precision: model.card.precision.clone(),
+        kernels: if model.card.precision == "int8" && !model.int8_as_float() { "int8" } else { "f32" }.into(),
         sha256: model.card.sha256.clone(),
         file_size_bytes: model.file_size,
         load_ms,
@@ -189,14 +194,15 @@ fn ms(started: Instant) -> f64 {
 fn print_table(results: &[BenchResult]) {
     let width = super::column_width("MODEL", results.iter().map(|r| r.model.as_str()));
     println!(
-        "{:<width$} {:<6} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>12} {:>9}",
-        "MODEL", "PREC", "BATCH", "SIZE MB", "LOAD ms", "FIRST ms", "PRE ms", "p50 ms", "p95 ms", "IMAGES/s", "PEAK MB"
+        "{:<width$} {:<6} {:<7} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>12} {:>9}",
+        "MODEL", "PREC", "KERNELS", "BATCH", "SIZE MB", "LOAD ms", "FIRST ms", "PRE ms", "p50 ms", "p95 ms", "IMAGES/s", "PEAK MB"
     );
     for r in results {
         println!(
-            "{:<width$} {:<6} {:>5} {:>9.2} {:>9.1} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.1} ({}t) {:>9}",
+            "{:<width$} {:<6} {:<7} {:>5} {:>9.2} {:>9.1} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.1} ({}t) {:>9}",
             r.model,
             r.precision,
+            r.kernels,
             r.batch,
             r.file_size_bytes as f64 / 1e6,
             r.load_ms,

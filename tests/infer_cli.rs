@@ -148,21 +148,28 @@ fn resumed_score_completes_the_set_without_scoring_anything_twice() {
     }
 }
 
-#[test]
-fn eval_on_a_folder_per_class_writes_metrics_plots_and_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = model(dir.path());
+/// `dir/data/{covid,normal}/`: six real X-rays of each class.
+fn labelled_folder(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
     for (class, folder) in [("covid", "covid19-radiography/COVID"), ("normal", "covid19-radiography/Normal")] {
-        let target = dir.path().join("data").join(class);
+        let target = data.join(class);
         std::fs::create_dir_all(&target).unwrap();
         for f in images(folder, 6) {
             std::fs::copy(&f, target.join(f.file_name().unwrap())).unwrap();
         }
     }
+    data
+}
+
+#[test]
+fn eval_on_a_folder_per_class_writes_metrics_plots_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    let data = labelled_folder(dir.path());
     let report = dir.path().join("report");
     cxr(dir.path())
         .args(["eval", "--data"])
-        .arg(dir.path().join("data"))
+        .arg(&data)
         .arg("--report")
         .arg(&report)
         .arg("--occlude-center")
@@ -186,6 +193,41 @@ fn eval_on_a_folder_per_class_writes_metrics_plots_and_report() {
     assert!(html.contains("<svg") && html.contains("AUC") && html.contains("Research use only"), "self-contained report");
     assert!(html.contains("Shortcut check") && html.contains("Per source"));
     assert!(!html.contains("src=\""), "no external files referenced");
+}
+
+/// Several `--model`s share one decode of each image; each model's scores must be exactly those
+/// of its own single-model run, a file that cannot be decoded fails for every model, and every
+/// report is still written.
+#[test]
+fn eval_of_several_models_gives_each_the_scores_of_its_own_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = [model(dir.path()), tiny(dir.path(), "second")];
+    let data = labelled_folder(dir.path());
+    std::fs::write(data.join("covid").join("empty.png"), b"").unwrap();
+    let eval = |report: &Path, models: &[PathBuf]| {
+        let mut cmd = cxr(dir.path());
+        cmd.args(["eval", "--json", "--occlude-center", "--data"]).arg(&data).arg("--report").arg(report);
+        for m in models {
+            cmd.arg("--model").arg(m);
+        }
+        let out = cmd.assert().code(1).get_output().stdout.clone();
+        serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+    };
+    let together = eval(&dir.path().join("together"), &models);
+    let reports = together.as_array().expect("a list with several models");
+    assert_eq!(reports.len(), 2);
+    for (i, m) in models.iter().enumerate() {
+        let name = ModelCard::load(&ModelCard::path_for(m)).unwrap().name;
+        assert_eq!(reports[i]["model"]["name"], name.as_str(), "reports in --model order");
+        assert_eq!(reports[i]["data"]["failed"], 1, "the empty file fails for {name}");
+        assert!(reports[i]["failures"][0]["path"].as_str().unwrap().ends_with("empty.png"));
+        let alone = eval(&dir.path().join(format!("alone-{i}")), std::slice::from_ref(m));
+        assert_eq!(alone["full"]["auc"], reports[i]["full"]["auc"], "{name}");
+        let together_csv = read_csv(&dir.path().join("together").join(&name).join("predictions.csv"));
+        let alone_csv = read_csv(&dir.path().join(format!("alone-{i}")).join("predictions.csv"));
+        assert_eq!(together_csv, alone_csv, "{name}: same scores, full and occluded, as its own run");
+        assert!(dir.path().join("together").join(&name).join("report.html").is_file());
+    }
 }
 
 #[test]

@@ -3,6 +3,9 @@
 //! e.g. `{"file": "splits/seed42.csv", "split": "test"}`, paths relative to the datasets root)
 //! reaches the recorded AUC within [`TOLERANCE`] on the same number of images.
 //!
+//! Cards that name the same stored split are scored by one `cxr eval` with a `--model` each, so
+//! every image is decoded once for all of them: decoding, not inference, is most of the time.
+//!
 //! Only the test split is re-scored: it is the contract every card is held to, and a decoder,
 //! resize or runtime regression moves it as surely as it moves the cross-source split, which
 //! would add a third to CI's longest test for every model shipped. Cards are discovered from
@@ -47,36 +50,51 @@ struct Measured {
     measured_auc: f64,
 }
 
-/// Runs `cxr eval` on the evaluation's stored split; returns (images scored, AUC).
-fn re_evaluate(card_path: &Path, record: &EvaluationRecord, datasets: &Path) -> (u64, f64) {
-    let stored = record.stored_split.as_ref().expect("caller checked");
-    let split_file = card_path.parent().unwrap().join(&stored.file);
+/// One card's evaluation on a stored test split, waiting to be re-scored.
+struct Pending {
+    card_path: PathBuf,
+    card: ModelCard,
+    record: EvaluationRecord,
+}
+
+/// Runs one `cxr eval` of all `pending` models (which share one stored split); returns
+/// (images scored, AUC) for each, in order.
+fn re_evaluate(pending: &[&Pending], datasets: &Path) -> Vec<(u64, f64)> {
+    let first = &pending[0];
+    let stored = first.record.stored_split.as_ref().expect("caller checked");
+    let split_file = first.card_path.parent().unwrap().join(&stored.file);
     let report = tempfile::tempdir().unwrap();
-    let output = Command::cargo_bin("cxr")
-        .unwrap()
-        .arg("eval")
-        .arg("--model")
-        .arg(card_path)
-        .arg("--data")
-        .arg(&split_file)
-        .arg("--data-root")
-        .arg(datasets)
-        .args(["--split", &stored.split, "--json", "--report"])
-        .arg(report.path())
-        .output()
-        .unwrap();
+    let mut eval = Command::cargo_bin("cxr").unwrap();
+    eval.arg("eval").arg("--data").arg(&split_file).arg("--data-root").arg(datasets).args(["--split", &stored.split, "--json", "--report"]).arg(report.path());
+    for p in pending {
+        eval.arg("--model").arg(&p.card_path);
+    }
+    let output = eval.output().unwrap();
+    let names: Vec<&str> = pending.iter().map(|p| p.card.name.as_str()).collect();
     assert!(
         output.status.success(),
-        "{}: `cxr eval` on {} ({}) failed: {}",
-        card_path.display(),
+        "`cxr eval` of {names:?} on {} ({}) failed: {}",
         split_file.display(),
         stored.split,
         String::from_utf8_lossy(&output.stderr)
     );
-    let metrics: serde_json::Value = serde_json::from_slice(&output.stdout).expect("--json prints metrics.json");
-    let images = metrics["data"]["scored"].as_u64().expect("images scored");
-    let auc = metrics["full"]["auc"]["auc"].as_f64().unwrap_or_else(|| panic!("no AUC in {}", metrics["full"]));
-    (images, auc)
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("--json prints metrics.json");
+    // One model prints its metrics.json, several a list of them.
+    let reports = match printed {
+        serde_json::Value::Array(reports) => reports,
+        one => vec![one],
+    };
+    assert_eq!(reports.len(), pending.len(), "one report per model");
+    pending
+        .iter()
+        .zip(&reports)
+        .map(|(p, metrics)| {
+            assert_eq!(metrics["model"]["name"], p.card.name.as_str(), "reports in --model order");
+            let images = metrics["data"]["scored"].as_u64().expect("images scored");
+            let auc = metrics["full"]["auc"]["auc"].as_f64().unwrap_or_else(|| panic!("{}: no AUC in {}", p.card.name, metrics["full"]));
+            (images, auc)
+        })
+        .collect()
 }
 
 #[test]
@@ -84,18 +102,18 @@ fn every_shipped_model_matches_its_card_and_its_recorded_auc() {
     let datasets = cxr_core::dataset::shared_datasets(workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"));
     let cards = cards();
     assert!(!cards.is_empty(), "no model cards in models/");
-    let mut measured = Vec::new();
+    let mut pending = Vec::new();
     let mut problems = Vec::new();
-    for card_path in &cards {
-        let card = ModelCard::load(card_path).unwrap_or_else(|e| panic!("{e}"));
+    for card_path in cards {
+        let card = ModelCard::load(&card_path).unwrap_or_else(|e| panic!("{e}"));
         let model_path = card_path.parent().unwrap().join(&card.file);
         let bytes = std::fs::read(&model_path).unwrap_or_else(|e| panic!("{}: {e} (named by {})", model_path.display(), card_path.display()));
-        if let Err(e) = card.verify(card_path, &model_path, &bytes) {
+        if let Err(e) = card.verify(&card_path, &model_path, &bytes) {
             problems.push(e.to_string());
             continue;
         }
-        let stored: Vec<&EvaluationRecord> =
-            card.evaluations.iter().filter(|e| e.stored_split.as_ref().is_some_and(|s| s.split == "test")).collect();
+        let stored: Vec<EvaluationRecord> =
+            card.evaluations.iter().filter(|e| e.stored_split.as_ref().is_some_and(|s| s.split == "test")).cloned().collect();
         if stored.is_empty() {
             problems.push(format!(
                 "{}: no evaluation names a stored test split, so its AUC cannot be re-checked; add `stored_split` (e.g. {{\"file\": \"splits/seed42.csv\", \"split\": \"test\"}}) to its test evaluation",
@@ -104,7 +122,27 @@ fn every_shipped_model_matches_its_card_and_its_recorded_auc() {
             continue;
         }
         for record in stored {
-            let (images, auc) = re_evaluate(card_path, record, &datasets);
+            pending.push(Pending { card_path: card_path.clone(), card: card.clone(), record });
+        }
+    }
+    // One `cxr eval` per distinct stored split (each model once in it).
+    let mut groups: Vec<Vec<&Pending>> = Vec::new();
+    for p in &pending {
+        let same_split = |g: &&mut Vec<&Pending>| {
+            let (a, b) = (g[0].record.stored_split.as_ref().unwrap(), p.record.stored_split.as_ref().unwrap());
+            g[0].card_path.parent().unwrap().join(&a.file) == p.card_path.parent().unwrap().join(&b.file)
+                && a.split == b.split
+                && g.iter().all(|q| q.card_path != p.card_path)
+        };
+        match groups.iter_mut().find(same_split) {
+            Some(group) => group.push(p),
+            None => groups.push(vec![p]),
+        }
+    }
+    let mut measured = Vec::new();
+    for group in &groups {
+        for (p, (images, auc)) in group.iter().zip(re_evaluate(group, &datasets)) {
+            let (card, record) = (&p.card, &p.record);
             let split = record.stored_split.as_ref().unwrap();
             if (auc - record.auc).abs() > TOLERANCE {
                 problems.push(format!("{} `{}`: AUC {auc:.4} on {} ({}), the card records {:.4} (tolerance {TOLERANCE})", card.name, record.name, split.file, split.split, record.auc));

@@ -1,6 +1,10 @@
 //! `cxr eval --data DIR|MANIFEST --report OUT`: how good a model is on labelled images, with
 //! intervals, calibration, a per-source table, plots and a self-contained HTML report.
 //!
+//! Repeating `--model` scores several models on the same images in one pass: each image is read
+//! and decoded once (most of the time on a large split) and then fitted to every model's input.
+//! The report folder then holds one sub-folder per model, and `--json` prints a list.
+//!
 //! `--occlude-center` repeats the evaluation with the central lung region blacked out. Maguolo &
 //! Nanni (Information Fusion 2021) showed COVID classifiers keep a high AUC on such images: the
 //! evidence they use lies outside the lungs (borders, text, devices, the source hospital). A model
@@ -34,10 +38,11 @@ pub struct EvalArgs {
     /// stored splits in `models/splits/`). Default: as written if it exists, else the manifest's folder.
     #[arg(long)]
     pub data_root: Option<PathBuf>,
-    /// Folder to write metrics.json, predictions.csv, the plots and report.html into.
+    /// Folder to write metrics.json, predictions.csv, the plots and report.html into (with
+    /// several models, into one sub-folder per model, named after it).
     #[arg(long)]
     pub report: PathBuf,
-    /// Also print metrics.json to stdout.
+    /// Also print metrics.json to stdout (a JSON list with several models).
     #[arg(long)]
     pub json: bool,
     /// Re-run with the central lung region blacked out (shortcut check) and report both.
@@ -46,8 +51,11 @@ pub struct EvalArgs {
     /// Worker threads (default: all cores).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
-    #[command(flatten)]
-    pub model: ModelArg,
+    /// Model to evaluate: a path to an .onnx (card beside it) or .card.json, the name of a shipped
+    /// model (see `cxr models`), or `default` for the one built into this binary. Repeat to
+    /// evaluate several on the same images, each image decoded once.
+    #[arg(long = "model", short = 'm', default_value = "default")]
+    pub models: Vec<String>,
 }
 
 /// Fraction of each side blacked out by `--occlude-center`: the central 70 % × 70 % box, which
@@ -127,25 +135,70 @@ pub struct Failure {
 
 /// Exit code 1 when any image failed to score (the metrics use the others).
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let model = args.model.load()?;
+    let models: Vec<Model> = args.models.iter().map(|m| ModelArg { model: m.clone() }.load()).collect::<anyhow::Result<_>>()?;
+    let folders = report_folders(&args.report, &models);
     let (items, unlabelled, split) = labelled_images(&args.data, args.split.as_deref(), args.data_root.as_deref())?;
     anyhow::ensure!(!items.is_empty(), "{}: no labelled images found{}", args.data.display(), split.as_deref().map_or(String::new(), |s| format!(" in split {s}")));
-    std::fs::create_dir_all(&args.report).with_context(|| format!("{}: cannot create the report folder", args.report.display()))?;
+    for folder in &folders {
+        std::fs::create_dir_all(folder).with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
+    }
 
-    let scored = score_all(&model, &items, args.occlude_center, args.jobs)?;
+    let scored = score_all(&models, &items, args.occlude_center, args.jobs)?;
+    let data = |ok: usize, failed: usize| DataSummary {
+        input: args.data.display().to_string(),
+        split: split.clone(),
+        images: items.len(),
+        scored: ok,
+        failed,
+        unlabelled,
+        occluded_fraction: args.occlude_center.then_some(OCCLUDED_FRACTION),
+    };
+    let mut reports = Vec::new();
+    for ((model, scored), folder) in models.iter().zip(&scored).zip(&folders) {
+        reports.push((write_report(model, scored, folder, &data)?, folder.join("report.html")));
+    }
+
+    if args.json {
+        let reports: Vec<&EvalReport> = reports.iter().map(|(r, _)| r).collect();
+        println!("{}", if let [one] = reports[..] { serde_json::to_string_pretty(one)? } else { serde_json::to_string_pretty(&reports)? });
+    } else {
+        for (report, html) in &reports {
+            print_summary(report, html);
+        }
+        println!("{}", cxr_core::card::RESEARCH_USE_ONLY);
+    }
+    Ok(if reports.iter().any(|(r, _)| r.data.failed > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The report folder itself for one model; for several, a sub-folder per model named after it
+/// (with its position appended when two models share a name).
+fn report_folders(report: &Path, models: &[Model]) -> Vec<PathBuf> {
+    if let [_] = models {
+        return vec![report.to_owned()];
+    }
+    let names: Vec<&str> = models.iter().map(|m| m.card.name.as_str()).collect();
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| if names.iter().filter(|n| *n == name).count() > 1 { report.join(format!("{name}-{}", i + 1)) } else { report.join(name) })
+        .collect()
+}
+
+/// Computes one model's metrics from its scores and writes metrics.json, predictions.csv, the
+/// plots and report.html into `folder`.
+fn write_report(model: &Model, scored: &[Scored], folder: &Path, data: &dyn Fn(usize, usize) -> DataSummary) -> anyhow::Result<EvalReport> {
     let ok: Vec<(&Labelled, &Prediction, Option<&Prediction>)> =
         scored.iter().filter_map(|s| s.result.as_ref().ok().map(|(p, o)| (&s.item, p, o.as_ref()))).collect();
     let failures: Vec<Failure> = scored
         .iter()
         .filter_map(|s| s.result.as_ref().err().map(|e| Failure { path: s.item.path.display().to_string(), error: e.clone() }))
         .collect();
-    anyhow::ensure!(!ok.is_empty(), "every image failed to score; first error: {}", failures[0].error);
+    anyhow::ensure!(!ok.is_empty(), "{}: every image failed to score; first error: {}", model.card.name, failures[0].error);
 
-    let full = metrics(&model, &ok.iter().map(|(i, p, _)| (*i, *p)).collect::<Vec<_>>())?;
-    let occluded = if args.occlude_center {
-        Some(metrics(&model, &ok.iter().map(|(i, _, o)| (*i, o.expect("occluded run"))).collect::<Vec<_>>())?)
-    } else {
-        None
+    let full = metrics(model, &ok.iter().map(|(i, p, _)| (*i, *p)).collect::<Vec<_>>())?;
+    let occluded = match ok.first().is_some_and(|(_, _, o)| o.is_some()) {
+        true => Some(metrics(model, &ok.iter().map(|(i, _, o)| (*i, o.expect("occluded run"))).collect::<Vec<_>>())?),
+        false => None,
     };
     let report = EvalReport {
         model: ModelSummary {
@@ -157,35 +210,20 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             threshold_rule: model.card.threshold_rule.clone(),
             class_set: model.class_set(),
         },
-        data: DataSummary {
-            input: args.data.display().to_string(),
-            split,
-            images: items.len(),
-            scored: ok.len(),
-            failed: failures.len(),
-            unlabelled,
-            occluded_fraction: args.occlude_center.then_some(OCCLUDED_FRACTION),
-        },
+        data: data(ok.len(), failures.len()),
         full,
         occluded_center: occluded,
         failures,
         notice: cxr_core::card::RESEARCH_USE_ONLY,
     };
 
-    let json = serde_json::to_string_pretty(&report)?;
-    let metrics_path = args.report.join("metrics.json");
-    std::fs::write(&metrics_path, &json).with_context(|| format!("{}: cannot write", metrics_path.display()))?;
-    write_predictions(&args.report.join("predictions.csv"), &model, &scored)?;
-    let plots = report::plots(&args.report, &report)?;
-    let html_path = args.report.join("report.html");
+    let metrics_path = folder.join("metrics.json");
+    std::fs::write(&metrics_path, serde_json::to_string_pretty(&report)?).with_context(|| format!("{}: cannot write", metrics_path.display()))?;
+    write_predictions(&folder.join("predictions.csv"), model, scored)?;
+    let plots = report::plots(folder, &report)?;
+    let html_path = folder.join("report.html");
     std::fs::write(&html_path, report::html(&report, &model.card, &plots)?).with_context(|| format!("{}: cannot write", html_path.display()))?;
-
-    if args.json {
-        println!("{json}");
-    } else {
-        print_summary(&report, &html_path);
-    }
-    Ok(if report.data.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(report)
 }
 
 /// Labelled images from a manifest or a folder-per-class tree, the number of unlabelled images
@@ -236,31 +274,47 @@ fn labelled_images(data: &Path, split: Option<&str>, data_root: Option<&Path>) -
     Ok((items, 0, Some(split.to_owned())))
 }
 
-fn score_all(model: &Model, items: &[Labelled], occlude: bool, jobs: Option<usize>) -> anyhow::Result<Vec<Scored>> {
+/// Scores every image with every model: per model, one outcome per image, in `items` order.
+/// Each image is read and decoded once; a file that cannot be read fails for every model.
+fn score_all(models: &[Model], items: &[Labelled], occlude: bool, jobs: Option<usize>) -> anyhow::Result<Vec<Vec<Scored>>> {
     let progress = ProgressBar::new(items.len() as u64);
     progress.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  eta {eta}").expect("valid template"));
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.unwrap_or(0)).build()?;
-    let scored = pool.install(|| {
+    let per_image: Vec<Vec<Scored>> = pool.install(|| {
         items
             .par_iter()
             .map_init(
-                || model.session(),
-                |session, item| {
-                    let result = score_one(session, &item.path, occlude).map_err(|e| e.to_string());
+                || models.iter().map(Model::session).collect::<Vec<_>>(),
+                |sessions, item| {
+                    let image = cxr_core::load_image(&item.path).map_err(|e| e.to_string());
+                    let scored = sessions
+                        .iter_mut()
+                        .map(|session| {
+                            let result = match &image {
+                                Ok(img) => score_one(session, img, occlude).map_err(|e| e.to_string()),
+                                Err(e) => Err(e.clone()),
+                            };
+                            Scored { item: item.clone(), result }
+                        })
+                        .collect();
                     progress.inc(1);
-                    Scored { item: item.clone(), result }
+                    scored
                 },
             )
             .collect()
     });
     progress.finish_and_clear();
-    Ok(scored)
+    let mut per_model: Vec<Vec<Scored>> = models.iter().map(|_| Vec::with_capacity(items.len())).collect();
+    for image in per_image {
+        for (model, scored) in per_model.iter_mut().zip(image) {
+            model.push(scored);
+        }
+    }
+    Ok(per_model)
 }
 
-fn score_one(session: &mut Session<'_>, path: &Path, occlude: bool) -> Result<(Prediction, Option<Prediction>), cxr_infer::InferError> {
-    let img = cxr_core::load_image(path)?;
-    let model = session.model();
-    let fitted = model.card.preprocess.fit(&img);
+fn score_one(session: &mut Session<'_>, img: &GreyImage, occlude: bool) -> Result<(Prediction, Option<Prediction>), cxr_infer::InferError> {
+    let fitted = session.model().card.preprocess.fit(img);
     let full = session.predict_image(&fitted)?;
     let occluded = if occlude { Some(session.predict_image(&occlude_center(fitted))?) } else { None };
     Ok((full, occluded))
@@ -337,5 +391,4 @@ fn print_summary(report: &EvalReport, html: &Path) {
         line("centre occluded", o);
     }
     println!("report: {}", html.display());
-    println!("{}", cxr_core::card::RESEARCH_USE_ONLY);
 }

@@ -1,9 +1,10 @@
 //! `cxr eval --data DIR|MANIFEST --report OUT`: how good a model is on labelled images, with
 //! intervals, calibration, a per-source table, plots and a self-contained HTML report.
 //!
-//! Repeating `--model` scores several models on the same images in one pass: each image is read
-//! and decoded once (most of the time on a large split) and then fitted to every model's input.
-//! The report folder then holds one sub-folder per model, and `--json` prints a list.
+//! Repeating `--model` scores several models on the same images in one pass, so a comparison of
+//! models is one command with one list of failures: each image is read and decoded once and then
+//! fitted to every model's input. The report folder then holds one sub-folder per model, and
+//! `--json` prints a list.
 //!
 //! `--occlude-center` repeats the evaluation with the central lung region blacked out. Maguolo &
 //! Nanni (Information Fusion 2021) showed COVID classifiers keep a high AUC on such images: the
@@ -196,9 +197,10 @@ fn write_report(model: &Model, scored: &[Scored], folder: &Path, data: &dyn Fn(u
     anyhow::ensure!(!ok.is_empty(), "{}: every image failed to score; first error: {}", model.card.name, failures[0].error);
 
     let full = metrics(model, &ok.iter().map(|(i, p, _)| (*i, *p)).collect::<Vec<_>>())?;
-    let occluded = match ok.first().is_some_and(|(_, _, o)| o.is_some()) {
-        true => Some(metrics(model, &ok.iter().map(|(i, _, o)| (*i, o.expect("occluded run"))).collect::<Vec<_>>())?),
-        false => None,
+    let occluded = if ok[0].2.is_some() {
+        Some(metrics(model, &ok.iter().map(|(i, _, o)| (*i, o.expect("occluded run"))).collect::<Vec<_>>())?)
+    } else {
+        None
     };
     let report = EvalReport {
         model: ModelSummary {

@@ -56,17 +56,23 @@ struct Pending {
     card_path: PathBuf,
     card: ModelCard,
     record: EvaluationRecord,
+    /// The record's split file, resolved against the card's folder.
+    split_file: PathBuf,
+}
+
+impl Pending {
+    fn split(&self) -> &str {
+        &self.record.stored_split.as_ref().expect("only records with a stored split are pending").split
+    }
 }
 
 /// Runs one `cxr eval` of all `pending` models (which share one stored split); returns
 /// (images scored, AUC) for each, in order.
 fn re_evaluate(pending: &[&Pending], datasets: &Path) -> Vec<(u64, f64)> {
-    let first = &pending[0];
-    let stored = first.record.stored_split.as_ref().expect("caller checked");
-    let split_file = first.card_path.parent().unwrap().join(&stored.file);
+    let (split_file, split) = (&pending[0].split_file, pending[0].split());
     let report = tempfile::tempdir().unwrap();
     let mut eval = Command::cargo_bin("cxr").unwrap();
-    eval.arg("eval").arg("--data").arg(&split_file).arg("--data-root").arg(datasets).args(["--split", &stored.split, "--json", "--report"]).arg(report.path());
+    eval.arg("eval").arg("--data").arg(split_file).arg("--data-root").arg(datasets).args(["--split", split, "--json", "--report"]).arg(report.path());
     for p in pending {
         eval.arg("--model").arg(&p.card_path);
     }
@@ -76,7 +82,7 @@ fn re_evaluate(pending: &[&Pending], datasets: &Path) -> Vec<(u64, f64)> {
         output.status.success(),
         "`cxr eval` of {names:?} on {} ({}) failed: {}",
         split_file.display(),
-        stored.split,
+        split,
         String::from_utf8_lossy(&output.stderr)
     );
     let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("--json prints metrics.json");
@@ -123,19 +129,14 @@ fn every_shipped_model_matches_its_card_and_its_recorded_auc() {
             continue;
         }
         for record in stored {
-            pending.push(Pending { card_path: card_path.clone(), card: card.clone(), record });
+            let split_file = card_path.parent().unwrap().join(&record.stored_split.as_ref().unwrap().file);
+            pending.push(Pending { card_path: card_path.clone(), card: card.clone(), record, split_file });
         }
     }
-    // One `cxr eval` per distinct stored split (each model once in it).
+    // One `cxr eval` per distinct stored split.
     let mut groups: Vec<Vec<&Pending>> = Vec::new();
     for p in &pending {
-        let same_split = |g: &&mut Vec<&Pending>| {
-            let (a, b) = (g[0].record.stored_split.as_ref().unwrap(), p.record.stored_split.as_ref().unwrap());
-            g[0].card_path.parent().unwrap().join(&a.file) == p.card_path.parent().unwrap().join(&b.file)
-                && a.split == b.split
-                && g.iter().all(|q| q.card_path != p.card_path)
-        };
-        match groups.iter_mut().find(same_split) {
+        match groups.iter_mut().find(|g| g[0].split_file == p.split_file && g[0].split() == p.split()) {
             Some(group) => group.push(p),
             None => groups.push(vec![p]),
         }

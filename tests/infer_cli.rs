@@ -78,6 +78,38 @@ fn predict_prints_class_probability_model_and_notice() {
     assert_eq!(json["notice"], "research use only, not for diagnosis");
 }
 
+/// Without `--model`, `cxr predict` runs the model `models/DEFAULT` names, compiled into the
+/// binary: the same card and the same probabilities as that model's own file, with no model
+/// folder in reach (CXR_MODELS is an empty one). Fails if the default is not embedded, if the
+/// embedded bytes are not the shipped file's, or if `cxr models` does not mark it as the default.
+#[test]
+fn predict_without_a_model_runs_the_one_models_default_names() {
+    let name = std::fs::read_to_string(workspace().join("models/DEFAULT")).unwrap();
+    let name = name.trim();
+    let file = workspace().join(format!("models/{name}.onnx"));
+    let dir = tempfile::tempdir().unwrap();
+    let files = [images("covid19-radiography/COVID", 2), images("nih-chestxray14-sample/No_findings", 2)].concat();
+    let predict = |model: Option<&Path>| -> serde_json::Value {
+        let mut cmd = cxr(dir.path());
+        cmd.args(["predict", "--json"]);
+        if let Some(model) = model {
+            cmd.arg("--model").arg(model);
+        }
+        serde_json::from_slice(&cmd.args(&files).assert().success().get_output().stdout).unwrap()
+    };
+    let embedded = predict(None);
+    let from_file = predict(Some(&file));
+    assert_eq!(embedded["model"]["name"], name, "{embedded}");
+    assert_eq!(embedded["model"]["sha256"], from_file["model"]["sha256"]);
+    assert_eq!(embedded["predictions"], from_file["predictions"]);
+    assert_eq!(embedded["predictions"].as_array().map(Vec::len), Some(files.len()), "{embedded}");
+
+    let listed = cxr(dir.path()).arg("models").assert().success().get_output().stdout.clone();
+    let listed = String::from_utf8(listed).unwrap();
+    let line = listed.lines().find(|l| l.contains("(embedded, default)")).unwrap_or_else(|| panic!("no default in: {listed}"));
+    assert!(line.split_whitespace().any(|w| w == name), "{listed}");
+}
+
 #[test]
 fn score_keeps_going_past_corrupt_files_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();

@@ -168,7 +168,12 @@ fn card_for(state: &TrainState, best: &crate::train::BestEpoch, onnx_path: &Path
                         weights.display()
                     ),
                 },
-                Some(weights) => format!("started from the weights in {} (all but the classifier head); every layer fine-tuned", weights.display()),
+                // load_pretrained keeps a head of the network's shape (a checkpoint of the same network) and
+                // starts a head of another shape (ImageNet's 1,000 classes) afresh.
+                Some(weights) => format!(
+                    "started from the weights in {} (every tensor of the network's names and shapes; a classifier head of another shape, such as ImageNet's, starts afresh); every layer trained",
+                    weights.display()
+                ),
                 None => "trained from scratch: no pretrained weights".to_owned(),
             },
         ]

@@ -394,8 +394,10 @@ def main():
     seed_card = ROOT / "models/seed-cnn.card.json"
     folder = folder_scoring(folder_dir, seed_card, args.rounds) if seed_card.is_file() else None
     # The model `cxr predict` runs without --model: the one models/DEFAULT names, compiled in.
-    default_card = ROOT / "models" / f"{(ROOT / 'models/DEFAULT').read_text().strip()}.card.json"
-    cold = cold_start(image, default_card, 4 * args.rounds) if default_card.is_file() else None
+    # Without models/DEFAULT the binary embeds no model (build.rs), so there is no cold start to time.
+    default = ROOT / "models/DEFAULT"
+    default_card = ROOT / "models" / f"{default.read_text().strip()}.card.json" if default.is_file() else None
+    cold = cold_start(image, default_card, 4 * args.rounds) if default_card and default_card.is_file() else None
     profile = node_profile()
     load_after = loadavg()
     write_report(args.out, m, load_before, load_after, args.rounds, args.runs, model_list, lat, loads, folder, cold, profile, image)

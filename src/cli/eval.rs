@@ -6,18 +6,27 @@
 //! fitted to every model's input. The report folder then holds one sub-folder per model, and
 //! `--json` prints a list.
 //!
+//! The headline is the within-source AUC: COVID against non-COVID films *of the same source*,
+//! pooled over every source that has both classes (`cxr_core::metrics::within_source`). Public
+//! collections put their COVID and non-COVID films in different hospitals, so the pooled AUC
+//! also rewards recognising the hospital; the within-source one does not. `--source` narrows the
+//! images to named sources (e.g. the one collection with both classes), and `--record NAME`
+//! writes the result into each model's card, naming the stored split so CI can measure it again.
+//!
 //! `--occlude-center` repeats the evaluation with the central lung region blacked out. Maguolo &
 //! Nanni (Information Fusion 2021) showed COVID classifiers keep a high AUC on such images: the
 //! evidence they use lies outside the lungs (borders, text, devices, the source hospital). A model
 //! that is really reading the lungs should drop towards chance.
 
+mod record;
 mod report;
 
 use super::models::ModelArg;
 use super::score::walk_images;
 use anyhow::Context;
 use clap::Args;
-use cxr_core::metrics::{BinaryMetrics, Calibration, ConfusionMatrix, DeLong, RocCurve, SourceBreakdown, delong, per_source};
+use cxr_core::metrics::{BinaryMetrics, Calibration, ConfusionMatrix, DeLong, RocCurve, SourceBreakdown, WithinSource, delong, per_source, within_source};
+use cxr_core::lung_mask::{Attribution, FittedMask, LungMasks};
 use cxr_core::{Class, ClassSet, GreyImage, Split};
 use cxr_infer::{Model, Prediction, Session};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -57,6 +66,20 @@ pub struct EvalArgs {
     /// evaluate several on the same images, each image decoded once.
     #[arg(long = "model", short = 'm', default_value = "default")]
     pub models: Vec<String>,
+    /// Only images of this source (a manifest's `source` column, or for a folder the path of the
+    /// folders above the class folders, e.g. `mydata/hospital-a`). Repeat for several.
+    #[arg(long = "source")]
+    pub sources: Vec<String>,
+    /// Record this evaluation under NAME in each model's card (replacing one of that name), with
+    /// the manifest split and sources, so `tests/model_accuracy.rs` can measure it again. Needs a
+    /// manifest and models loaded from a card file or a shipped name.
+    #[arg(long, value_name = "NAME")]
+    pub record: Option<String>,
+    /// Lung masks (a CSV `image,mask,…`: images relative to `--data-root`, masks to the CSV's
+    /// folder, e.g. `../shared/annotations/lung-masks-v7/masks.csv`): for the films that have
+    /// one, the share of each model's positive heatmap evidence that lies inside the lungs.
+    #[arg(long, value_name = "CSV")]
+    pub lung_masks: Option<PathBuf>,
 }
 
 /// Fraction of each side blacked out by `--occlude-center`: the central 70 % × 70 % box, which
@@ -91,6 +114,10 @@ pub struct Metrics {
     pub confusion: ConfusionMatrix,
     pub calibration: Calibration,
     pub per_source: Vec<SourceBreakdown>,
+    /// COVID against non-COVID films of the same source, pooled over sources with both classes.
+    pub within_source: Option<WithinSource>,
+    /// Why `within_source` is missing (no source with both classes).
+    pub within_source_note: Option<String>,
     #[serde(skip)]
     pub roc: Option<RocCurve>,
 }
@@ -101,6 +128,8 @@ pub struct EvalReport {
     pub data: DataSummary,
     pub full: Metrics,
     pub occluded_center: Option<Metrics>,
+    /// Share of positive heatmap evidence inside the lungs, on films with a lung mask.
+    pub attribution: Option<Attribution>,
     pub failures: Vec<Failure>,
     pub notice: &'static str,
 }
@@ -125,6 +154,8 @@ pub struct DataSummary {
     pub failed: usize,
     /// Images whose folder names no class (folder inputs only).
     pub unlabelled: usize,
+    /// The sources the images were limited to (`--source`); empty for all.
+    pub sources: Vec<String>,
     pub occluded_fraction: Option<f64>,
 }
 
@@ -138,13 +169,23 @@ pub struct Failure {
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let models: Vec<Model> = args.models.iter().map(|m| ModelArg { model: m.clone() }.load()).collect::<anyhow::Result<_>>()?;
     let folders = report_folders(&args.report, &models);
+    anyhow::ensure!(args.record.is_none() || !args.data.is_dir(), "--record needs a manifest (so CI can re-run the evaluation); {} is a folder", args.data.display());
     let (items, unlabelled, split) = labelled_images(&args.data, args.split.as_deref(), args.data_root.as_deref())?;
+    let items = only_sources(items, &args.sources, &args.data)?;
     anyhow::ensure!(!items.is_empty(), "{}: no labelled images found{}", args.data.display(), split.as_deref().map_or(String::new(), |s| format!(" in split {s}")));
     for folder in &folders {
         std::fs::create_dir_all(folder).with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
     }
 
     let scored = score_all(&models, &items, args.occlude_center, args.jobs)?;
+    let attributions = match &args.lung_masks {
+        Some(list) => {
+            let root = args.data_root.clone().unwrap_or_else(|| if args.data.is_dir() { args.data.clone() } else { args.data.parent().unwrap_or(Path::new(".")).to_owned() });
+            let masks = LungMasks::read(list, &root)?;
+            models.iter().map(|m| attribution(m, &items, &masks, args.jobs)).collect::<anyhow::Result<Vec<_>>>()?
+        }
+        None => models.iter().map(|_| None).collect(),
+    };
     let data = |ok: usize, failed: usize| DataSummary {
         input: args.data.display().to_string(),
         split: split.clone(),
@@ -152,11 +193,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         scored: ok,
         failed,
         unlabelled,
+        sources: args.sources.clone(),
         occluded_fraction: args.occlude_center.then_some(OCCLUDED_FRACTION),
     };
     let mut reports = Vec::new();
-    for ((model, scored), folder) in models.iter().zip(&scored).zip(&folders) {
-        reports.push((write_report(model, scored, folder, &data)?, folder.join("report.html")));
+    for (((model, scored), folder), attribution) in models.iter().zip(&scored).zip(&folders).zip(attributions) {
+        reports.push((write_report(model, scored, attribution, folder, &data)?, folder.join("report.html")));
+    }
+
+    if let Some(name) = &args.record {
+        for (model, (report, _)) in models.iter().zip(&reports) {
+            let card = record::record(model, report, name, &args.data, &args.sources)?;
+            eprintln!("recorded `{name}` in {}", card.display());
+        }
     }
 
     if args.json {
@@ -187,7 +236,7 @@ fn report_folders(report: &Path, models: &[Model]) -> Vec<PathBuf> {
 
 /// Computes one model's metrics from its scores and writes metrics.json, predictions.csv, the
 /// plots and report.html into `folder`.
-fn write_report(model: &Model, scored: &[Scored], folder: &Path, data: &dyn Fn(usize, usize) -> DataSummary) -> anyhow::Result<EvalReport> {
+fn write_report(model: &Model, scored: &[Scored], attribution: Option<Attribution>, folder: &Path, data: &dyn Fn(usize, usize) -> DataSummary) -> anyhow::Result<EvalReport> {
     let ok: Vec<(&Labelled, &Prediction, Option<&Prediction>)> =
         scored.iter().filter_map(|s| s.result.as_ref().ok().map(|(p, o)| (&s.item, p, o.as_ref()))).collect();
     let failures: Vec<Failure> = scored
@@ -215,6 +264,7 @@ fn write_report(model: &Model, scored: &[Scored], folder: &Path, data: &dyn Fn(u
         data: data(ok.len(), failures.len()),
         full,
         occluded_center: occluded,
+        attribution,
         failures,
         notice: cxr_core::card::RESEARCH_USE_ONLY,
     };
@@ -276,6 +326,23 @@ fn labelled_images(data: &Path, split: Option<&str>, data_root: Option<&Path>) -
     Ok((items, 0, Some(split.to_owned())))
 }
 
+/// Keeps the images of the named sources (all when none are named); a name that matches no
+/// image is an error, since a typo would otherwise evaluate nothing and say so only as "no images".
+fn only_sources(items: Vec<Labelled>, sources: &[String], data: &Path) -> anyhow::Result<Vec<Labelled>> {
+    if sources.is_empty() {
+        return Ok(items);
+    }
+    for source in sources {
+        if !items.iter().any(|i| &i.source == source) {
+            let mut known: Vec<&str> = items.iter().map(|i| i.source.as_str()).collect();
+            known.sort_unstable();
+            known.dedup();
+            anyhow::bail!("{}: no image of source `{source}` (sources there: {})", data.display(), known.join(", "));
+        }
+    }
+    Ok(items.into_iter().filter(|i| sources.contains(&i.source)).collect())
+}
+
 /// Scores every image with every model: per model, one outcome per image, in `items` order.
 /// Each image is read and decoded once; a file that cannot be read fails for every model.
 fn score_all(models: &[Model], items: &[Labelled], occlude: bool, jobs: Option<usize>) -> anyhow::Result<Vec<Vec<Scored>>> {
@@ -317,13 +384,41 @@ fn score_all(models: &[Model], items: &[Labelled], occlude: bool, jobs: Option<u
 
 fn score_one(session: &mut Session<'_>, img: &GreyImage, occlude: bool) -> Result<(Prediction, Option<Prediction>), cxr_infer::InferError> {
     let fitted = session.model().card.preprocess.fit(img);
-    let full = session.predict_image(&fitted)?;
-    let occluded = if occlude { Some(session.predict_image(&occlude_center(fitted))?) } else { None };
+    let full = session.predict_fitted(&fitted)?;
+    let occluded = if occlude { Some(session.predict_fitted(&occlude_center(fitted))?) } else { None };
     Ok((full, occluded))
 }
 
-/// Blacks out the central box of a fitted (model-sized) image. Preprocessing a model-sized image
-/// again is the identity, so the model sees exactly this.
+/// The share of `model`'s positive evidence inside the lungs over the `items` that have a lung
+/// mask: class activation maps where the model exports its feature map, occlusion otherwise.
+/// Films that cannot be read are failures of the scoring pass already and are left out here.
+fn attribution(model: &Model, items: &[Labelled], masks: &LungMasks, jobs: Option<usize>) -> anyhow::Result<Option<Attribution>> {
+    let masked: Vec<(&Labelled, &Path)> = items.iter().filter_map(|i| masks.mask_of(&i.path).map(|m| (i, m))).collect();
+    if masked.is_empty() {
+        eprintln!("{}: none of these images has a lung mask", model.card.name);
+        return Ok(None);
+    }
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.unwrap_or(0)).build()?;
+    let films: Vec<anyhow::Result<Option<(f64, f64)>>> = pool.install(|| {
+        masked
+            .par_iter()
+            .map_init(
+                || model.session(),
+                |session, (item, mask)| {
+                    let Ok(film) = cxr_core::load_image(&item.path) else { return Ok(None) };
+                    let heat = session.explain(&film, None)?;
+                    let lungs = FittedMask::load(mask, &item.path, (film.width, film.height), &model.card.preprocess)?;
+                    Ok(lungs.share_inside(&heat.evidence).map(|share| (share, lungs.area_share())))
+                },
+            )
+            .collect()
+    });
+    let films: Vec<(f64, f64)> = films.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().flatten().collect();
+    Ok(Attribution::from_films(model.default_explain_method().as_str(), &films))
+}
+
+/// Blacks out the central box of a fitted (model-sized) image; the model sees exactly this
+/// (`predict_fitted` does not fit it again).
 fn occlude_center(mut img: GreyImage) -> GreyImage {
     let (w, h) = (img.width as usize, img.height as usize);
     let margin = |side: usize| ((side as f64 * (1.0 - OCCLUDED_FRACTION) / 2.0).round() as usize).min(side / 2);
@@ -347,6 +442,10 @@ fn metrics(model: &Model, rows: &[(&Labelled, &Prediction)]) -> anyhow::Result<M
     let truth: Vec<usize> = rows.iter().map(|(i, _)| class_set.index(i.label)).collect();
     let predicted: Vec<usize> = rows.iter().map(|(_, p)| p.class_index).collect();
     let by_source: Vec<(&str, f64, bool)> = rows.iter().zip(&scores).map(|((i, _), &s)| (i.source.as_str(), s, i.label == Class::Covid)).collect();
+    let (within, within_note) = match within_source(&by_source) {
+        Ok(w) => (Some(w), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     Ok(Metrics {
         images: rows.len(),
         positives: positives.iter().filter(|&&p| p).count(),
@@ -356,6 +455,8 @@ fn metrics(model: &Model, rows: &[(&Labelled, &Prediction)]) -> anyhow::Result<M
         confusion: ConfusionMatrix::from_indices(class_set.names(), &truth, &predicted)?,
         calibration: Calibration::new(&scores, &positives, 10)?,
         per_source: per_source(&by_source, threshold)?,
+        within_source: within,
+        within_source_note: within_note,
         roc: RocCurve::new(&scores, &positives).ok(),
     })
 }
@@ -378,10 +479,15 @@ fn write_predictions(path: &Path, model: &Model, scored: &[Scored]) -> anyhow::R
 
 fn print_summary(report: &EvalReport, html: &Path) {
     let line = |label: &str, m: &Metrics| {
+        let within = match &m.within_source {
+            Some(w) => format!("{} over {} same-source pairs ({})", w.auc.display(3), w.pairs, w.sources.iter().map(|s| s.source.as_str()).collect::<Vec<_>>().join(", ")),
+            None => format!("n/a ({})", m.within_source_note.as_deref().unwrap_or("")),
+        };
         let auc = m.auc.map_or_else(|| format!("n/a ({})", m.auc_note.as_deref().unwrap_or("")), |d| d.ci.display(3));
         let se = m.at_threshold.sensitivity.interval.map_or("n/a".into(), |i| i.display(3));
         let sp = m.at_threshold.specificity.interval.map_or("n/a".into(), |i| i.display(3));
-        println!("{label}: AUC {auc}");
+        println!("{label}: within-source AUC {within}");
+        println!("{:width$}  AUC over all pairs {auc}", "", width = label.len());
         println!("{:width$}  sensitivity {se}, specificity {sp} at P(covid) ≥ {}, ECE {:.3}", "", report.model.threshold, m.calibration.expected_calibration_error, width = label.len());
     };
     println!(
@@ -391,6 +497,15 @@ fn print_summary(report: &EvalReport, html: &Path) {
     line("full images", &report.full);
     if let Some(o) = &report.occluded_center {
         line("centre occluded", o);
+    }
+    if let Some(a) = &report.attribution {
+        println!(
+            "evidence inside the lungs: {} of the positive {} evidence on {} masked films (the lungs cover {:.3} of the input)",
+            a.share_inside_lungs.display(3),
+            a.method,
+            a.films,
+            a.lung_area_share
+        );
     }
     println!("report: {}", html.display());
 }

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 pub struct ExplainArgs {
     /// The X-ray (PNG, JPEG or DICOM).
     pub file: PathBuf,
-    /// PNG to write: the X-ray as the model saw it, with the heatmap over it.
+    /// PNG to write: the X-ray at its own resolution with the heatmap over it.
     #[arg(long, short = 'o')]
     pub out: PathBuf,
     /// `cam` needs a model that exports its last feature map (global-pooling networks);
@@ -39,13 +39,16 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     if method == Some(Method::ClassActivationMap) && model.default_explain_method() != Method::ClassActivationMap {
         eprintln!("note: {} exports no usable feature map for a class activation map; using occlusion", model.card.name);
     }
+    // Fail on an unwritable path before the minutes an occlusion map can take.
+    std::fs::File::create(&args.out).with_context(|| format!("{}: cannot write the heatmap PNG", args.out.display()))?;
     let heat = model.session().explain(&img, method)?;
-    let picture = cxr_infer::explain::overlay(&model.card.preprocess.fit(&img), &heat);
+    let on_film = model.card.preprocess.to_film(&heat.image(), img.width, img.height);
+    let picture = cxr_infer::explain::overlay(&img, &on_film);
     picture.save(&args.out).with_context(|| format!("{}: cannot write the heatmap PNG", args.out.display()))?;
     let names = model.class_set().names();
     let covid = model.class_set().index(cxr_core::Class::Covid);
     println!(
-        "{}: {} P(covid) = {:.3} (model {}, {}); {} heatmap ({}×{}) written to {}",
+        "{}: {} P(covid) = {:.3} (model {}, {}); {} heatmap (model input {}×{}, drawn at the film's {}×{}) written to {}",
         args.file.display(),
         names[heat.prediction.class_index],
         heat.prediction.probabilities[covid],
@@ -54,6 +57,8 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         heat.method.as_str(),
         heat.width,
         heat.height,
+        img.width,
+        img.height,
         args.out.display()
     );
     println!("red = regions that raised P(covid) most; check that they lie inside the lungs. {RESEARCH_USE_ONLY}");

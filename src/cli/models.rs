@@ -49,7 +49,9 @@ pub struct ModelsArgs {
     pub json: bool,
 }
 
-/// Lists the shipped models: name, architecture, precision, size and AUC on held-out data.
+/// Lists the shipped models: name, architecture, precision, size, then the within-source AUC
+/// (COVID against non-COVID films of one source) and its lungs-occluded twin before the
+/// leak-free test AUC, since the test AUC also rewards recognising the source.
 pub fn run_models(args: ModelsArgs) -> anyhow::Result<ExitCode> {
     let catalog = catalog();
     let models = catalog.shipped();
@@ -67,17 +69,20 @@ pub fn run_models(args: ModelsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let width = super::column_width("NAME", models.iter().map(|m| m.card.name.as_str()));
-    println!("{:<width$} {:<18} {:<11} {:<9} {:>9}  AUC (95% CI)", "NAME", "ARCHITECTURE", "CLASSES", "PRECISION", "SIZE");
+    println!("{:<width$} {:<18} {:<11} {:<9} {:>9}  {:<21} {:<8} {:<21}", "NAME", "ARCHITECTURE", "CLASSES", "PRECISION", "SIZE", "WITHIN-SOURCE AUC", "OCCLUDED", "TEST AUC");
     for m in &models {
         let size = m.file_size.map_or("missing".into(), human_size);
-        let auc = held_out_auc(m).map_or("-".into(), |(name, auc, ci)| format!("{auc:.3} ({:.3}–{:.3}) {name}", ci[0], ci[1]));
+        let within = m.card.headline().and_then(|e| e.within_source.as_ref());
+        let within_auc = within.map_or("-".into(), |w| format!("{:.3} ({:.3}–{:.3})", w.auc, w.auc_ci95[0], w.auc_ci95[1]));
+        let occluded = within.and_then(|w| w.auc_occluded_center).map_or("-".into(), |a| format!("{a:.3}"));
+        let auc = test_auc(m).map_or("-".into(), |(auc, ci)| format!("{auc:.3} ({:.3}–{:.3})", ci[0], ci[1]));
         let marker = if m.embedded { "(embedded, default)" } else { "" };
         // As `cxr train --classes` spells them.
         let classes = match m.card.class_set {
             cxr_core::ClassSet::Binary => "binary",
             cxr_core::ClassSet::ThreeClass => "three-class",
         };
-        println!("{:<width$} {:<18} {:<11} {:<9} {:>9}  {:<22} {marker}", m.card.name, m.card.architecture, classes, m.card.precision, size, auc);
+        println!("{:<width$} {:<18} {:<11} {:<9} {:>9}  {:<21} {:<8} {:<21} {marker}", m.card.name, m.card.architecture, classes, m.card.precision, size, within_auc, occluded, auc);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -86,11 +91,10 @@ fn human_size(bytes: u64) -> String {
     if bytes < 1_000_000 { format!("{:.1} kB", bytes as f64 / 1e3) } else { format!("{:.2} MB", bytes as f64 / 1e6) }
 }
 
-/// The card's `test` evaluation, else its first one.
-fn held_out_auc(m: &ShippedModel) -> Option<(&str, f64, [f64; 2])> {
-    let evals = &m.card.evaluations;
-    let e = evals.iter().find(|e| e.name == "test").or(evals.first())?;
-    Some((e.name.as_str(), e.auc, e.auc_ci95))
+/// The card's leak-free `test` evaluation.
+fn test_auc(m: &ShippedModel) -> Option<(f64, [f64; 2])> {
+    let e = m.card.evaluations.iter().find(|e| e.name == "test")?;
+    Some((e.auc, e.auc_ci95))
 }
 
 fn model_json(m: &ShippedModel) -> serde_json::Value {
@@ -149,8 +153,18 @@ pub fn run_info(args: InfoArgs) -> anyhow::Result<ExitCode> {
             if t.holdout_sources.is_empty() { String::new() } else { format!(", held-out sources: {}", t.holdout_sources.join(", ")) }
         );
     }
-    for e in &card.evaluations {
-        let mut line = format!("evaluation:    {} ({} images): AUC {:.3} (95% CI {:.3}–{:.3})", e.name, e.images, e.auc, e.auc_ci95[0], e.auc_ci95[1]);
+    // The headline first: the within-source figure a source-recognising model cannot fake.
+    let headline = card.headline();
+    for e in headline.into_iter().chain(card.evaluations.iter().filter(|e| Some(*e) != headline)) {
+        let mut line = format!("evaluation:    {} ({} images): ", e.name, e.images);
+        if let Some(w) = &e.within_source {
+            line += &format!("within-source AUC {:.3} (95% CI {:.3}–{:.3}) over {}", w.auc, w.auc_ci95[0], w.auc_ci95[1], w.sources.join(", "));
+            if let Some(a) = w.auc_occluded_center {
+                line += &format!(", {a:.3} with centre occluded");
+            }
+            line += "; ";
+        }
+        line += &format!("AUC {:.3} (95% CI {:.3}–{:.3})", e.auc, e.auc_ci95[0], e.auc_ci95[1]);
         if let (Some(se), Some(sp)) = (e.sensitivity, e.specificity) {
             line += &format!(", sensitivity {se:.3}, specificity {sp:.3}");
         }

@@ -3,11 +3,19 @@
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use cxr_core::ClassSet;
+use cxr_core::preprocess::Intensity;
 use cxr_train::train::{EPOCHS_CSV, TrainConfig};
 use cxr_train::quantize::{Calibration, QuantizeOptions, quantize_file};
 use cxr_train::{Augmentation, TrainingData, export_checkpoint};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// `--intensity`, as `cxr_core::preprocess::Intensity` spells it in cards.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum IntensityArg {
+    AsIs,
+    Equalize,
+}
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Classes {
@@ -77,6 +85,11 @@ pub struct TrainArgs {
     /// Train without augmentation.
     #[arg(long)]
     no_augment: bool,
+    /// Grey-level remapping of every image before the network (recorded in the card, so
+    /// inference does the same): `equalize` gives each film a uniform histogram, removing the
+    /// exposure and contrast curve of the device that took it.
+    #[arg(long, value_enum, default_value = "as-is")]
+    intensity: IntensityArg,
     /// Continue the run in the run directory from its last epoch.
     #[arg(long)]
     resume: bool,
@@ -157,6 +170,10 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         freeze_base: args.freeze_base,
         feature_dir: args.feature_dir.clone(),
         unfreeze_from: args.unfreeze_from.clone(),
+        intensity: match args.intensity {
+            IntensityArg::AsIs => Intensity::AsIs,
+            IntensityArg::Equalize => Intensity::Equalize,
+        },
     };
     config.check()?;
     let data = TrainingData::from_manifest(&args.manifest, class_set)?;
@@ -248,6 +265,9 @@ fn recipe(args: &TrainArgs, name: &str) -> String {
     }
     if matches!(args.classes, Classes::ThreeClass) {
         cmd += " --classes three-class";
+    }
+    if matches!(args.intensity, IntensityArg::Equalize) {
+        cmd += " --intensity equalize";
     }
     if args.freeze_base {
         cmd += " --freeze-base";

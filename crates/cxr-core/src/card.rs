@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
+/// The name of the evaluation that heads a card: COVID against non-COVID films of the same
+/// source, on a collection the model never trained on (see `docs/within-source.md`).
+pub const WITHIN_SOURCE: &str = "within-source";
+
 /// Printed wherever cxr shows a diagnosis-like result.
 pub const RESEARCH_USE_ONLY: &str = "research use only, not for diagnosis";
 
@@ -114,6 +118,24 @@ pub struct EvaluationRecord {
     /// The committed split this was measured on, so CI can measure it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_split: Option<StoredSplit>,
+    /// COVID against non-COVID films of the same source (see `cxr_core::metrics::within_source`):
+    /// the figure a source-recognising model cannot fake. Absent when no source had both classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_source: Option<WithinSourceRecord>,
+}
+
+/// The within-source AUC of one evaluation, as a card keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct WithinSourceRecord {
+    pub auc: f64,
+    pub auc_ci95: [f64; 2],
+    /// Same-source (COVID, non-COVID) pairs it was measured on.
+    pub pairs: u64,
+    /// The sources pooled, as `name (COVID + non-COVID)`.
+    pub sources: Vec<String>,
+    /// The same with the central lung region blacked out; near 0.5 when the lungs carry the decision.
+    #[serde(default)]
+    pub auc_occluded_center: Option<f64>,
 }
 
 /// A split kept in the repository (e.g. `splits/seed42.csv`, split `test`): a manifest whose paths
@@ -124,6 +146,10 @@ pub struct StoredSplit {
     pub file: String,
     /// Which of its splits (`test`, `holdout`).
     pub split: String,
+    /// Only the images of these sources (all when empty), e.g. one collection that has both
+    /// classes, for a within-source evaluation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +195,18 @@ impl ModelCard {
             });
         }
         Ok(())
+    }
+
+    /// The evaluation a user should read first: the one named [`WITHIN_SOURCE`] (COVID against
+    /// non-COVID films of one held-out collection), else the first with a within-source figure,
+    /// else the leak-free `test` one, else the first.
+    pub fn headline(&self) -> Option<&EvaluationRecord> {
+        let e = &self.evaluations;
+        e.iter()
+            .find(|e| e.name == WITHIN_SOURCE && e.within_source.is_some())
+            .or_else(|| e.iter().find(|e| e.within_source.is_some()))
+            .or_else(|| e.iter().find(|e| e.name == "test"))
+            .or(e.first())
     }
 
     /// Output names in the model's output order.

@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod dedup;
 pub mod image;
 pub mod label;
+pub mod lung_mask;
 pub mod manifest;
 pub mod metrics;
 #[cfg(feature = "plots")]

@@ -1,5 +1,5 @@
 //! Pictures of the metrics: ROC curve, reliability diagram, confusion-matrix heatmap, score
-//! histogram and training curves. Each call writes `BASE.png` (for reports and terminals that show images) and
+//! histogram, within-source forest plot and training curves. Each call writes `BASE.png` (for reports and terminals that show images) and
 //! `BASE.svg` (for papers), from one drawing so the two never differ.
 //!
 //! Text is drawn with DejaVu Sans embedded in the binary: the Raspberry Pis and CI machines this
@@ -15,7 +15,7 @@ use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::metrics::{Calibration, ConfusionMatrix, RocCurve, RocPoint};
+use crate::metrics::{Calibration, ConfusionMatrix, Interval, RocCurve, RocPoint, WithinSource};
 
 /// DejaVu Sans 2.37, Bitstream Vera licence (see `assets/DejaVuSans-LICENSE.txt`).
 static DEJAVU_SANS: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
@@ -59,6 +59,29 @@ pub struct PlotFiles {
 pub struct RocSeries<'a> {
     pub label: &'a str,
     pub curve: &'a RocCurve,
+}
+
+/// One version of the images on a within-source plot (full films, or with the lungs occluded).
+#[derive(Debug, Clone, Copy)]
+pub struct WithinSourceSeries<'a> {
+    pub label: &'a str,
+    pub within: &'a WithinSource,
+}
+
+/// Writes a forest plot of the within-source AUC: one row per source with its AUC and 95%
+/// interval, and the pooled figure at the bottom, for each series side by side. Chance (0.5) is
+/// drawn as a line, since a model that recognises hospitals, not disease, sits on it.
+pub fn within_source_plot(
+    base: &Path,
+    title: &str,
+    series: &[WithinSourceSeries<'_>],
+) -> Result<PlotFiles, PlotError> {
+    let Some(first) = series.first() else {
+        return Err(no_data(base, "no within-source AUC to draw"));
+    };
+    let rows = first.within.sources.len() + 1;
+    let height = 260 + 70 * rows as u32;
+    write_png_and_svg(&WithinSourceFigure { title, series }, base, (1000, height))
 }
 
 /// Writes a ROC plot: every series with its AUC (and interval, when known) in the legend, the
@@ -345,6 +368,75 @@ impl Figure for RocFigure<'_> {
                 .legend(|(x, y)| Circle::new((x + 15, y), 7, RED.filled()));
         }
         draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+        Ok(())
+    }
+}
+
+struct WithinSourceFigure<'a> {
+    title: &'a str,
+    series: &'a [WithinSourceSeries<'a>],
+}
+
+impl Figure for WithinSourceFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        // Rows from the top: each source of the first series, then the pooled figure.
+        let first = self.series[0].within;
+        let mut names: Vec<String> = first
+            .sources
+            .iter()
+            .map(|s| format!("{} ({}+{})", s.source, s.positives, s.negatives))
+            .collect();
+        names.push(format!("pooled ({} pairs)", first.pairs));
+        let rows = names.len() as f64;
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title, title_font())
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(330)
+            .build_cartesian_2d(0.0..1.0, -0.5..rows - 0.5)?;
+        let row_name = |v: &f64| {
+            let from_top = (rows - 1.0 - v.round()) as usize;
+            if (v - v.round()).abs() < 1e-9 { names.get(from_top).cloned().unwrap_or_default() } else { String::new() }
+        };
+        chart
+            .configure_mesh()
+            .x_desc("AUC, COVID against non-COVID films of the same source (95% CI)")
+            .axis_desc_style(("sans-serif", AXIS_TITLE_SIZE))
+            .label_style(("sans-serif", LABEL_SIZE))
+            .light_line_style(WHITE.mix(0.0))
+            .bold_line_style(BLACK.mix(0.08))
+            .x_labels(11)
+            .y_labels(names.len() + 1)
+            .x_label_formatter(&|v| format!("{v:.1}"))
+            .y_label_formatter(&row_name)
+            .draw()?;
+        chart
+            .draw_series(DashedLineSeries::new([(0.5, -0.5), (0.5, rows - 0.5)], 8, 6, GREY.stroke_width(2)))?
+            .label("chance (0.5)")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 30, y)], GREY.stroke_width(2)));
+        let k = self.series.len() as f64;
+        for (i, s) in self.series.iter().enumerate() {
+            let colour = SERIES_COLOURS[i % SERIES_COLOURS.len()];
+            // Series of one row are spread over 0.5 of the row's height.
+            let offset = if k > 1.0 { 0.25 - 0.5 * i as f64 / (k - 1.0) } else { 0.0 };
+            let mut points: Vec<(f64, Interval, bool)> = Vec::new();
+            for (row, name) in first.sources.iter().enumerate() {
+                if let Some(own) = s.within.sources.iter().find(|o| o.source == name.source) {
+                    points.push((rows - 1.0 - row as f64 + offset, own.auc, false));
+                }
+            }
+            points.push((offset, s.within.auc, true));
+            chart.draw_series(points.iter().map(|&(y, ci, _)| PathElement::new([(ci.lower, y), (ci.upper, y)], colour.stroke_width(3))))?;
+            chart
+                .draw_series(points.iter().map(|&(y, ci, pooled)| {
+                    let size = if pooled { 11 } else { 7 };
+                    EmptyElement::at((ci.estimate, y)) + Rectangle::new([(-size, -size), (size, size)], colour.filled())
+                }))?
+                .label(format!("{}: pooled {}", s.label, s.within.auc.display(3)))
+                .legend(move |(x, y)| Rectangle::new([(x + 8, y - 7), (x + 22, y + 7)], colour.filled()));
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     }
 }

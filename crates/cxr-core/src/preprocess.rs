@@ -33,6 +33,21 @@ pub enum Normalize {
     Imagenet,
 }
 
+/// How grey levels are remapped after resizing, before normalisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Intensity {
+    /// As decoded.
+    #[default]
+    AsIs,
+    /// Histogram equalisation: each pixel becomes the share of the image's pixels at or below
+    /// it. Devices and hospitals differ in exposure, contrast curve and processing, and a network
+    /// can learn those looks instead of the lungs; equalising gives every film the same (uniform)
+    /// grey-level histogram. The map is exactly idempotent (an equalised image equalises to
+    /// itself), so fitting an already fitted image stays the identity.
+    Equalize,
+}
+
 const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
@@ -47,12 +62,19 @@ pub struct Preprocess {
     pub channels: u32,
     #[serde(default)]
     pub normalize: Normalize,
+    /// Grey-level remapping; absent in cards written before it existed (then as decoded).
+    #[serde(default, skip_serializing_if = "is_as_is")]
+    pub intensity: Intensity,
+}
+
+fn is_as_is(i: &Intensity) -> bool {
+    *i == Intensity::AsIs
 }
 
 impl Preprocess {
     /// The seed paper's input: 256×256 RGB, `x/255`.
     pub const SEED: Preprocess =
-        Preprocess { size: 256, resize: ResizeMode::Stretch, channels: 3, normalize: Normalize::Unit };
+        Preprocess { size: 256, resize: ResizeMode::Stretch, channels: 3, normalize: Normalize::Unit, intensity: Intensity::AsIs };
 
     /// Number of `f32` values one image becomes.
     pub fn len(&self) -> usize {
@@ -66,7 +88,14 @@ impl Preprocess {
 
     /// Resizes and normalises `img`, appending `channels × size × size` values (CHW) to `out`.
     pub fn apply_into(&self, img: &GreyImage, out: &mut Vec<f32>) {
-        let fitted = self.fit(img);
+        self.normalize_into(&self.fit(img), out);
+    }
+
+    /// Normalises an image [`Preprocess::fit`] already made, appending CHW values to `out`. For
+    /// inputs changed after fitting (a region blacked out, a patch hidden), which fitting again
+    /// would remap: equalisation is idempotent on what it made, not on what was edited since.
+    pub fn normalize_into(&self, fitted: &GreyImage, out: &mut Vec<f32>) {
+        debug_assert_eq!((fitted.width, fitted.height), (self.size, self.size), "a fitted image");
         let plane = &fitted.pixels;
         for c in 0..self.channels as usize {
             let (mean, std) = self.stats(c);
@@ -81,8 +110,43 @@ impl Preprocess {
         out
     }
 
-    /// The resized grey image, before normalisation (also used to draw heatmaps over).
+    /// The resized (and, if asked, equalised) grey image, before normalisation (also used to draw
+    /// heatmaps over).
     pub fn fit(&self, img: &GreyImage) -> GreyImage {
+        let fitted = self.resize(img);
+        match self.intensity {
+            Intensity::AsIs => fitted,
+            Intensity::Equalize => equalize(fitted),
+        }
+    }
+
+    /// Undoes `fit`'s geometry: maps a `size × size` picture over the model input (a heatmap)
+    /// back onto the `width × height` film it was fitted from, so it can be drawn over the film at
+    /// the film's own resolution. Film regions the model never saw (cut by a centre crop) are 0.
+    pub fn to_film(&self, fitted: &GreyImage, width: u32, height: u32) -> GreyImage {
+        let s = self.size as f32;
+        match self.resize {
+            ResizeMode::Stretch => resize_bilinear(fitted, 0.0, 0.0, s, s, width, height),
+            ResizeMode::CenterCrop => {
+                let side = width.min(height);
+                let square = resize_bilinear(fitted, 0.0, 0.0, s, s, side, side);
+                let (ox, oy) = ((width - side) / 2, (height - side) / 2);
+                let mut out = GreyImage::new(width, height, vec![0.0; (width * height) as usize]);
+                for y in 0..side {
+                    let start = ((y + oy) * width + ox) as usize;
+                    out.pixels[start..start + side as usize].copy_from_slice(&square.pixels[(y * side) as usize..((y + 1) * side) as usize]);
+                }
+                out
+            }
+            ResizeMode::Letterbox => {
+                let scale = s / width.max(height) as f32;
+                let (w, h) = (width as f32 * scale, height as f32 * scale);
+                resize_bilinear(fitted, (s - w) / 2.0, (s - h) / 2.0, w, h, width, height)
+            }
+        }
+    }
+
+    fn resize(&self, img: &GreyImage) -> GreyImage {
         let s = self.size;
         match self.resize {
             ResizeMode::Stretch => resize_bilinear(img, 0.0, 0.0, img.width as f32, img.height as f32, s, s),
@@ -121,6 +185,18 @@ impl Preprocess {
             Normalize::Imagenet => (IMAGENET_MEAN[c], IMAGENET_STD[c]),
         }
     }
+}
+
+/// Histogram equalisation by ranks: a pixel of value `v` becomes (pixels ≤ v) / pixels.
+fn equalize(mut img: GreyImage) -> GreyImage {
+    let mut sorted = img.pixels.clone();
+    sorted.sort_unstable_by(f32::total_cmp);
+    let n = sorted.len() as f32;
+    for p in &mut img.pixels {
+        let at_or_below = sorted.partition_point(|&x| x <= *p);
+        *p = at_or_below as f32 / n;
+    }
+    img
 }
 
 /// Bilinear resampling of the source window `(x0, y0, w, h)` to `out_w × out_h`, with pixel
@@ -187,7 +263,7 @@ mod tests {
     fn output_has_the_declared_shape_for_every_mode() {
         for resize in [ResizeMode::Stretch, ResizeMode::CenterCrop, ResizeMode::Letterbox] {
             for channels in [1, 3] {
-                let p = Preprocess { size: 32, resize, channels, normalize: Normalize::Imagenet };
+                let p = Preprocess { size: 32, resize, channels, normalize: Normalize::Imagenet, intensity: Intensity::AsIs };
                 assert_eq!(p.apply(&ramp(100, 60)).len(), p.len());
                 assert_eq!(p.apply(&ramp(7, 9)).len(), p.len());
             }
@@ -197,7 +273,7 @@ mod tests {
     #[test]
     fn normalisations_match_their_formulas() {
         let white = GreyImage::new(4, 4, vec![1.0; 16]);
-        let unit = Preprocess { size: 4, resize: ResizeMode::Stretch, channels: 1, normalize: Normalize::Unit };
+        let unit = Preprocess { size: 4, resize: ResizeMode::Stretch, channels: 1, normalize: Normalize::Unit, intensity: Intensity::AsIs };
         assert!(unit.apply(&white).iter().all(|&v| (v - 1.0).abs() < 1e-6));
         let sym = Preprocess { normalize: Normalize::Symmetric, ..unit };
         assert!(sym.apply(&white).iter().all(|&v| (v - 1.0).abs() < 1e-6), "(255-127)/128 = 1");
@@ -210,7 +286,7 @@ mod tests {
 
     #[test]
     fn stretch_keeps_a_horizontal_ramp_monotonic_and_in_range() {
-        let p = Preprocess { size: 16, resize: ResizeMode::Stretch, channels: 1, normalize: Normalize::Unit };
+        let p = Preprocess { size: 16, resize: ResizeMode::Stretch, channels: 1, normalize: Normalize::Unit, intensity: Intensity::AsIs };
         for src in [ramp(64, 64), ramp(10, 10), ramp(1000, 40)] {
             let v = p.apply(&src);
             let row = &v[0..16];
@@ -221,7 +297,7 @@ mod tests {
 
     #[test]
     fn letterbox_pads_with_black_and_keeps_aspect() {
-        let p = Preprocess { size: 10, resize: ResizeMode::Letterbox, channels: 1, normalize: Normalize::Unit };
+        let p = Preprocess { size: 10, resize: ResizeMode::Letterbox, channels: 1, normalize: Normalize::Unit, intensity: Intensity::AsIs };
         let wide = GreyImage::new(20, 10, vec![1.0; 200]);
         let out = p.fit(&wide);
         assert_eq!(out.get(5, 0), 0.0, "top rows are padding");
@@ -229,8 +305,51 @@ mod tests {
     }
 
     #[test]
+    fn equalisation_flattens_the_histogram_keeps_the_order_and_is_idempotent() {
+        // A dark, low-contrast film: values crowded in [0.1, 0.3].
+        let dark = GreyImage::new(16, 16, (0..256).map(|i| 0.1 + 0.2 * ((i * 7919) % 256) as f32 / 255.0).collect());
+        let p = Preprocess { size: 16, resize: ResizeMode::Stretch, channels: 1, normalize: Normalize::Unit, intensity: Intensity::Equalize };
+        let once = p.fit(&dark);
+        let (lo, hi) = once.pixels.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        assert_eq!((lo, hi), (1.0 / 256.0, 1.0), "256 distinct values spread over the whole range");
+        for (a, b) in dark.pixels.iter().zip(&dark.pixels[1..]) {
+            let (ea, eb) = (once.pixels[dark.pixels.iter().position(|x| x == a).unwrap()], once.pixels[dark.pixels.iter().position(|x| x == b).unwrap()]);
+            assert_eq!(a < b, ea < eb, "order of grey levels is kept");
+        }
+        assert_eq!(p.fit(&once), once, "equalising an equalised image changes nothing");
+        // A brighter copy of the same film equalises to the same image: exposure is gone.
+        let bright = GreyImage::new(16, 16, dark.pixels.iter().map(|v| v * 2.5 + 0.1).collect());
+        assert_eq!(p.fit(&bright), once);
+    }
+
+    #[test]
+    fn to_film_puts_a_fitted_picture_back_where_the_film_was() {
+        // A wide film whose right half is bright, fitted and mapped back in every mode.
+        let film = GreyImage::new(40, 20, (0..800).map(|i| if i % 40 >= 20 { 1.0 } else { 0.0 }).collect());
+        for resize in [ResizeMode::Stretch, ResizeMode::CenterCrop, ResizeMode::Letterbox] {
+            let p = Preprocess { size: 16, resize, channels: 1, normalize: Normalize::Unit, intensity: Intensity::AsIs };
+            let back = p.to_film(&p.fit(&film), 40, 20);
+            assert_eq!((back.width, back.height), (40, 20));
+            assert!(back.get(25, 10) > 0.9, "{resize:?}: the bright half stays right");
+            assert!(back.get(14, 10) < 0.1, "{resize:?}: the dark half stays left");
+            let unseen = resize == ResizeMode::CenterCrop;
+            assert_eq!(back.get(36, 10) > 0.9, !unseen, "{resize:?}: the crop never saw the film's right edge");
+            assert!(back.get(3, 10) < 0.1, "{resize:?}");
+        }
+    }
+
+    #[test]
+    fn cards_without_intensity_read_as_is_and_as_is_is_not_written() {
+        let p: Preprocess = serde_json::from_str(r#"{"size": 96, "resize": "stretch", "channels": 3, "normalize": "imagenet"}"#).unwrap();
+        assert_eq!(p.intensity, Intensity::AsIs);
+        assert!(!serde_json::to_string(&p).unwrap().contains("intensity"), "old cards stay byte-identical");
+        let eq = Preprocess { intensity: Intensity::Equalize, ..p };
+        assert!(serde_json::to_string(&eq).unwrap().contains(r#""intensity":"equalize""#));
+    }
+
+    #[test]
     fn preprocess_round_trips_through_json() {
-        let p = Preprocess { size: 224, resize: ResizeMode::CenterCrop, channels: 3, normalize: Normalize::Imagenet };
+        let p = Preprocess { size: 224, resize: ResizeMode::CenterCrop, channels: 3, normalize: Normalize::Imagenet, intensity: Intensity::AsIs };
         let json = serde_json::to_string(&p).unwrap();
         assert_eq!(serde_json::from_str::<Preprocess>(&json).unwrap(), p);
     }

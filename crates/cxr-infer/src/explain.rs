@@ -38,8 +38,20 @@ pub struct Heatmap {
     pub method: Method,
     pub width: u32,
     pub height: u32,
+    /// Min–max scaled to `[0, 1]`, for drawing.
     pub values: Vec<f32>,
+    /// The same before scaling, signed, so that "what raised P(covid)" is its positive part: the
+    /// class-activation map in logit units, or how much P(covid) fell when a patch was hidden.
+    /// Scaling alone cannot say where evidence changes sign.
+    pub evidence: Vec<f32>,
     pub prediction: Prediction,
+}
+
+impl Heatmap {
+    /// The scaled values as an image over the model input.
+    pub fn image(&self) -> GreyImage {
+        GreyImage::new(self.width, self.height, self.values.clone())
+    }
 }
 
 /// The linear head after global pooling: one weight row per output, `[outputs][channels]`.
@@ -106,8 +118,8 @@ impl Session<'_> {
     fn class_activation_map(&mut self, fitted: &GreyImage) -> Result<Heatmap, InferError> {
         let model = self.model();
         let head = model.cam_head.clone().expect("explain checked the head");
-        let mut input = Vec::with_capacity(model.card.preprocess.len());
-        model.preprocess_into(fitted, &mut input);
+        let mut input = Vec::with_capacity(model.input_len());
+        model.fitted_into(fitted, &mut input);
         let out = self.run(&input, 1)?;
         let prediction = out.predictions[0].clone();
         let Some((shape, values)) = out.feature_map else {
@@ -129,8 +141,9 @@ impl Session<'_> {
                 *acc += weight * v;
             }
         }
-        let values = upsample(&normalise(cam), w, h, fitted.width, fitted.height);
-        Ok(Heatmap { method: Method::ClassActivationMap, width: fitted.width, height: fitted.height, values, prediction })
+        let evidence = upsample(&cam, w, h, fitted.width, fitted.height);
+        let values = normalise(evidence.clone());
+        Ok(Heatmap { method: Method::ClassActivationMap, width: fitted.width, height: fitted.height, values, evidence, prediction })
     }
 
     /// Occludes `patch × patch` squares with mid-grey at half-patch strides, in batches.
@@ -140,14 +153,14 @@ impl Session<'_> {
         let patch = (w.min(h) / 8).max(1);
         let stride = (patch / 2).max(1);
         let covid = model.class_set().index(Class::Covid);
-        let prediction = self.predict_image(fitted)?;
+        let prediction = self.predict_fitted(fitted)?;
         let base = prediction.probabilities[covid];
         let positions: Vec<(usize, usize)> =
             (0..=h.saturating_sub(patch)).step_by(stride).flat_map(|y| (0..=w.saturating_sub(patch)).step_by(stride).map(move |x| (x, y))).collect();
         let mut drop_sum = vec![0.0f32; w * h];
         let mut cover = vec![0u32; w * h];
         const BATCH: usize = 16;
-        let mut input = Vec::with_capacity(BATCH * model.card.preprocess.len());
+        let mut input = Vec::with_capacity(BATCH * model.input_len());
         for chunk in positions.chunks(BATCH) {
             input.clear();
             for &(x0, y0) in chunk {
@@ -155,7 +168,7 @@ impl Session<'_> {
                 for y in y0..y0 + patch {
                     occluded.pixels[y * w + x0..y * w + x0 + patch].fill(0.5);
                 }
-                model.preprocess_into(&occluded, &mut input);
+                model.fitted_into(&occluded, &mut input);
             }
             let out = self.run(&input, chunk.len())?;
             for (&(x0, y0), p) in chunk.iter().zip(&out.predictions) {
@@ -169,7 +182,7 @@ impl Session<'_> {
             }
         }
         let mean: Vec<f32> = drop_sum.iter().zip(&cover).map(|(s, &n)| if n == 0 { 0.0 } else { s / n as f32 }).collect();
-        Ok(Heatmap { method: Method::Occlusion, width: fitted.width, height: fitted.height, values: normalise(mean), prediction })
+        Ok(Heatmap { method: Method::Occlusion, width: fitted.width, height: fitted.height, values: normalise(mean.clone()), evidence: mean, prediction })
     }
 }
 
@@ -192,14 +205,14 @@ fn upsample(values: &[f32], w: usize, h: usize, out_w: u32, out_h: u32) -> Vec<f
     stretch.fit(&grid).pixels
 }
 
-/// The X-ray in grey with the heatmap blended over it in a blue→red colour map; cold regions
-/// stay nearly transparent so the anatomy remains readable.
-pub fn overlay(fitted: &GreyImage, heat: &Heatmap) -> image::RgbImage {
-    assert_eq!((fitted.width, fitted.height), (heat.width, heat.height), "heatmap must match the fitted image");
-    image::RgbImage::from_fn(fitted.width, fitted.height, |x, y| {
-        let i = (y * fitted.width + x) as usize;
-        let grey = fitted.pixels[i].clamp(0.0, 1.0);
-        let v = heat.values[i].clamp(0.0, 1.0);
+/// The X-ray in grey with the heatmap (values in `[0, 1]`, same size) blended over it in a
+/// blue→red colour map; cold regions stay nearly transparent so the anatomy remains readable.
+pub fn overlay(xray: &GreyImage, heat: &GreyImage) -> image::RgbImage {
+    assert_eq!((xray.width, xray.height), (heat.width, heat.height), "heatmap must match the X-ray");
+    image::RgbImage::from_fn(xray.width, xray.height, |x, y| {
+        let i = (y * xray.width + x) as usize;
+        let grey = xray.pixels[i].clamp(0.0, 1.0);
+        let v = heat.pixels[i].clamp(0.0, 1.0);
         let colour = jet(v);
         let alpha = 0.15 + 0.45 * v;
         image::Rgb(colour.map(|c| ((grey * (1.0 - alpha) + c * alpha) * 255.0).round() as u8))

@@ -210,6 +210,15 @@ impl Model {
         }
     }
 
+    /// Like [`Model::preprocess_into`] for an image [`cxr_core::Preprocess::fit`] already made
+    /// (and perhaps edited since, as occlusion does): it is not fitted again.
+    pub fn fitted_into(&self, fitted: &GreyImage, out: &mut Vec<f32>) {
+        match &self.input_layout {
+            Some(layout) => layout.write(fitted, out),
+            None => self.card.preprocess.normalize_into(fitted, out),
+        }
+    }
+
     /// Whether the int8 graph's integer products run as float products ([`crate::int8_float`]).
     pub fn int8_as_float(&self) -> bool {
         self.int8_as_float
@@ -285,6 +294,13 @@ impl<'m> Session<'m> {
     pub fn predict_image(&mut self, img: &GreyImage) -> Result<Prediction, InferError> {
         let mut input = Vec::with_capacity(self.model.input_len());
         self.model.preprocess_into(img, &mut input);
+        Ok(self.run(&input, 1)?.predictions.remove(0))
+    }
+
+    /// Runs one image [`cxr_core::Preprocess::fit`] already made, without fitting it again.
+    pub fn predict_fitted(&mut self, fitted: &GreyImage) -> Result<Prediction, InferError> {
+        let mut input = Vec::with_capacity(self.model.input_len());
+        self.model.fitted_into(fitted, &mut input);
         Ok(self.run(&input, 1)?.predictions.remove(0))
     }
 

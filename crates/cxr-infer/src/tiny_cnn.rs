@@ -50,7 +50,7 @@ impl TinyCnn {
             file: file.to_owned(),
             sha256: sha256_hex(onnx),
             class_set: self.class_set,
-            preprocess: Preprocess { size: self.size, resize: ResizeMode::Stretch, channels: 3, normalize: Normalize::Unit },
+            preprocess: Preprocess { size: self.size, resize: ResizeMode::Stretch, channels: 3, normalize: Normalize::Unit, intensity: Default::default() },
             io: ModelIo { input: "image".into(), probabilities: "prob".into(), feature_map: Some("features".into()) },
             threshold: 0.5,
             threshold_rule: "fixed at 0.5 (untrained test network)".into(),

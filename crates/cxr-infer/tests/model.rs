@@ -164,7 +164,7 @@ fn heatmaps_cover_the_input_by_cam_and_by_occlusion() {
         assert_eq!(heat.values.len(), 64 * 64);
         assert!(heat.values.iter().all(|v| (0.0..=1.0).contains(v)));
         assert!(heat.values.iter().any(|&v| v > 0.5), "{method:?} map is flat");
-        let picture = cxr_infer::explain::overlay(&model.card.preprocess.fit(&img), &heat);
+        let picture = cxr_infer::explain::overlay(&model.card.preprocess.fit(&img), &heat.image());
         assert_eq!(picture.dimensions(), (64, 64));
     }
 }

@@ -111,6 +111,10 @@ pub struct Network {
     /// global pooling followed by a linear layer (so CAM is exact).
     pub features: Option<NodeId>,
     pub head: Head,
+    /// Grey-level remapping of its input images (the card's `preprocess.intensity`). Set by the
+    /// training run, not the architecture; absent in runs saved before it existed.
+    #[serde(default)]
+    pub intensity: cxr_core::preprocess::Intensity,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -368,6 +372,7 @@ impl NetworkBuilder {
             logits: 0,
             features: None,
             head: Head::Sigmoid,
+            intensity: Default::default(),
         };
         let shapes = vec![Shape::Map { channels: input_channels, height: input_size, width: input_size }];
         NetworkBuilder { network, shapes }

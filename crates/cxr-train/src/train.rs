@@ -22,6 +22,7 @@ use crate::pretrained::load_pretrained;
 use crate::tch_backend::{TchNetwork, apply_head, batch_tensor};
 use crate::zoo;
 use cxr_core::metrics::roc::RocCurve;
+use cxr_core::preprocess::Intensity;
 use cxr_core::{ClassSet, Preprocess};
 use indicatif::ProgressBar;
 use rand::SeedableRng;
@@ -78,6 +79,13 @@ pub struct TrainConfig {
     /// layer before (partial fine-tuning); `None` trains the head alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unfreeze_from: Option<String>,
+    /// Grey-level remapping of every image, in training and, through the card, at inference.
+    #[serde(default, skip_serializing_if = "is_as_is")]
+    pub intensity: Intensity,
+}
+
+fn is_as_is(i: &Intensity) -> bool {
+    *i == Intensity::AsIs
 }
 
 impl TrainConfig {
@@ -99,6 +107,7 @@ impl TrainConfig {
             freeze_base: false,
             feature_dir: None,
             unfreeze_from: None,
+            intensity: Intensity::AsIs,
         }
     }
 
@@ -255,7 +264,8 @@ pub fn train(
         }
     }
 
-    let network = zoo::build(&config.architecture, config.image_size, config.class_set)?;
+    let mut network = zoo::build(&config.architecture, config.image_size, config.class_set)?;
+    network.intensity = config.intensity;
     let preprocess = zoo::preprocess_for(&network);
     let targets = target_count(config.class_set);
     let device = Device::cuda_if_available();

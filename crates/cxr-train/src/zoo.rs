@@ -49,6 +49,7 @@ pub fn preprocess_for(network: &Network) -> Preprocess {
         resize: ResizeMode::Stretch,
         channels: network.input_channels as u32,
         normalize,
+        intensity: network.intensity,
     }
 }
 

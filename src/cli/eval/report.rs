@@ -5,12 +5,13 @@ use super::{EvalReport, Metrics, OCCLUDED_FRACTION};
 use anyhow::Context;
 use cxr_core::ModelCard;
 use cxr_core::metrics::{Interval, Proportion};
-use cxr_core::plot::{self, PlotFiles, RocSeries};
+use cxr_core::plot::{self, PlotFiles, RocSeries, WithinSourceSeries};
 use std::fmt::Write as _;
 use std::path::Path;
 
 /// The plots written for a report, by what they show.
 pub struct Plots {
+    pub within_source: Option<PlotFiles>,
     pub roc: Option<PlotFiles>,
     pub calibration: PlotFiles,
     pub confusion: PlotFiles,
@@ -29,6 +30,14 @@ pub fn plots(dir: &Path, report: &EvalReport) -> anyhow::Result<Plots> {
         series.push(RocSeries { label: "centre occluded", curve: roc });
     }
     let roc = if series.is_empty() { None } else { Some(plot::roc_plot(&dir.join("roc"), &format!("ROC: {name}"), &series, None)?) };
+    let mut within = Vec::new();
+    if let Some(w) = &full.within_source {
+        within.push(WithinSourceSeries { label: "full image", within: w });
+    }
+    if let Some(w) = report.occluded_center.as_ref().and_then(|o| o.within_source.as_ref()) {
+        within.push(WithinSourceSeries { label: "centre occluded", within: w });
+    }
+    let within_source = if within.is_empty() { None } else { Some(plot::within_source_plot(&dir.join("within-source"), &format!("Within-source AUC: {name}"), &within)?) };
     let calibration = plot::calibration_plot(&dir.join("calibration"), &format!("Calibration: {name}"), &full.calibration)?;
     let confusion = plot::confusion_plot(&dir.join("confusion"), &format!("Confusion at threshold {}: {name}", report.model.threshold), &full.confusion)?;
     let (scores, positives) = score_columns(dir, "p_covid")?;
@@ -40,7 +49,7 @@ pub fn plots(dir: &Path, report: &EvalReport) -> anyhow::Result<Plots> {
         }
         None => None,
     };
-    Ok(Plots { roc, calibration, confusion, histogram, occluded_histogram })
+    Ok(Plots { within_source, roc, calibration, confusion, histogram, occluded_histogram })
 }
 
 /// Scores and labels back from predictions.csv, so the histogram shows exactly what was written.
@@ -92,10 +101,13 @@ pub fn html(report: &EvalReport, card: &ModelCard, plots: &Plots) -> anyhow::Res
     h += "</table>\n";
 
     if let Some(o) = &report.occluded_center {
-        let drop = match (report.full.auc, o.auc) {
+        let mut drop = match (report.full.auc, o.auc) {
             (Some(a), Some(b)) => format!("AUC {:.3} → {:.3} with the lungs hidden.", a.auc, b.auc),
             _ => String::new(),
         };
+        if let (Some(a), Some(b)) = (&report.full.within_source, &o.within_source) {
+            drop += &format!(" Within source: {:.3} → {:.3}.", a.auc.estimate, b.auc.estimate);
+        }
         write!(
             h,
             "<h2>Shortcut check (Maguolo &amp; Nanni 2021)</h2>\n<p>{drop} The central {:.0}% × {:.0}% of every image was blacked out. \
@@ -106,8 +118,21 @@ pub fn html(report: &EvalReport, card: &ModelCard, plots: &Plots) -> anyhow::Res
         )?;
     }
 
+    if let Some(a) = &report.attribution {
+        write!(
+            h,
+            "<h2>Evidence inside the lungs</h2>\n<p>On {} films with a lung mask drawn by people, {} of the positive {} evidence \
+             (what raised P(covid)) lies inside the lungs, which cover {:.3} of the input: a heatmap spread evenly over the film \
+             would score that. A model that reads the disease puts most of its evidence in the lungs.</p>\n",
+            a.films,
+            interval(&a.share_inside_lungs),
+            esc(&a.method),
+            a.lung_area_share
+        )?;
+    }
+
     h += "<h2>Plots</h2>\n<div class=\"plots\">";
-    for files in [plots.roc.as_ref(), Some(&plots.calibration), Some(&plots.confusion), Some(&plots.histogram), plots.occluded_histogram.as_ref()].into_iter().flatten() {
+    for files in [plots.within_source.as_ref(), plots.roc.as_ref(), Some(&plots.calibration), Some(&plots.confusion), Some(&plots.histogram), plots.occluded_histogram.as_ref()].into_iter().flatten() {
         let svg = std::fs::read_to_string(&files.svg).with_context(|| format!("{}: cannot read plot", files.svg.display()))?;
         write!(h, "<figure>{}</figure>", strip_xml_prolog(&svg))?;
     }
@@ -115,6 +140,21 @@ pub fn html(report: &EvalReport, card: &ModelCard, plots: &Plots) -> anyhow::Res
 
     h += "<h2>Confusion matrix</h2>\n";
     confusion_table(&mut h, &report.full)?;
+
+    h += "<h2>Within source</h2>\n<p>COVID against non-COVID films <em>of the same source</em>: the probability that a COVID film scores above a non-COVID film of its own source, pooled over the sources that have at least two films of each class (weighted by their pairs; 95% CI from the per-source DeLong variances). A model that recognises the hospital rather than the disease scores high over all pairs and near 0.5 here.</p>\n";
+    match &report.full.within_source {
+        Some(w) => {
+            h += "<table><tr><th>source</th><th>COVID</th><th>non-COVID</th><th>weight</th><th>AUC (95% CI)</th></tr>";
+            for s in &w.sources {
+                write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td></tr>", esc(&s.source), s.positives, s.negatives, s.weight, interval(&s.auc))?;
+            }
+            write!(h, "<tr><th>pooled</th><th colspan=\"3\">{} pairs</th><th>{}</th></tr></table>\n", w.pairs, interval(&w.auc))?;
+            for s in &w.left_out {
+                write!(h, "<p>Left out: {} ({} COVID, {} non-COVID): {}</p>\n", esc(&s.source), s.positives, s.negatives, esc(&s.reason))?;
+            }
+        }
+        None => write!(h, "<p>n/a: {}</p>\n", esc(report.full.within_source_note.as_deref().unwrap_or("")))?,
+    }
 
     h += "<h2>Per source</h2>\n<p>Sources differ in hospital, patient age and device; a pooled AUC that collapses within sources means the model recognises the source, not the disease (DeGrave et al. 2021).</p>\n";
     h += "<table><tr><th>source</th><th>images</th><th>COVID</th><th>AUC (95% CI)</th><th>sensitivity</th><th>specificity</th></tr>";
@@ -146,11 +186,13 @@ pub fn html(report: &EvalReport, card: &ModelCard, plots: &Plots) -> anyhow::Res
 
 fn metric_rows(h: &mut String, label: &str, m: &Metrics, threshold: f64) -> std::fmt::Result {
     let auc = m.auc.map_or_else(|| format!("n/a: {}", esc(m.auc_note.as_deref().unwrap_or(""))), |d| interval(&d.ci));
+    let within = m.within_source.as_ref().map_or_else(|| format!("n/a: {}", esc(m.within_source_note.as_deref().unwrap_or(""))), |w| format!("{} ({} pairs)", interval(&w.auc), w.pairs));
     let t = &m.at_threshold;
     write!(
         h,
         "<tr class=\"group\"><th colspan=\"2\">{label}</th></tr>\
-         <tr><th>AUC (DeLong)</th><td>{auc}</td></tr>\
+         <tr><th>Within-source AUC</th><td>{within}</td></tr>\
+         <tr><th>AUC over all pairs (DeLong)</th><td>{auc}</td></tr>\
          <tr><th>Sensitivity at P(covid) ≥ {threshold}</th><td>{} ({}/{})</td></tr>\
          <tr><th>Specificity at P(covid) ≥ {threshold}</th><td>{} ({}/{})</td></tr>\
          <tr><th>Accuracy</th><td>{}</td></tr>\
@@ -221,7 +263,8 @@ fn model_card(h: &mut String, card: &ModelCard) -> std::fmt::Result {
         )?;
     }
     for e in &card.evaluations {
-        write!(h, "<tr><th>Card: {}</th><td>{} images, AUC {:.3} ({:.3}–{:.3})</td></tr>", esc(&e.name), e.images, e.auc, e.auc_ci95[0], e.auc_ci95[1])?;
+        let within = e.within_source.as_ref().map_or(String::new(), |w| format!("within-source AUC {:.3} ({:.3}–{:.3}), ", w.auc, w.auc_ci95[0], w.auc_ci95[1]));
+        write!(h, "<tr><th>Card: {}</th><td>{} images, {within}AUC {:.3} ({:.3}–{:.3})</td></tr>", esc(&e.name), e.images, e.auc, e.auc_ci95[0], e.auc_ci95[1])?;
     }
     for note in &card.notes {
         write!(h, "<tr><th>Note</th><td>{}</td></tr>", esc(note))?;

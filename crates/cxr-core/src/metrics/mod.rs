@@ -14,12 +14,14 @@ pub mod calibration;
 pub mod confusion;
 pub mod roc;
 pub mod threshold;
+pub mod within_source;
 
 pub use breakdown::{SourceBreakdown, per_source};
 pub use calibration::{Calibration, ReliabilityBin};
 pub use confusion::{ConfusionMatrix, argmax};
 pub use roc::{DeLong, RocCurve, RocPoint, auc, auc_bootstrap_ci, delong};
 pub use threshold::{BinaryMetrics, Proportion};
+pub use within_source::{LeftOutSource, SourceAuc, WithinSource, WithinSourceError, within_source};
 
 use serde::Serialize;
 

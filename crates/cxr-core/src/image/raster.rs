@@ -47,8 +47,20 @@ pub(super) fn decode(path: &Path, bytes: &[u8], format: ImageFormat) -> Result<G
     limits.max_alloc = Some(MAX_PIXELS * 8);
     let mut reader = reader();
     reader.limits(limits);
-    let decoded = reader.decode().map_err(decode_error)?;
+    let decoded = reader.decode().map_err(|e| ImageError::Decode { path: path.to_owned(), reason: png_reason(&e) })?;
     Ok(into_grey(decoded))
+}
+
+/// A PNG decoding error in words: `image` prints the decoder's enum variants
+/// (`Corrupt deflate stream. InvalidCodeLengthRepeat`), which tell a user nothing.
+fn png_reason(error: &image::ImageError) -> String {
+    let text = error.to_string();
+    let text = text.strip_prefix("Format error decoding Png: ").unwrap_or(&text);
+    if text.starts_with("Corrupt deflate stream") {
+        "corrupt PNG: its compressed pixel data (IDAT) is damaged".into()
+    } else {
+        format!("corrupt PNG: {text}")
+    }
 }
 
 /// JPEG through zune-jpeg (the decoder `image` uses) in strict mode. `image` runs it leniently:

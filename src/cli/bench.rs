@@ -22,8 +22,8 @@ pub struct BenchArgs {
     #[arg(long, short = 'm')]
     pub model: Vec<String>,
     /// Single-image runs for the latency percentiles.
-    #[arg(long, default_value_t = 50)]
-    pub runs: usize,
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
     /// Image to feed (default: a synthetic 1024×1024 gradient; CNN latency does not depend on pixel values).
     #[arg(long)]
     pub image: Option<PathBuf>,
@@ -134,7 +134,7 @@ fn bench_one(model_arg: &str, args: &BenchArgs) -> anyhow::Result<BenchResult> {
     session.run(&input, batch)?;
     let first_inference_ms = ms(started);
 
-    let mut latencies: Vec<f64> = (0..args.runs.max(1))
+    let mut latencies: Vec<f64> = (0..args.runs)
         .map(|_| {
             let started = Instant::now();
             session.run(&input, batch).map(|_| ms(started))

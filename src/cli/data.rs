@@ -94,6 +94,12 @@ impl IndexProgress for Bar {
 }
 
 fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
+    // Checked before minutes of fingerprinting, not after.
+    for root in &args.roots {
+        anyhow::ensure!(root.is_dir(), "{}: {}", root.display(), if root.exists() { "not a folder" } else { "no such folder" });
+    }
+    let out_dir = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    anyhow::ensure!(out_dir.is_dir(), "{}: cannot write the manifest there: folder {} does not exist", args.out.display(), out_dir.display());
     let config = IndexConfig {
         split: SplitConfig {
             seed: args.seed,
@@ -162,6 +168,7 @@ fn holdout_note(holdouts: &[String]) -> String {
 
 fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::read(&args.manifest)?;
+    anyhow::ensure!(!manifest.entries.is_empty(), "{}: the manifest holds no images", args.manifest.display());
     let counts = manifest.counts();
     let sources: BTreeSet<&str> = manifest.entries.iter().map(|e| e.source.as_str()).collect();
     let used_splits: Vec<Split> =

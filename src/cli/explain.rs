@@ -30,6 +30,9 @@ pub enum MethodArg {
 }
 
 pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    // Checked before seconds of occlusion, not after.
+    let out_dir = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    anyhow::ensure!(out_dir.is_dir(), "{}: cannot write the heatmap there: folder {} does not exist", args.out.display(), out_dir.display());
     let model = args.model.load()?;
     let img = cxr_core::load_image(&args.file)?;
     let method = args.method.map(|m| match m {

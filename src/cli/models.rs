@@ -110,6 +110,19 @@ fn model_json(m: &ShippedModel) -> serde_json::Value {
     })
 }
 
+/// What is wrong with a card's model file, if anything: missing, unreadable, or not the file
+/// the card's sha256 describes. A card printed without this would look like a usable model.
+fn file_problem(found: &ShippedModel) -> Option<String> {
+    if found.embedded && found.card_path.starts_with("<embedded>") {
+        return None;
+    }
+    let model_path = found.card_path.parent().unwrap_or(std::path::Path::new(".")).join(&found.card.file);
+    match std::fs::read(&model_path) {
+        Ok(bytes) => found.card.verify(&found.card_path, &model_path, &bytes).err().map(|e| e.to_string()),
+        Err(e) => Some(format!("{}: cannot read the model file: {e}", model_path.display())),
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct InfoArgs {
     /// A path to an .onnx or .card.json, a shipped model's name, or `default`.
@@ -124,6 +137,9 @@ pub struct InfoArgs {
 pub fn run_info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let found = catalog().card(&ModelSource::parse(&args.model)).with_context(|| format!("cannot find model `{}`", args.model))?;
     let card = &found.card;
+    if let Some(problem) = file_problem(&found) {
+        eprintln!("warning: {problem}; this model will not load");
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(card)?);
         return Ok(ExitCode::SUCCESS);

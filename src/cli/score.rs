@@ -1,7 +1,10 @@
 //! `cxr score DIR|FILE|MANIFEST|LIST... --out results.csv`: score many images on all cores.
 //!
 //! Rows are appended and flushed as images finish, so a killed run keeps everything it scored;
-//! `--resume` skips the paths already in the output, so a re-run scores nothing twice.
+//! `--resume` skips the files already scored in the output (matched by canonical path, so
+//! `real` and `$PWD/real/` are the same files) and scores its error rows again, so a re-run
+//! scores nothing twice and a repaired file is not left failed. The output is locked while a
+//! run writes it: a second run on the same file (an overlapping cron job) is refused.
 
 use super::models::ModelArg;
 use anyhow::{Context, bail};
@@ -10,6 +13,8 @@ use cxr_infer::Model;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use std::collections::HashSet;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -24,42 +29,48 @@ pub struct ScoreArgs {
     /// Output CSV: path, one probability column per class, class, model sha256, error.
     #[arg(long, short = 'o')]
     pub out: PathBuf,
-    /// Continue an earlier run: keep its rows and skip the paths it already holds.
+    /// Continue an earlier run: keep its scored rows, skip the files they name, and score the
+    /// files of its error rows again (their old rows are replaced).
     #[arg(long)]
     pub resume: bool,
     /// Only this split of manifest inputs (train, val, test, holdout).
     #[arg(long)]
     pub split: Option<String>,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; at most 4 per core, since each holds a model session).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
     #[command(flatten)]
     pub model: ModelArg,
 }
 
+/// Workers per core beyond which `-j` is refused: each worker holds its own session (tensors
+/// of a whole network), so `-j 1000` costs gigabytes and gains nothing on a few cores.
+const MAX_JOBS_PER_CORE: usize = 4;
+
 /// Exit code 1 when any row failed; the other rows are written regardless.
 pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
+    let jobs = worker_count(args.jobs)?;
     let model = args.model.load()?;
     let split = args.split.as_deref().map(str::parse::<cxr_core::Split>).transpose().map_err(anyhow::Error::msg)?;
-    let images = collect_images(&args.inputs, split)?;
+    let inputs = collect_inputs(&args.inputs, split)?;
     let header = header(&model);
-    let done = prepare_output(&args.out, &header, &model, args.resume)?;
-    let todo: Vec<&PathBuf> = images.iter().filter(|p| !done.contains(&p.display().to_string())).collect();
+    let (file, done) = open_output(&args.out, &header, &model, args.resume)?;
+    let todo: Vec<&PathBuf> = inputs.images.iter().filter(|p| !done.contains(&identity(p))).collect();
     if !done.is_empty() {
         eprintln!("resuming {}: {} rows already there, {} images to score", args.out.display(), done.len(), todo.len());
     }
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(&args.out).with_context(|| format!("{}: cannot open for writing", args.out.display()))?;
     let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(file);
-    if done.is_empty() && std::fs::metadata(&args.out)?.len() == 0 {
-        writer.write_record(&header)?;
-        writer.flush()?;
+    let failed = std::sync::atomic::AtomicUsize::new(inputs.unreadable.len());
+    for (folder, reason) in &inputs.unreadable {
+        eprintln!("error: {}: {reason}", folder.display());
+        writer.write_record(score_row(&model, folder, None, None, &format!("{}: {reason}", folder.display())))?;
     }
+    writer.flush().with_context(|| format!("{}: cannot write results", args.out.display()))?;
     let writer = Mutex::new(writer);
     let progress = progress_bar(todo.len() as u64);
-    let failed = std::sync::atomic::AtomicUsize::new(0);
     let write_error = Mutex::new(None::<anyhow::Error>);
     let started = Instant::now();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.min(todo.len().max(1))).build()?;
     pool.install(|| {
         todo.par_iter().for_each_init(
             || model.session(),
@@ -97,6 +108,26 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
+/// `-j` checked against the machine: 0 or absent means all cores.
+fn worker_count(jobs: Option<usize>) -> anyhow::Result<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    match jobs {
+        None | Some(0) => Ok(cores),
+        Some(n) if n > cores * MAX_JOBS_PER_CORE => bail!(
+            "-j {n}: more workers than {MAX_JOBS_PER_CORE} per core on this machine's {cores} cores; each holds a model \
+             session in memory, so use at most -j {}",
+            cores * MAX_JOBS_PER_CORE
+        ),
+        Some(n) => Ok(n),
+    }
+}
+
+/// What identifies a file across runs: its canonical path, so that `real/x.png`,
+/// `./real/x.png` and `/abs/real/x.png` are one file. A path that no longer resolves stays as written.
+fn identity(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+}
+
 fn header(model: &Model) -> Vec<String> {
     let mut h = vec!["path".to_owned()];
     h.extend(model.class_set().names().iter().map(|n| format!("p_{n}")));
@@ -117,42 +148,68 @@ fn score_row(model: &Model, path: &Path, probabilities: Option<&[f32]>, class: O
     row
 }
 
-/// Makes `out` ready to append to and returns the paths it already holds.
+/// Opens `out` for appending under an exclusive advisory lock, held until the run ends, and
+/// returns it with the files it already holds scores for (by [`identity`]).
 ///
-/// Refuses to overwrite an existing non-empty file without `--resume`, and to resume a file
-/// written with different columns or another model. A last line cut off by a kill is dropped
-/// (its image is scored again).
-fn prepare_output(out: &Path, header: &[String], model: &Model, resume: bool) -> anyhow::Result<HashSet<String>> {
-    let Ok(bytes) = std::fs::read(out) else { return Ok(HashSet::new()) };
+/// Refuses to overwrite an existing non-empty file without `--resume`, to write a file another
+/// run holds, and to resume a file written with different columns or another model. With
+/// `--resume`, the file is rewritten without its error rows (their files are scored again) and
+/// without a last line cut off by a kill, so every file ends up with exactly one row.
+fn open_output(out: &Path, header: &[String], model: &Model, resume: bool) -> anyhow::Result<(File, HashSet<PathBuf>)> {
+    let cannot = |what: &str| format!("{}: cannot {what}", out.display());
+    let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(out).with_context(|| cannot("open for writing"))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            bail!("{}: another `cxr score` is writing to it (it holds the file's lock); wait for it to finish, or choose another --out", out.display())
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(anyhow::Error::new(e).context(cannot("lock"))),
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).with_context(|| cannot("read"))?;
+    let mut done = HashSet::new();
     if bytes.is_empty() {
-        return Ok(HashSet::new());
+        {
+            let mut writer = csv::Writer::from_writer(&file);
+            writer.write_record(header)?;
+            writer.flush().with_context(|| cannot("write"))?;
+        }
+        return Ok((file, done));
     }
     if !resume {
         bail!("{}: already exists; pass --resume to continue it, or choose another --out", out.display());
     }
-    if let Some(last_newline) = bytes.iter().rposition(|&b| b == b'\n')
-        && last_newline + 1 < bytes.len()
-    {
-        let file = std::fs::OpenOptions::new().write(true).open(out)?;
-        file.set_len(last_newline as u64 + 1).with_context(|| format!("{}: cannot drop the cut-off last line", out.display()))?;
-    }
-    let mut reader = csv::Reader::from_path(out).with_context(|| format!("{}: cannot read", out.display()))?;
-    let found: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
-    if found != header {
-        bail!("{}: columns {:?} do not match this model's {:?}; score into another --out", out.display(), found, header);
-    }
-    let sha_column = header.iter().position(|h| h == "model_sha256").expect("header has it");
-    let mut done = HashSet::new();
-    for record in reader.records() {
-        let record = record.with_context(|| format!("{}: malformed row", out.display()))?;
-        if let Some(sha) = record.get(sha_column)
-            && sha != model.card.sha256
-        {
-            bail!("{}: holds scores from model sha256 {sha}, not {} ({}); resuming would mix models", out.display(), model.card.sha256, model.card.name);
+    let earlier = cxr_core::results::read_earlier_run(out, &bytes, header, &model.card.sha256, &model.card.name)?;
+    if earlier.errors > 0 || earlier.cut_off {
+        if earlier.errors > 0 {
+            eprintln!("resuming {}: scoring the files of its {} error rows again", out.display(), earlier.errors);
         }
-        done.insert(record.get(0).unwrap_or_default().to_owned());
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(header)?;
+        for row in &earlier.scored {
+            writer.write_record(row)?;
+        }
+        let text = writer.into_inner().map_err(|e| anyhow::anyhow!("{}", e.error()))?;
+        file = replace_locked(out, &text)?;
     }
-    Ok(done)
+    done.extend(earlier.scored.iter().map(|row| identity(Path::new(row.get(0).unwrap_or_default()))));
+    file.seek(SeekFrom::End(0))?;
+    Ok((file, done))
+}
+
+/// Replaces `out` by `text` so that a kill at any moment leaves either the old file or the new
+/// one: written beside it, locked, synced, then renamed over it. The new file is locked before
+/// it takes the name, so no other run can open it unlocked in between.
+fn replace_locked(out: &Path, text: &[u8]) -> anyhow::Result<File> {
+    let mut name = out.file_name().unwrap_or_default().to_owned();
+    name.push(".resume-tmp");
+    let tmp = out.with_file_name(name);
+    let cannot = || format!("{}: cannot rewrite {} without its error rows", tmp.display(), out.display());
+    let mut file = File::create(&tmp).with_context(cannot)?;
+    file.try_lock().map_err(|e| anyhow::anyhow!("{e}")).with_context(cannot)?;
+    file.write_all(text).and_then(|()| file.sync_all()).with_context(cannot)?;
+    std::fs::rename(&tmp, out).with_context(cannot)?;
+    Ok(file)
 }
 
 fn progress_bar(len: u64) -> ProgressBar {
@@ -173,41 +230,108 @@ fn looks_like_image(path: &Path) -> bool {
     }
 }
 
-/// Every image file under `dir`, sorted, skipping hidden entries. Returns the skipped files too.
-pub fn walk_images(dir: &Path) -> anyhow::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let (mut images, mut skipped) = (Vec::new(), Vec::new());
+/// What a folder walk found.
+#[derive(Debug, Default)]
+pub struct Walk {
+    /// Files named like images (PNG, JPEG, DICOM or no extension), sorted. Special files
+    /// (FIFOs, devices) with such names are listed too: reading one fails with the reason.
+    pub images: Vec<PathBuf>,
+    /// Other files, sorted.
+    pub skipped: Vec<PathBuf>,
+    /// Folders (or broken links) that could not be listed or followed, and why.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// Walks `dir` recursively, skipping hidden entries. Symbolic links are followed, but each real
+/// folder (device and inode) is listed once, so a link cycle (`ln -s .. up`) neither repeats
+/// images nor loops. A folder that cannot be listed is reported, and the walk goes on.
+pub fn walk(dir: &Path) -> Walk {
+    let mut found = Walk::default();
+    let mut visited = HashSet::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).with_context(|| format!("{}: cannot list folder", d.display()))?;
+        match std::fs::metadata(&d) {
+            Ok(meta) if !visited.insert(folder_identity(&d, &meta)) => continue,
+            Ok(_) => {}
+            Err(e) => {
+                found.unreadable.push((d, format!("cannot list folder: {e}")));
+                continue;
+            }
+        }
+        let entries = match std::fs::read_dir(&d) {
+            Ok(entries) => entries,
+            Err(e) => {
+                found.unreadable.push((d, format!("cannot list folder: {e}")));
+                continue;
+            }
+        };
         for entry in entries {
-            let path = entry.with_context(|| format!("{}: cannot list folder", d.display()))?.path();
+            let path = match entry {
+                Ok(entry) => entry.path(),
+                Err(e) => {
+                    found.unreadable.push((d.clone(), format!("cannot list folder: {e}")));
+                    break;
+                }
+            };
             if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
                 continue;
             }
-            if path.is_dir() {
-                stack.push(path);
-            } else if looks_like_image(&path) {
-                images.push(path);
-            } else {
-                skipped.push(path);
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => stack.push(path),
+                Ok(_) if looks_like_image(&path) => found.images.push(path),
+                Ok(_) => found.skipped.push(path),
+                Err(e) => found.unreadable.push((path, format!("cannot follow: {e}"))),
             }
         }
     }
-    images.sort();
-    skipped.sort();
-    Ok((images, skipped))
+    found.images.sort();
+    found.skipped.sort();
+    found.unreadable.sort();
+    found
+}
+
+/// A folder's identity on disk, whatever path reached it.
+#[cfg(unix)]
+fn folder_identity(_: &Path, meta: &std::fs::Metadata) -> (u64, u64, PathBuf) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino(), PathBuf::new())
+}
+
+#[cfg(not(unix))]
+fn folder_identity(path: &Path, _: &std::fs::Metadata) -> (u64, u64, PathBuf) {
+    (0, 0, identity(path))
+}
+
+/// Every image file under `dir`, sorted, skipping hidden entries. Returns the skipped files too.
+/// Fails on the first folder that cannot be listed (see [`walk`] to go on past it).
+pub fn walk_images(dir: &Path) -> anyhow::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let found = walk(dir);
+    if let Some((path, reason)) = found.unreadable.first() {
+        bail!("{}: {reason}", path.display());
+    }
+    Ok((found.images, found.skipped))
+}
+
+/// The command line expanded into image paths.
+struct Inputs {
+    /// In order, each file once (by [`identity`]).
+    images: Vec<PathBuf>,
+    /// Folders that could not be listed: one error row each.
+    unreadable: Vec<(PathBuf, String)>,
 }
 
 /// Expands the command line into image paths, in order, without repeats.
-fn collect_images(inputs: &[PathBuf], split: Option<cxr_core::Split>) -> anyhow::Result<Vec<PathBuf>> {
+fn collect_inputs(inputs: &[PathBuf], split: Option<cxr_core::Split>) -> anyhow::Result<Inputs> {
     let mut images = Vec::new();
     let mut skipped = Vec::new();
+    let mut unreadable = Vec::new();
     for input in inputs {
         let ext = input.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
         if input.is_dir() {
-            let (found, skip) = walk_images(input)?;
-            images.extend(found);
-            skipped.extend(skip);
+            let found = walk(input);
+            images.extend(found.images);
+            skipped.extend(found.skipped);
+            unreadable.extend(found.unreadable);
         } else if ext.as_deref() == Some("csv") {
             let manifest = cxr_core::Manifest::read(input)?;
             let base = input.parent().unwrap_or(Path::new("."));
@@ -220,7 +344,7 @@ fn collect_images(inputs: &[PathBuf], split: Option<cxr_core::Split>) -> anyhow:
             images.extend(
                 text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(|l| resolve_listed(base, Path::new(l))),
             );
-        } else if input.exists() {
+        } else if input.exists() || input.symlink_metadata().is_ok() {
             images.push(input.clone());
         } else {
             bail!("{}: no such file or folder", input.display());
@@ -230,8 +354,8 @@ fn collect_images(inputs: &[PathBuf], split: Option<cxr_core::Split>) -> anyhow:
         eprintln!("skipped {} files that are not PNG, JPEG or DICOM (e.g. {})", skipped.len(), skipped[0].display());
     }
     let mut seen = HashSet::new();
-    images.retain(|p| seen.insert(p.clone()));
-    Ok(images)
+    images.retain(|p| seen.insert(identity(p)));
+    Ok(Inputs { images, unreadable })
 }
 
 /// A path from a list or manifest: as written when it exists (manifests store paths joined onto

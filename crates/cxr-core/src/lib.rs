@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod plot;
 pub mod phash;
 pub mod preprocess;
+pub mod results;
 pub mod split;
 
 pub use card::ModelCard;

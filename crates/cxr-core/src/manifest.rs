@@ -38,6 +38,9 @@ pub struct ManifestEntry {
     pub split: Split,
 }
 
+/// Columns every manifest has, whatever version wrote it.
+const MANIFEST_COLUMNS: [&str; 4] = ["path", "source", "label", "split"];
+
 /// How a manifest was made, kept in the JSON sidecar.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ManifestMeta {
@@ -79,6 +82,10 @@ pub enum ManifestError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a cxr manifest CSV: {source} (create one with `cxr data index ROOT --out {}`)", path.display())]
     Csv { path: PathBuf, source: csv::Error },
+    #[error("{path}: not a cxr manifest CSV: {reason} (create one with `cxr data index ROOT --out {}`)", path.display())]
+    NotAManifest { path: PathBuf, reason: String },
+    #[error("{path}: cannot write the manifest: {source}")]
+    Write { path: PathBuf, source: csv::Error },
     #[error("{path}: cannot parse the manifest sidecar: {source}")]
     Json { path: PathBuf, source: serde_json::Error },
     #[error(transparent)]
@@ -96,8 +103,9 @@ impl Manifest {
     }
 
     pub fn write(&self, csv_path: &Path) -> Result<(), ManifestError> {
-        let csv_err = |source| ManifestError::Csv { path: csv_path.to_owned(), source };
-        let mut writer = csv::Writer::from_path(csv_path).map_err(csv_err)?;
+        let csv_err = |source| ManifestError::Write { path: csv_path.to_owned(), source };
+        let file = std::fs::File::create(csv_path).map_err(|source| ManifestError::Io { path: csv_path.to_owned(), source })?;
+        let mut writer = csv::Writer::from_writer(file);
         for entry in &self.entries {
             writer.serialize(entry).map_err(csv_err)?;
         }
@@ -113,9 +121,8 @@ impl Manifest {
 
     /// Reads a manifest CSV and, when present, its sidecar.
     pub fn read(csv_path: &Path) -> Result<Manifest, ManifestError> {
-        let csv_err = |source| ManifestError::Csv { path: csv_path.to_owned(), source };
-        let mut reader = csv::Reader::from_path(csv_path).map_err(csv_err)?;
-        let entries = reader.deserialize().collect::<Result<Vec<ManifestEntry>, _>>().map_err(csv_err)?;
+        let bytes = std::fs::read(csv_path).map_err(|source| ManifestError::Io { path: csv_path.to_owned(), source })?;
+        let entries = Self::parse_entries(csv_path, &bytes)?;
         let sidecar = Self::sidecar_path(csv_path);
         let meta = match std::fs::read_to_string(&sidecar) {
             Ok(text) => Some(serde_json::from_str(&text).map_err(|source| ManifestError::Json { path: sidecar, source })?),
@@ -123,6 +130,24 @@ impl Manifest {
             Err(source) => return Err(ManifestError::Io { path: sidecar, source }),
         };
         Ok(Manifest { entries, meta })
+    }
+
+    /// Parses manifest CSV text; `csv_path` is used for messages only. An empty file, or one
+    /// whose first line lacks the manifest's columns (a binary file, another CSV), is refused
+    /// rather than read as a manifest of no images.
+    pub fn parse_entries(csv_path: &Path, bytes: &[u8]) -> Result<Vec<ManifestEntry>, ManifestError> {
+        let not_a_manifest = |reason: String| ManifestError::NotAManifest { path: csv_path.to_owned(), reason };
+        if bytes.is_empty() {
+            return Err(not_a_manifest("empty file (0 bytes)".into()));
+        }
+        let csv_err = |source| ManifestError::Csv { path: csv_path.to_owned(), source };
+        let mut reader = csv::Reader::from_reader(bytes);
+        let headers = reader.headers().map_err(csv_err)?;
+        let missing: Vec<&str> = MANIFEST_COLUMNS.into_iter().filter(|c| !headers.iter().any(|h| h == *c)).collect();
+        if !missing.is_empty() {
+            return Err(not_a_manifest(format!("its first line lacks the column(s) {}", missing.join(", "))));
+        }
+        reader.deserialize().collect::<Result<Vec<ManifestEntry>, _>>().map_err(csv_err)
     }
 
     /// Assigns every entry's split anew from its `split_group` (see [`crate::split`]), e.g. to try

@@ -4,7 +4,7 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use cxr_core::image::{GreyImage, ImageError, MAX_PIXELS, decode_image, load_image};
+use cxr_core::image::{GreyImage, ImageError, MAX_PIXELS, decode_image, decode_xray, load_image, read_image_file};
 use dicom_core::value::{DataSetSequence, PixelFragmentSequence};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
@@ -145,9 +145,95 @@ fn missing_file_is_an_io_error_naming_it() {
 fn load_image_reads_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ramp.png");
-    std::fs::write(&file, encode(ramp8(), ImageFormat::Png)).unwrap();
+    let ramp = image::GrayImage::from_fn(128, 96, |x, _| Luma([(x * 2) as u8]));
+    std::fs::write(&file, encode(ramp, ImageFormat::Png)).unwrap();
     let img = load_image(&file).unwrap();
-    assert_eq!((img.width, img.height), (32, 16));
+    assert_eq!((img.width, img.height), (128, 96));
+}
+
+// ---------------------------------------------------------------- hostile files on disk
+
+/// `len` bytes on disk that take no space: `head`, then a hole.
+fn sparse_file(path: &Path, head: &[u8], len: u64) {
+    std::fs::write(path, head).unwrap();
+    std::fs::OpenOptions::new().write(true).open(path).unwrap().set_len(len).unwrap();
+}
+
+#[test]
+fn special_files_are_refused_before_opening_so_nothing_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("p.png");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    // Opening a FIFO for reading blocks until a writer comes: this would hang without the check.
+    let err = refused(load_image(&fifo));
+    assert!(matches!(err, ImageError::NotAFile { .. }) && err.to_string().contains("p.png: a FIFO"), "{err}");
+    let err = refused(load_image(Path::new("/dev/zero")));
+    assert!(matches!(err, ImageError::NotAFile { .. }) && err.to_string().contains("/dev/zero: a device"), "{err}");
+    let err = refused(load_image(dir.path()));
+    assert!(err.to_string().contains("a folder, not a regular file"), "{err}");
+}
+
+#[test]
+fn huge_files_are_refused_from_their_header_without_reading_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // A real 128×96 PNG followed by 3 GB of nothing: at most 8 B/px + allowance may be read.
+    let png = encode(image::GrayImage::from_fn(128, 96, |x, y| Luma([(x + y) as u8])), ImageFormat::Png);
+    let big = dir.path().join("b.png");
+    sparse_file(&big, &png, 3 << 30);
+    let err = refused(load_image(&big));
+    match &err {
+        ImageError::FileTooLong { len, cap, .. } => assert!(*len == 3 << 30 && *cap < 20 << 20, "{err}"),
+        other => panic!("expected FileTooLong, got {other}"),
+    }
+    assert!(err.to_string().contains("b.png") && err.to_string().contains("a 128×96 PNG"), "{err}");
+    // Not an image at all: refused from the first bytes, whatever follows.
+    let junk = dir.path().join("junk.png");
+    sparse_file(&junk, b"not an image", 3 << 30);
+    assert!(matches!(refused(load_image(&junk)), ImageError::UnknownFormat { .. }));
+    // The cap is no obstacle to a real file.
+    let small = dir.path().join("ok.png");
+    std::fs::write(&small, &png).unwrap();
+    assert_eq!(read_image_file(&small).unwrap(), png);
+}
+
+#[test]
+fn images_that_cannot_be_a_chest_film_are_refused_with_the_reason() {
+    let ramp = |w: u32, h: u32| encode(image::GrayImage::from_fn(w, h, |x, y| Luma([((x + y) % 256) as u8])), ImageFormat::Png);
+    for (w, h, why) in [(1, 1, "under the 64-pixel minimum"), (1, 100_000, "under the 64-pixel minimum"), (100_000, 1, "under the 64-pixel minimum"), (64, 1000, "more elongated than 4:1"), (2000, 100, "more elongated than 4:1")] {
+        let err = refused(decode_xray(&path("odd.png"), &ramp(w, h)));
+        assert!(matches!(err, ImageError::NotAnXray { .. }), "{w}×{h}: {err}");
+        assert!(err.to_string().contains(why) && err.to_string().contains("synthetic/odd.png"), "{w}×{h}: {err}");
+    }
+    let black = encode(image::GrayImage::new(512, 512), ImageFormat::Png);
+    let err = refused(decode_xray(&path("black.png"), &black));
+    assert!(err.to_string().contains("same grey value"), "{err}");
+    assert!(decode_xray(&path("ok.png"), &ramp(256, 512)).is_ok());
+}
+
+/// A real chest X-ray as JPEG bytes, re-encoded at `side`² so the test controls its layout.
+fn real_jpeg(side: u32) -> Vec<u8> {
+    let file = first_images(&datasets_root().join("chest_xray"), 1).remove(0);
+    let img = load_image(&file).unwrap();
+    let grey = image::GrayImage::from_raw(img.width, img.height, img.to_luma8()).unwrap();
+    encode(image::imageops::resize(&grey, side, side, image::imageops::FilterType::Triangle), ImageFormat::Jpeg)
+}
+
+#[test]
+fn garbage_inside_a_jpeg_scan_is_an_error_not_a_grey_band() {
+    let mut jpeg = real_jpeg(512);
+    let sos = jpeg.windows(2).rposition(|w| w == [0xFF, 0xDA]).unwrap();
+    let scan = sos..jpeg.len() - 2;
+    // Overwrite 2 kB at 40 % of the scan with a fixed pseudo-random pattern.
+    let at = scan.start + (scan.end - scan.start) * 2 / 5;
+    let mut x = 0x2545_F491u32;
+    for b in &mut jpeg[at..at + 2048] {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    let err = refused(decode_image(&path("garbage.jpg"), &jpeg));
+    assert!(err.to_string().contains("synthetic/garbage.jpg: cannot decode image: corrupt JPEG"), "{err}");
 }
 
 // ---------------------------------------------------------------- decompression bombs
@@ -321,6 +407,27 @@ fn dicom_16bit_rescale_then_window() {
     // x = −1000 → 0; 0 → 0; 500 → 0.250125…; 1000 → 0.500250…; 2000 → 1.00050… → 1; 3000 → 1.
     let expected = [0.0, 0.0, 0.250_125_06, 0.500_250_1, 1.0, 1.0];
     assert_close(&img.pixels, &expected, 1e-5);
+}
+
+#[test]
+fn dicom_zero_window_width_or_rescale_slope_is_refused_not_drawn_black() {
+    let base = || Dicom::new(3, 1, 16).pixels16(&[100, 200, 300]);
+    let zero_width = base().with(tags::WINDOW_CENTER, VR::DS, "200").with(tags::WINDOW_WIDTH, VR::DS, "0").file();
+    let err = refused(decode_dicom("width0.dcm", &zero_width));
+    assert!(err.to_string().contains("width0.dcm") && err.to_string().contains("Window Width (0028,1051) is 0"), "{err}");
+    let zero_slope = base().with(tags::RESCALE_SLOPE, VR::DS, "0").with(tags::RESCALE_INTERCEPT, VR::DS, "0").file();
+    let err = refused(decode_dicom("slope0.dcm", &zero_slope));
+    assert!(err.to_string().contains("slope0.dcm") && err.to_string().contains("Rescale Slope (0028,1053) is 0"), "{err}");
+}
+
+#[test]
+fn dicom_pixel_data_longer_than_rows_times_columns_is_refused_not_cropped() {
+    let file = Dicom::new(2, 2, 8).pixels8(&[0, 85, 170, 255, 1, 2, 3, 4]).file();
+    let err = refused(decode_dicom("long.dcm", &file));
+    assert!(err.to_string().contains("long.dcm") && err.to_string().contains("pixel data is 8 bytes but Rows × Columns × Bits Allocated need 4"), "{err}");
+    // One pad byte after an odd length is the standard's, not a mismatch.
+    let padded = Dicom::new(3, 1, 8).pixels8(&[0, 128, 255, 0]).file();
+    assert!(decode_dicom("padded.dcm", &padded).is_ok());
 }
 
 #[test]

@@ -16,7 +16,7 @@ pub enum InferError {
     Card(#[from] CardError),
     #[error("{path}: cannot read model: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: not an ONNX model ({reason}); pass the .onnx file exported by `cxr export`")]
+    #[error("{path}: not an ONNX model ({reason}); pass an .onnx model with its .card.json beside it (as `cxr export` writes them in builds with the `train` feature)")]
     NotOnnx { path: PathBuf, reason: String },
     #[error("{path}: input does not match its card {card}: {reason}")]
     InputMismatch { path: PathBuf, card: PathBuf, reason: String },
@@ -113,8 +113,9 @@ impl Model {
 
     /// Loads a model file and a card from explicit paths.
     pub fn load_with_card(model_path: &Path, card_path: &Path, batch: Batch) -> Result<Model, InferError> {
-        let card = ModelCard::load(card_path)?;
+        // The model first: for a missing `x.onnx`, "x.card.json: cannot read" would blame the card.
         let bytes = std::fs::read(model_path).map_err(|source| InferError::Io { path: model_path.to_owned(), source })?;
+        let card = ModelCard::load(card_path)?;
         Model::from_bytes(card, card_path, model_path, &bytes, batch)
     }
 

@@ -71,7 +71,8 @@ fn parse_args(mut raw: impl Iterator<Item = std::ffi::OsString>) -> anyhow::Resu
 
 fn run(args: &Args) -> anyhow::Result<()> {
     let (label, bytes) = match &args.image {
-        Some(path) => (path.clone(), std::fs::read(path).with_context(|| format!("{}: cannot read image", path.display()))?),
+        // Bounded, and no FIFO or device: see `cxr_core::image::read_image_file`.
+        Some(path) => (path.clone(), cxr_core::image::read_image_file(path)?),
         None => {
             let mut bytes = Vec::new();
             std::io::stdin().read_to_end(&mut bytes).context("<stdin>: cannot read image")?;

@@ -45,7 +45,7 @@ pub struct Score {
 /// callers that hash or buffer the bytes themselves (stdin, the watch folder) score exactly
 /// what they read, once.
 pub fn score(session: &mut Session<'_>, path: &Path, bytes: &[u8]) -> Result<Score, InferError> {
-    let image = cxr_core::image::decode_image(path, bytes)?;
+    let image = cxr_core::image::decode_xray(path, bytes)?;
     let prediction = session.predict_image(&image)?;
     let classes = session.model().class_set();
     Ok(Score { p_covid: prediction.probabilities[classes.index(Class::Covid)], class: classes.names()[prediction.class_index] })

@@ -10,6 +10,7 @@
 mod filing;
 mod inbox;
 mod journal;
+mod poison;
 mod service;
 
 use anyhow::{Context, bail};
@@ -46,6 +47,9 @@ struct Args {
     /// Fault injection for tests: abort after this many rows, before moving the image.
     #[arg(long, hide = true)]
     crash_after_rows: Option<usize>,
+    /// Fault injection for tests: abort while scoring the file of this name.
+    #[arg(long, hide = true)]
+    crash_while_scoring: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -85,7 +89,14 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         == std::fs::canonicalize(&args.inbox).ok();
     let own_files = if csv_in_inbox { vec![args.inbox.join(csv.file_name().expect("a file name"))] } else { vec![] };
     let mut inbox = Inbox::new(&args.inbox, own_files, Duration::from_millis(args.settle_ms));
-    let mut service = Service { inbox: args.inbox.clone(), journal, session: model.session(), crash_after_rows: args.crash_after_rows };
+    let mut service = Service {
+        inbox: args.inbox.clone(),
+        journal,
+        session: model.session(),
+        crash_after_rows: args.crash_after_rows,
+        attempts: poison::Attempts::new(&args.inbox),
+        crash_while_scoring: args.crash_while_scoring.clone(),
+    };
     let mut all_ok = true;
     loop {
         match inbox.ready() {

@@ -7,6 +7,8 @@
 
 use crate::filing::{free_name, move_durably};
 use crate::journal::{Journal, Row};
+use crate::poison::{Attempts, DEATHS_BEFORE_QUARANTINE};
+use cxr_core::ImageError;
 use cxr_infer::{Model, Session};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -34,6 +36,11 @@ pub struct Service<'m> {
     /// Fault injection for the restart test: abort right after this many rows are fsynced,
     /// before the image is moved, i.e. at the worst moment for a power cut.
     pub crash_after_rows: Option<usize>,
+    /// Starts of scoring that never finished, per file (the poison-file rule).
+    pub attempts: Attempts,
+    /// Fault injection for the poison-file test: abort while scoring a file of this name, as an
+    /// out-of-memory kill would (no panic to catch).
+    pub crash_while_scoring: Option<String>,
 }
 
 impl<'m> Service<'m> {
@@ -47,12 +54,16 @@ impl<'m> Service<'m> {
 
     pub fn handle(&mut self, path: &Path) -> Outcome {
         let name = path.file_name().expect("inbox entries have names").to_string_lossy().into_owned();
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Vanished,
-            Err(e) => return Outcome::RetryLater(format!("{}: cannot read: {e}", path.display())),
+        // Bounded: a huge file in the inbox is refused from its header, not read into memory.
+        let (bytes, refused) = match cxr_core::image::read_image_file(path) {
+            Ok(bytes) => (bytes, None),
+            Err(ImageError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Outcome::Vanished,
+            Err(ImageError::Io { source, .. }) => return Outcome::RetryLater(format!("{}: cannot read: {source}", path.display())),
+            Err(e) => (Vec::new(), Some(e.to_string())),
         };
-        let sha256 = cxr_core::card::sha256_hex(&bytes);
+        // A refused file was not read: it is recorded by name, with no sha256.
+        let sha256 = if refused.is_some() { String::new() } else { cxr_core::card::sha256_hex(&bytes) };
+        let size = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
         if let Some(recorded) = self.journal.destinations(&name, &sha256).iter().find(|d| !self.inbox.join(d).exists()) {
             let to = self.inbox.join(recorded);
             eprintln!("{}: already scored before a restart (same name and sha256 in the CSV); finishing its move to {recorded}", path.display());
@@ -64,7 +75,13 @@ impl<'m> Service<'m> {
         }
 
         let model = self.session.model();
-        let scored = self.score(path, &bytes);
+        let scored = match refused {
+            Some(reason) => Err(reason),
+            None => match self.score_once(path, &name, &sha256, &bytes) {
+                Ok(scored) => scored,
+                Err(why) => return Outcome::RetryLater(why),
+            },
+        };
         let dir = if scored.is_ok() { Service::done_dir(&self.inbox) } else { Service::failed_dir(&self.inbox) };
         let to = free_name(&dir, path.file_name().expect("checked above"));
         let moved_to = to.strip_prefix(&self.inbox).expect("done/ and failed/ are inside the inbox").to_string_lossy().into_owned();
@@ -75,7 +92,7 @@ impl<'m> Service<'m> {
         let row = Row {
             file: name,
             sha256,
-            bytes: bytes.len() as u64,
+            bytes: size,
             p_covid,
             class,
             model: model_label(model),
@@ -104,6 +121,28 @@ impl<'m> Service<'m> {
                 Outcome::Failed
             }
         }
+    }
+
+    /// Scores `bytes` under the poison-file rule: a file that was being scored when the service
+    /// died [`DEATHS_BEFORE_QUARANTINE`] times in a row gets an error instead of a third try.
+    /// `Err` when the attempt could not be recorded (the file is tried again later).
+    fn score_once(&mut self, path: &Path, name: &str, sha256: &str, bytes: &[u8]) -> Result<Result<cxr_pi_model::Score, String>, String> {
+        let deaths = self.attempts.start(name, sha256).map_err(|e| format!("{e:#}"))?;
+        let scored = if deaths >= DEATHS_BEFORE_QUARANTINE {
+            Err(format!(
+                "{}: the service died {deaths} times in a row while scoring this file (killed for memory, or a crash \
+                 that no panic handler catches); filed as failed so that it cannot stop the service again",
+                path.display()
+            ))
+        } else {
+            if self.crash_while_scoring.as_deref() == Some(name) {
+                eprintln!("{}: aborting while scoring (--crash-while-scoring)", path.display());
+                std::process::abort();
+            }
+            self.score(path, bytes)
+        };
+        self.attempts.finish().map_err(|e| format!("{e:#}"))?;
+        Ok(scored)
     }
 
     /// Scores `bytes`; a panic inside decoding or tract becomes this file's error instead of

@@ -43,10 +43,29 @@ pub(super) fn sniff(bytes: &[u8]) -> Option<usize> {
     }
 }
 
+/// Columns, Rows and the bytes their pixels take (all frames), from the header in `bytes`
+/// (starting at the file meta group), when the header up to the pixel data lies within them.
+pub(super) fn header_pixel_bytes(bytes: &[u8]) -> Option<(u64, u64, u64)> {
+    let obj = OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Never)
+        .read_until(tags::PIXEL_DATA)
+        .from_reader(Cursor::new(bytes))
+        .ok()?;
+    let int = |tag| obj.element_opt(tag).ok().flatten().and_then(|e| e.to_int::<u64>().ok());
+    let (rows, columns) = (int(tags::ROWS)?, int(tags::COLUMNS)?);
+    let bytes_per_sample = int(tags::BITS_ALLOCATED).unwrap_or(16).div_ceil(8).max(1);
+    let samples = int(tags::SAMPLES_PER_PIXEL).unwrap_or(1).max(1);
+    let frames = int(tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
+    let total = [rows, columns, bytes_per_sample, samples, frames].into_iter().try_fold(1u64, u64::checked_mul)?;
+    // A multi-frame object is refused at decoding; reading more than one accepted frame is waste.
+    Some((columns, rows, total.min(super::MAX_PIXELS * 2)))
+}
+
 pub(super) fn decode(path: &Path, bytes: &[u8], meta_start: usize) -> Result<GreyImage, ImageError> {
     let decode_error = |reason: String| ImageError::Decode { path: path.to_owned(), reason };
     let unsupported = |reason: String| ImageError::UnsupportedDicom { path: path.to_owned(), reason };
 
+    check_declared_lengths(&bytes[meta_start..]).map_err(|reason| decode_error(format!("not a readable DICOM file: {reason}")))?;
     let obj = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Never)
         .from_reader(Cursor::new(&bytes[meta_start..]))
@@ -112,6 +131,10 @@ pub(super) fn decode(path: &Path, bytes: &[u8], meta_start: usize) -> Result<Gre
     }
     if JPEG_TRANSFER_SYNTAXES.contains(&ts_uid) {
         check_jpeg_frame_size(path, &obj, columns, rows)?;
+    } else if let Some(element) = attrs.get(tags::PIXEL_DATA)
+        && element.fragments().is_none()
+    {
+        check_native_length(path, element, columns * rows * (bits_allocated / 8))?;
     }
 
     let pixels = obj
@@ -123,6 +146,155 @@ pub(super) fn decode(path: &Path, bytes: &[u8], meta_start: usize) -> Result<Gre
         grey.iter_mut().for_each(|v| *v = 1.0 - *v);
     }
     Ok(GreyImage::new(columns as u32, rows as u32, grey))
+}
+
+/// The value length that means "until a delimiter" (sequences, items, encapsulated pixel data).
+const UNDEFINED_LENGTH: u32 = 0xFFFF_FFFF;
+
+/// Checks that no element declares more bytes than the file has left, before `dicom-parser`
+/// reads it: the parser reserves each declared length up front, so a 200-byte file claiming a
+/// 4 GB element would allocate 4 GB (found by fuzzing, `fuzz/regressions/image_input`).
+///
+/// Walks the file meta group (always explicit VR little endian), then the data set in its
+/// transfer syntax's encoding, into sequences and items; the fragments of encapsulated pixel
+/// data are skipped as opaque bytes. Deflated data sets are left to the parser, which refuses them.
+fn check_declared_lengths(bytes: &[u8]) -> Result<(), String> {
+    let Some(after_magic) = bytes.strip_prefix(MAGIC) else { return Ok(()) };
+    let meta_encoding = Encoding { explicit: true, big_endian: false };
+    // Where the parser takes the meta group to end: at the first element that ends at or past
+    // what File Meta Information Group Length (0002,0000) says, whatever its VR (the parser
+    // refuses a meta group that does not start with it, or whose value is not 4 bytes).
+    let Some(first) = after_magic.get(..12) else { return Ok(()) };
+    let (length, header) = if has_short_length(&first[4..6]) {
+        (u32::from(u16::from_le_bytes([first[6], first[7]])), 8)
+    } else {
+        (u32::from_le_bytes([first[8], first[9], first[10], first[11]]), 12)
+    };
+    if first[..4] != [0x02, 0x00, 0x00, 0x00] || length != 4 || after_magic.len() < header + 4 {
+        return Ok(());
+    }
+    let group_length = u32::from_le_bytes([after_magic[header], after_magic[header + 1], after_magic[header + 2], after_magic[header + 3]]) as usize;
+    let meta_len = header + 4 + walk_elements(&after_magic[header + 4..], meta_encoding, Some(group_length))?;
+    let meta = &after_magic[..meta_len];
+    let encoding = match transfer_syntax_of(meta).as_deref() {
+        Some("1.2.840.10008.1.2") => Encoding { explicit: false, big_endian: false },
+        Some("1.2.840.10008.1.2.2") => Encoding { explicit: true, big_endian: true },
+        Some("1.2.840.10008.1.2.1.99") => return Ok(()),
+        _ => Encoding { explicit: true, big_endian: false },
+    };
+    walk_elements(after_magic.get(meta_len..).unwrap_or_default(), encoding, None).map(drop)
+}
+
+#[derive(Clone, Copy)]
+struct Encoding {
+    explicit: bool,
+    big_endian: bool,
+}
+
+/// Walks elements from the start of `bytes` (until `stop_at` bytes are passed, when given: the
+/// meta group), checking each declared length against the bytes left. Returns where it stopped.
+fn walk_elements(bytes: &[u8], encoding: Encoding, stop_at: Option<usize>) -> Result<usize, String> {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+    let u16_at = |at: usize| {
+        let b = [bytes[at], bytes[at + 1]];
+        if encoding.big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) }
+    };
+    let u32_at = |at: usize| {
+        let b = [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]];
+        if encoding.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+    };
+    let mut pos = 0;
+    // Inside encapsulated pixel data, items hold compressed bytes, not elements.
+    let mut in_fragments = false;
+    while pos + 8 <= bytes.len() {
+        if stop_at.is_some_and(|end| pos >= end) {
+            break;
+        }
+        let (tag_group, tag_element) = (u16_at(pos), u16_at(pos + 2));
+        let (length, header, vr) = if tag_group == 0xFFFE {
+            // Item and delimiters: tag and a 4-byte length, never a VR.
+            if tag_element == 0xE0DD {
+                in_fragments = false;
+            }
+            (u32_at(pos + 4), 8, None)
+        } else if encoding.explicit {
+            let vr = [bytes[pos + 4], bytes[pos + 5]];
+            if !has_short_length(&vr) {
+                if pos + 12 > bytes.len() {
+                    return Err(format!("element ({tag_group:04X},{tag_element:04X}) is cut short"));
+                }
+                (u32_at(pos + 8), 12, Some(vr))
+            } else {
+                (u32::from(u16_at(pos + 6)), 8, Some(vr))
+            }
+        } else {
+            let vr = match dicom_dictionary_std::StandardDataDictionary.by_tag(Tag(tag_group, tag_element)).map(|e| e.vr()) {
+                Some(VirtualVr::Exact(vr)) => Some(vr.to_bytes()),
+                _ => None,
+            };
+            (u32_at(pos + 4), 8, vr)
+        };
+        let sequence = match vr {
+            None => tag_group == 0xFFFE && tag_element == 0xE000 && !in_fragments,
+            Some(vr) => &vr == b"SQ",
+        };
+        // The parser reads whole values of fixed-size types and then skips the declared length:
+        // a length that is no multiple of the size would shift every later header.
+        let unit = match vr.as_ref() {
+            Some(b"AT" | b"FL" | b"OF" | b"OL" | b"SL" | b"UL") => 4,
+            Some(b"FD" | b"OD" | b"OV" | b"SV" | b"UV") => 8,
+            Some(b"OW" | b"SS" | b"US") => 2,
+            _ => 1,
+        };
+        if length != UNDEFINED_LENGTH && length % unit != 0 {
+            return Err(format!("element ({tag_group:04X},{tag_element:04X}) has length {length}, not a multiple of its value size {unit}"));
+        }
+        pos += header;
+        if length == UNDEFINED_LENGTH {
+            if (tag_group, tag_element) == (0x7FE0, 0x0010) {
+                in_fragments = true;
+            }
+            continue;
+        }
+        let left = bytes.len() - pos;
+        if length as usize > left {
+            return Err(format!(
+                "element ({tag_group:04X},{tag_element:04X}) declares {length} bytes but only {left} follow (cut short or corrupt)"
+            ));
+        }
+        if !sequence {
+            pos += length as usize;
+        }
+    }
+    Ok(pos.min(bytes.len()))
+}
+
+/// Whether an explicit VR has a 2-byte length. Every other VR, unknown codes included (which
+/// the parser reads as UN), has 2 reserved bytes and a 4-byte length.
+fn has_short_length(vr: &[u8]) -> bool {
+    matches!(
+        vr,
+        b"AE" | b"AS" | b"AT" | b"CS" | b"DA" | b"DS" | b"DT" | b"FL" | b"FD" | b"IS" | b"LO" | b"LT" | b"PN" | b"SH" | b"SL" | b"SS" | b"ST" | b"TM" | b"UI" | b"UL" | b"US"
+    )
+}
+
+/// The Transfer Syntax UID (0002,0010) of a file meta group, read as raw explicit VR LE.
+fn transfer_syntax_of(meta: &[u8]) -> Option<String> {
+    let mut pos = 0;
+    while pos + 8 <= meta.len() {
+        let tag = (u16::from_le_bytes([meta[pos], meta[pos + 1]]), u16::from_le_bytes([meta[pos + 2], meta[pos + 3]]));
+        let (length, header) = if !has_short_length(&meta[pos + 4..pos + 6]) {
+            (u32::from_le_bytes(meta.get(pos + 8..pos + 12)?.try_into().ok()?) as usize, 12)
+        } else {
+            (usize::from(u16::from_le_bytes([meta[pos + 6], meta[pos + 7]])), 8)
+        };
+        let value = meta.get(pos + header..pos + header + length)?;
+        if tag == (0x0002, 0x0010) {
+            return Some(String::from_utf8_lossy(value).trim_end_matches(['\0', ' ']).to_owned());
+        }
+        pos += header + length;
+    }
+    None
 }
 
 /// A JPEG code stream carries its own size; a mismatch with Rows × Columns means a corrupt
@@ -148,6 +320,22 @@ fn check_jpeg_frame_size(path: &Path, obj: &DefaultDicomObject, columns: u64, ro
     Ok(())
 }
 
+/// Native pixel data longer than Rows × Columns says (beyond the one byte that pads an odd
+/// length) means Rows or Columns are wrong or the file is corrupt: decoding would silently
+/// crop the image to the first rows' worth of bytes, i.e. score a different picture.
+fn check_native_length(path: &Path, element: &dicom_object::mem::InMemElement, expected: u64) -> Result<(), ImageError> {
+    let Some(actual) = dicom_core::header::HasLength::length(element).get().map(u64::from) else { return Ok(()) };
+    if actual > expected + (expected % 2) {
+        return Err(ImageError::Decode {
+            path: path.to_owned(),
+            reason: format!(
+                "pixel data is {actual} bytes but Rows × Columns × Bits Allocated need {expected}; Rows/Columns do not describe this data"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Stored values of frame 0 after the Modality LUT, i.e. in the modality's own units.
 fn modality_values(pixels: &DecodedPixelData<'_>) -> Result<Vec<f32>, String> {
     let raw = pixels.frame_data(0).map_err(|e| format!("pixel data is shorter than Rows × Columns: {}", error_chain(&e)))?;
@@ -164,6 +352,9 @@ fn modality_values(pixels: &DecodedPixelData<'_>) -> Result<Vec<f32>, String> {
     let (slope, intercept) = (rescale.slope as f32, rescale.intercept as f32);
     if !slope.is_finite() || !intercept.is_finite() {
         return Err(format!("Rescale Slope {slope} / Intercept {intercept} is not a number"));
+    }
+    if slope == 0.0 {
+        return Err("Rescale Slope (0028,1053) is 0: every pixel would map to the intercept, a blank image".into());
     }
 
     // Bits above High Bit may hold overlays; bits below the stored range are padding.
@@ -211,6 +402,16 @@ fn apply_voi(pixels: &DecodedPixelData<'_>, mut values: Vec<f32>) -> Result<Vec<
             .unwrap_or_default();
         if !window.center.is_finite() || !window.width.is_finite() {
             return Err(format!("Window Center {} / Width {} is not a number", window.center, window.width));
+        }
+        // PS3.3 C.11.2.1.2: Window Width ≥ 1 for LINEAR, > 0 otherwise. A zero width turns the
+        // film into a black-and-white threshold image.
+        let minimum = if function == VoiLutFunction::Linear { 1.0 } else { f64::MIN_POSITIVE };
+        if window.width < minimum {
+            return Err(format!(
+                "Window Width (0028,1051) is {}, invalid for VOI LUT Function {function:?} (needs ≥ {})",
+                window.width,
+                if function == VoiLutFunction::Linear { "1" } else { "a positive value" }
+            ));
         }
         let window_fn = window_function(function, window);
         values.iter_mut().for_each(|v| *v = window_fn(*v));

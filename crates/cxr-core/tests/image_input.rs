@@ -603,6 +603,142 @@ fn dicom_short_or_truncated_pixel_data_is_a_decode_error() {
     }
 }
 
+// ---------------------------------------------------------------- DICOM written by dcmtk
+
+/// Runs a dcmtk tool (Debian package `dcmtk`, which scripts/test.sh installs); a missing tool
+/// fails the test, since the DICOM files below can come from no other writer.
+fn dcmtk(tool: &str, args: &[&std::ffi::OsStr]) {
+    let out = std::process::Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool}: {e}; install dcmtk (apt-get install dcmtk; scripts/test.sh does)"));
+    assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The stored values of an uncompressed DICOM written by dcmtk: its pixel data is its last
+/// element, so the values are the file's last `count` little-endian words.
+fn dcmtk_raw_values(file: &[u8], count: usize) -> Vec<u16> {
+    file[file.len() - 2 * count..].chunks_exact(2).map(|w| u16::from_le_bytes([w[0], w[1]])).collect()
+}
+
+/// A real X-ray as an uncompressed DX image of `bits` (8 or 12) written by dcmtk (`dump2dcm`) into
+/// `dir/source.dcm`, with a LINEAR_EXACT window that maps a stored value x to x / (2^bits − 1).
+/// Returns the stored values.
+fn dcmtk_source(dir: &Path, bits: u32) -> Vec<u16> {
+    let source = image::open(datasets_root().join("covid19-radiography/COVID/COVID-1.jpg")).unwrap().to_luma8();
+    let (w, h) = source.dimensions();
+    // 8 bits as they are, or spread over 12: 0 → 0, 255 → 4095.
+    let stored: Vec<u16> = source.as_raw().iter().map(|&v| if bits == 8 { u16::from(v) } else { u16::from(v) << 4 | u16::from(v) >> 4 }).collect();
+    let (allocated, vr, bytes): (u32, &str, Vec<u8>) = if bits == 8 {
+        (8, "OB", stored.iter().map(|&v| v as u8).collect())
+    } else {
+        (16, "OW", stored.iter().flat_map(|v| v.to_le_bytes()).collect())
+    };
+    std::fs::write(dir.join("pixels.raw"), bytes).unwrap();
+    let full_scale = (1u32 << bits) - 1;
+    std::fs::write(
+        dir.join("source.dump"),
+        format!(
+            "(0008,0016) UI =DigitalXRayImageStorageForPresentation\n(0008,0018) UI [2.25.42]\n(0008,0060) CS [DX]\n\
+             (0028,0002) US 1\n(0028,0004) CS [MONOCHROME2]\n(0028,0010) US {h}\n(0028,0011) US {w}\n\
+             (0028,0100) US {allocated}\n(0028,0101) US {bits}\n(0028,0102) US {}\n(0028,0103) US 0\n\
+             (0028,1050) DS [{}]\n(0028,1051) DS [{full_scale}]\n(0028,1056) CS [LINEAR_EXACT]\n(7fe0,0010) {vr} =pixels.raw\n",
+            bits - 1,
+            f64::from(full_scale) / 2.0,
+        ),
+    )
+    .unwrap();
+    // dump2dcm reads `=pixels.raw` relative to its working directory.
+    let out = std::process::Command::new("dump2dcm")
+        .current_dir(dir)
+        .args(["--write-xfer-little", "source.dump", "source.dcm"])
+        .output()
+        .unwrap_or_else(|e| panic!("dump2dcm: {e}; install dcmtk (apt-get install dcmtk; scripts/test.sh does)"));
+    assert!(out.status.success(), "dump2dcm: {}", String::from_utf8_lossy(&out.stderr));
+    stored
+}
+
+/// `dir/source.dcm` re-encoded by `dcmcjpeg FLAGS` into `dir/NAME`; checks the transfer syntax.
+fn dcmcjpeg(dir: &Path, flags: &[&str], uid: &str, name: &str) -> PathBuf {
+    let encoded = dir.join(name);
+    let mut args: Vec<&std::ffi::OsStr> = flags.iter().map(std::ffi::OsStr::new).collect();
+    let source = dir.join("source.dcm");
+    args.extend([source.as_os_str(), encoded.as_os_str()]);
+    dcmtk("dcmcjpeg", &args);
+    let bytes = std::fs::read(&encoded).unwrap();
+    assert!(bytes.windows(uid.len()).any(|w| w == uid.as_bytes()), "{name} is not in transfer syntax {uid}");
+    encoded
+}
+
+fn decode_file(file: &Path) -> Result<GreyImage, ImageError> {
+    decode_image(file, &std::fs::read(file).unwrap())
+}
+
+/// DICOM written by dcmtk, not by this code: a real X-ray as a 12-bit DX image, uncompressed and
+/// re-encoded (`dcmcjpeg`) in both JPEG lossless syntaxes (process 14, and its first-order
+/// prediction form), decodes to exactly the stored values. 12-bit JPEG extended (process 4) is
+/// beyond the JPEG decoder (jpeg-decoder reads 8-bit DCT only): such a file is refused, naming
+/// itself, never decoded to something else.
+#[test]
+fn dicom_12_bit_uncompressed_and_jpeg_lossless_written_by_dcmtk_decode_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let stored = dcmtk_source(dir.path(), 12);
+    let source = dir.path().join("source.dcm");
+    let bytes = std::fs::read(&source).unwrap();
+    assert_eq!(dcmtk_raw_values(&bytes, stored.len()), stored, "dcmtk wrote the values given");
+    let exact: Vec<f32> = stored.iter().map(|&v| f32::from(v) / 4095.0).collect();
+    assert_close(&decode_file(&source).unwrap().pixels, &exact, 1e-6);
+    for (flags, uid, name) in [(&["+e1"][..], "1.2.840.10008.1.2.4.70", "lossless-sv1.dcm"), (&["+el", "+sv", "1"][..], "1.2.840.10008.1.2.4.57", "lossless.dcm")] {
+        let encoded = dcmcjpeg(dir.path(), flags, uid, name);
+        let img = decode_file(&encoded).unwrap_or_else(|e| panic!("{e}"));
+        assert_close(&img.pixels, &exact, 1e-6);
+    }
+    let extended = dcmcjpeg(dir.path(), &["+ee"], "1.2.840.10008.1.2.4.51", "extended-12.dcm");
+    let err = refused(decode_file(&extended));
+    assert!(err.to_string().contains("extended-12.dcm") && err.to_string().contains("12"), "{err}");
+}
+
+/// 8-bit JPEG extended (process 2) and baseline re-encoded by dcmtk from an uncompressed 8-bit
+/// DX image of a real X-ray: lossy, so the reference is dcmtk's own decoder (`dcmdjpeg`) on the
+/// same file, which ours must match to an IDCT rounding step.
+#[test]
+fn dicom_8_bit_jpeg_extended_and_baseline_written_by_dcmtk_decode_as_dcmtk_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let stored = dcmtk_source(dir.path(), 8);
+    for (flags, uid, name) in [(&["+ee"][..], "1.2.840.10008.1.2.4.51", "extended.dcm"), (&["+eb"][..], JPEG_BASELINE, "baseline.dcm")] {
+        let encoded = dcmcjpeg(dir.path(), flags, uid, name);
+        let img = decode_file(&encoded).unwrap_or_else(|e| panic!("{e}"));
+        let reference = dir.path().join(format!("decoded-{name}"));
+        dcmtk("dcmdjpeg", &[encoded.as_os_str(), reference.as_os_str()]);
+        let bytes = std::fs::read(&reference).unwrap();
+        let by_dcmtk: Vec<f32> = bytes[bytes.len() - stored.len()..].iter().map(|&v| f32::from(v) / 255.0).collect();
+        assert_close(&img.pixels, &by_dcmtk, 2.0 / 255.0);
+        let original: Vec<f32> = stored.iter().map(|&v| f32::from(v) / 255.0).collect();
+        let mean_error = img.pixels.iter().zip(&original).map(|(a, e)| (a - e).abs()).sum::<f32>() / original.len() as f32;
+        assert!(mean_error < 0.01, "{name}: lossy, but {mean_error} from the original on average");
+    }
+}
+
+/// `img2dcm` wraps a real X-ray's JPEG, untouched, as a JPEG baseline DICOM (another tool's meta
+/// group, attributes and encapsulation): it decodes to the JPEG's own grey values.
+#[test]
+fn dicom_jpeg_baseline_wrapped_by_dcmtk_decodes_like_the_jpeg() {
+    let jpeg = datasets_root().join("covid19-radiography/COVID/COVID-1.jpg");
+    let dir = tempfile::tempdir().unwrap();
+    let dcm = dir.path().join("wrapped.dcm");
+    dcmtk("img2dcm", &[jpeg.as_os_str(), dcm.as_os_str()]);
+    let bytes = std::fs::read(&dcm).unwrap();
+    assert!(bytes.windows(JPEG_BASELINE.len()).any(|w| w == JPEG_BASELINE.as_bytes()));
+    let from_dicom = decode_image(&dcm, &bytes).unwrap();
+    let from_jpeg = load_image(&jpeg).unwrap();
+    assert_eq!((from_dicom.width, from_dicom.height), (from_jpeg.width, from_jpeg.height));
+    // No window in the file: a min–max stretch of the JPEG's values.
+    let (lo, hi) = from_jpeg.pixels.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let stretched: Vec<f32> = from_jpeg.pixels.iter().map(|v| (v - lo) / (hi - lo)).collect();
+    // Two JPEG decoders (jpeg-decoder vs zune-jpeg) may differ by an IDCT rounding step.
+    assert_close(&from_dicom.pixels, &stretched, 2.0 / 255.0 / (hi - lo));
+}
+
 // ---------------------------------------------------------------- real dataset images
 
 fn datasets_root() -> PathBuf {

@@ -24,10 +24,48 @@ fn write(dir: &Path, name: &str, net: TinyCnn) -> PathBuf {
     net.write(dir, name).expect("temp dir is writable")
 }
 
+/// The tiny network's forward pass written out in plain loops, for reference values that do not
+/// come from tract: its weights read from the ONNX file, then Conv (3×3, stride 2, padding 1) →
+/// ReLU → global mean → Gemm → sigmoid (one logit) or softmax, in f64. Returns the ONNX output.
+fn reference_output(onnx: &Path, input: &[f32], size: usize) -> Vec<f64> {
+    use prost::Message;
+    let graph = tract_onnx::pb::ModelProto::decode(std::fs::read(onnx).unwrap().as_slice()).unwrap().graph.unwrap();
+    let weights = |name: &str| -> Vec<f64> {
+        graph.initializer.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no `{name}`")).float_data.iter().map(|&v| v.into()).collect()
+    };
+    let (conv_w, conv_b, head_w, head_b) = (weights("conv.weight"), weights("conv.bias"), weights("head.weight"), weights("head.bias"));
+    let side = size.div_ceil(2);
+    let pixel = |c: usize, y: isize, x: isize| {
+        let inside = (0..size as isize).contains(&y) && (0..size as isize).contains(&x);
+        if inside { f64::from(input[(c * size + y as usize) * size + x as usize]) } else { 0.0 }
+    };
+    let pooled: Vec<f64> = (0..conv_b.len())
+        .map(|f| {
+            let mut sum = 0.0;
+            for (oy, ox) in (0..side).flat_map(|oy| (0..side).map(move |ox| (oy, ox))) {
+                let mut acc = conv_b[f];
+                for (c, ky, kx) in (0..3).flat_map(|c| (0..3).flat_map(move |ky| (0..3).map(move |kx| (c, ky, kx)))) {
+                    acc += conv_w[((f * 3 + c) * 3 + ky) * 3 + kx] * pixel(c, (oy * 2 + ky) as isize - 1, (ox * 2 + kx) as isize - 1);
+                }
+                sum += acc.max(0.0);
+            }
+            sum / (side * side) as f64
+        })
+        .collect();
+    let logits: Vec<f64> = head_b.iter().enumerate().map(|(k, b)| b + pooled.iter().enumerate().map(|(f, p)| head_w[k * pooled.len() + f] * p).sum::<f64>()).collect();
+    if let [logit] = logits[..] {
+        return vec![1.0 / (1.0 + (-logit).exp())];
+    }
+    let top = logits.iter().copied().fold(f64::MIN, f64::max);
+    let total: f64 = logits.iter().map(|l| (l - top).exp()).sum();
+    logits.iter().map(|l| (l - top).exp() / total).collect()
+}
+
 #[test]
 fn tiny_model_scores_real_xrays_with_valid_probabilities() {
     let dir = tempfile::tempdir().unwrap();
-    let model = Model::load(&write(dir.path(), "tiny", TinyCnn::default())).unwrap();
+    let path = write(dir.path(), "tiny", TinyCnn::default());
+    let model = Model::load(&path).unwrap();
     let mut session = model.session();
     let scores: Vec<f32> = xrays()
         .iter()
@@ -36,6 +74,9 @@ fn tiny_model_scores_real_xrays_with_valid_probabilities() {
             assert_eq!(pred.probabilities.len(), 2);
             assert!((pred.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
             assert!(pred.probabilities.iter().all(|v| (0.0..=1.0).contains(v)));
+            let img = load_image(p).unwrap();
+            let expected = reference_output(&path, &model.card.preprocess.apply(&img), 64)[0];
+            assert!((f64::from(pred.probabilities[1]) - expected).abs() < 1e-5, "P(covid) {} vs {expected}", pred.probabilities[1]);
             pred.probabilities[1]
         })
         .collect();
@@ -80,14 +121,29 @@ fn int8_qlinearconv_model_loads_and_tracks_the_fp32_one() {
     }
 }
 
+/// Each probability is the network's own for its class, in covid / normal / pneumonia order (as
+/// the loops above compute it, not as tract does), and the decided class follows the card's rule:
+/// covid at or above the threshold, else the likelier of the other two.
 #[test]
 fn three_class_model_gives_a_softmax_over_covid_normal_pneumonia() {
     let dir = tempfile::tempdir().unwrap();
-    let model = Model::load(&write(dir.path(), "three", TinyCnn { class_set: ClassSet::ThreeClass, ..TinyCnn::default() })).unwrap();
-    let pred = model.session().predict_file(&xrays()[0]).unwrap();
-    assert_eq!(pred.probabilities.len(), 3);
-    assert!((pred.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-    assert!(pred.class_index < 3);
+    let path = write(dir.path(), "three", TinyCnn { class_set: ClassSet::ThreeClass, ..TinyCnn::default() });
+    let model = Model::load(&path).unwrap();
+    assert_eq!(model.class_set().names(), ["covid", "normal", "pneumonia"]);
+    let mut decided = std::collections::BTreeSet::new();
+    for file in xrays() {
+        let img = load_image(&file).unwrap();
+        let pred = model.session().predict_image(&img).unwrap();
+        let expected = reference_output(&path, &model.card.preprocess.apply(&img), model.card.preprocess.size as usize);
+        for (got, want) in pred.probabilities.iter().zip(&expected) {
+            assert!((f64::from(*got) - want).abs() < 1e-5, "{}: {:?} vs {expected:?}", file.display(), pred.probabilities);
+        }
+        assert_eq!(pred.probabilities.len(), 3);
+        let rule = if expected[0] >= model.card.threshold { 0 } else if expected[1] >= expected[2] { 1 } else { 2 };
+        assert_eq!(pred.class_index, rule, "{}: {expected:?}", file.display());
+        decided.insert(rule);
+    }
+    eprintln!("classes decided on the X-rays: {decided:?}");
 }
 
 #[test]
@@ -167,6 +223,40 @@ fn heatmaps_cover_the_input_by_cam_and_by_occlusion() {
         let picture = cxr_infer::explain::overlay(&model.card.preprocess.fit(&img), &heat.image());
         assert_eq!(picture.dimensions(), (64, 64));
     }
+    let occlusion = session.explain(&img, Some(Method::Occlusion)).unwrap().values;
+    let by_definition = occlusion_by_definition(&model, &img);
+    let worst = occlusion.iter().zip(&by_definition).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-3, "occlusion map differs from its definition by up to {worst}");
+}
+
+/// Occlusion sensitivity as `explain` documents it (Zeiler & Fergus), one image at a time: a
+/// mid-grey square of a 1/8 side slid at half-square steps over the fitted image, each pixel's
+/// mean drop in P(covid) over the squares covering it, scaled min–max to [0, 1]. One image per
+/// run where `explain` batches them, so the two agree to float noise, not bit for bit.
+fn occlusion_by_definition(model: &Model, img: &cxr_core::GreyImage) -> Vec<f32> {
+    let fitted = model.card.preprocess.fit(img);
+    let side = fitted.width as usize;
+    let (patch, stride) = (side / 8, side / 16);
+    let mut session = model.session();
+    let base = session.predict_image(&fitted).unwrap().probabilities[1];
+    let (mut drop, mut cover) = (vec![0.0f32; side * side], vec![0u32; side * side]);
+    for y0 in (0..=side - patch).step_by(stride) {
+        for x0 in (0..=side - patch).step_by(stride) {
+            let mut occluded = fitted.clone();
+            let square = |i: usize| (y0..y0 + patch).contains(&(i / side)) && (x0..x0 + patch).contains(&(i % side));
+            for i in (0..side * side).filter(|&i| square(i)) {
+                occluded.pixels[i] = 0.5;
+            }
+            let p = session.predict_image(&occluded).unwrap().probabilities[1];
+            for i in (0..side * side).filter(|&i| square(i)) {
+                drop[i] += base - p;
+                cover[i] += 1;
+            }
+        }
+    }
+    let mean: Vec<f32> = drop.iter().zip(&cover).map(|(d, &n)| d / n.max(1) as f32).collect();
+    let (lo, hi) = mean.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    mean.iter().map(|v| (v - lo) / (hi - lo)).collect()
 }
 
 #[test]

@@ -38,7 +38,11 @@ impl Inbox {
     /// Files unchanged for the settle time, by name. Sub-folders (`done/`, `failed/`), hidden
     /// files and in-progress names are skipped.
     pub fn ready(&mut self) -> std::io::Result<Vec<PathBuf>> {
-        let now = Instant::now();
+        self.ready_at(Instant::now())
+    }
+
+    /// [`Inbox::ready`] as of `now`, so the settle rule can be tested by stepping a clock.
+    fn ready_at(&mut self, now: Instant) -> std::io::Result<Vec<PathBuf>> {
         let mut present = HashSet::new();
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
@@ -52,9 +56,10 @@ impl Inbox {
                 continue;
             }
             let (len, modified) = (meta.len(), meta.modified().ok());
-            let seen = self.seen.entry(path.clone()).or_insert(Seen { len, modified, unchanged_since: now, retry_at: None });
-            if seen.len != len || seen.modified != modified {
-                *seen = Seen { len, modified, unchanged_since: now, retry_at: None };
+            if self.seen.get(&path).is_none_or(|seen| seen.len != len || seen.modified != modified) {
+                // The log says when the settle clock (re)starts, e.g. for a copy still under way.
+                eprintln!("{}: {len} bytes; scored once unchanged for {} ms", path.display(), self.settle.as_millis());
+                self.seen.insert(path.clone(), Seen { len, modified, unchanged_since: now, retry_at: None });
             }
             present.insert(path);
         }
@@ -104,6 +109,8 @@ fn is_candidate_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// On a stepped clock (no sleeps, so a stalled machine cannot change the outcome): a file is
+    /// ready exactly one settle time after its last change, not a moment before.
     #[test]
     fn a_file_is_ready_only_after_it_stops_changing() {
         let dir = tempfile::tempdir().unwrap();
@@ -116,18 +123,20 @@ mod tests {
         std::fs::write(&a, b"half").unwrap();
         std::fs::write(dir.path().join(".b.png.XYZ"), b"rsync temp").unwrap();
         std::fs::write(dir.path().join("c.png.part"), b"in progress").unwrap();
-        assert!(inbox.ready().unwrap().is_empty());
-        std::thread::sleep(settle / 2);
+        let start = Instant::now();
+        assert!(inbox.ready_at(start).unwrap().is_empty());
+        let grew = start + settle / 2;
         std::fs::write(&a, b"half and the rest").unwrap();
-        assert!(inbox.ready().unwrap().is_empty(), "it just grew");
-        std::thread::sleep(settle + Duration::from_millis(50));
-        assert_eq!(inbox.ready().unwrap(), vec![a.clone()]);
-        assert_eq!(inbox.waiting(), 1);
+        assert!(inbox.ready_at(grew).unwrap().is_empty(), "it just grew");
+        assert!(inbox.ready_at(start + settle).unwrap().is_empty(), "a settle time after it appeared, but it grew since");
+        assert!(inbox.ready_at(grew + settle - Duration::from_millis(1)).unwrap().is_empty(), "not yet settled");
+        assert_eq!(inbox.ready_at(grew + settle).unwrap(), vec![a.clone()]);
+        assert_eq!(inbox.waiting(), 1, "hidden and in-progress names are not inputs");
         inbox.retry_later(&a, Duration::from_secs(60));
-        assert!(inbox.ready().unwrap().is_empty());
+        assert!(inbox.ready_at(grew + settle * 2).unwrap().is_empty());
         assert_eq!(inbox.put_off(), 1);
         std::fs::remove_file(&a).unwrap();
-        inbox.ready().unwrap();
+        inbox.ready_at(grew + settle * 2).unwrap();
         assert_eq!(inbox.waiting(), 0);
     }
 }

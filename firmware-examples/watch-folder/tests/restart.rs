@@ -121,27 +121,62 @@ fn every_image_is_scored_and_filed_exactly_once_across_crashes_and_restarts() {
     assert!(by_name("corrupt.png")["error"].contains("cannot decode"), "{:?}", by_name("corrupt.png"));
 }
 
+/// A slow copy in three parts, each appended 0.6 settle times after the service logged the last
+/// (events, not guesses at how long that takes): the copy lasts longer than the settle time, but
+/// no part waits that long, so only a service that restarts its clock on every change scores the
+/// whole image. Whether each part really came within the settle time is measured, not assumed:
+/// an attempt where the machine stalled longer proves nothing and is run again with a longer
+/// settle time, so a slow machine cannot fail the test and a service that scores a partly copied
+/// file always does.
 #[test]
 fn a_file_still_being_copied_in_waits_until_it_is_complete() {
-    let dir = tempfile::tempdir().unwrap();
-    let inbox = dir.path();
+    use std::io::{BufRead, Write};
     let image = std::fs::read(&xrays(1)[0]).unwrap();
-    let mut service = watch(inbox, 1500).spawn().unwrap();
-    // Written in two halves 0.5 s apart (a slow copy), and the same image renamed in whole.
-    let (first, rest) = image.split_at(image.len() / 2);
-    std::fs::write(inbox.join("slow.jpg"), first).unwrap();
-    std::fs::write(inbox.join(".whole.jpg.tmp"), &image).unwrap();
-    std::fs::rename(inbox.join(".whole.jpg.tmp"), inbox.join("whole.jpg")).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    use std::io::Write;
-    std::fs::OpenOptions::new().append(true).open(inbox.join("slow.jpg")).unwrap().write_all(rest).unwrap();
-    wait_for_rows(inbox, 2, &mut service);
-    service.kill().unwrap();
-    service.wait().unwrap();
-    let rows = rows(inbox);
-    assert!(rows.iter().all(|r| r["error"].is_empty() && r["moved_to"].starts_with("done/")), "{rows:?}");
-    assert_eq!(rows[0]["p_covid"], rows[1]["p_covid"], "the slowly copied image was scored whole");
-    assert_eq!(rows[0]["sha256"], rows[1]["sha256"]);
+    let cuts = [image.len() / 3, 2 * image.len() / 3, image.len()];
+    for settle_ms in [1500u32, 6000, 24000, 96000] {
+        let settle = Duration::from_millis(settle_ms.into());
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path();
+        let mut service = watch(inbox, settle_ms).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let (lines, log) = std::sync::mpsc::channel();
+        let stderr = service.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        let seen = |len: usize| {
+            let wanted = format!("slow.jpg: {len} bytes");
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while !log.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("the service never logged the part").contains(&wanted) {}
+        };
+        let mut written = Instant::now();
+        std::fs::write(inbox.join("slow.jpg"), &image[..cuts[0]]).unwrap();
+        let mut in_time = true;
+        for part in cuts.windows(2) {
+            seen(part[0]);
+            std::thread::sleep((written + settle * 3 / 5).saturating_duration_since(Instant::now()));
+            std::fs::OpenOptions::new().append(true).open(inbox.join("slow.jpg")).unwrap().write_all(&image[part[0]..part[1]]).unwrap();
+            in_time &= written.elapsed() < settle;
+            written = Instant::now();
+        }
+        // The same image renamed in whole, as a careful writer does.
+        std::fs::write(inbox.join(".whole.jpg.tmp"), &image).unwrap();
+        std::fs::rename(inbox.join(".whole.jpg.tmp"), inbox.join("whole.jpg")).unwrap();
+        wait_for_rows(inbox, 2, &mut service);
+        service.kill().unwrap();
+        service.wait().unwrap();
+        if !in_time {
+            eprintln!("a part came more than {settle_ms} ms after the one before; trying a longer settle time");
+            continue;
+        }
+        let rows = rows(inbox);
+        assert!(rows.iter().all(|r| r["error"].is_empty() && r["moved_to"].starts_with("done/")), "{rows:?}");
+        assert_eq!(rows[0]["p_covid"], rows[1]["p_covid"], "the slowly copied image was scored whole");
+        assert_eq!(rows[0]["sha256"], rows[1]["sha256"]);
+        return;
+    }
+    panic!("the machine never appended a part within even 96 s");
 }
 
 #[test]

@@ -22,11 +22,9 @@ pub struct SourceBreakdown {
     pub specificity: Proportion,
 }
 
-/// One entry per distinct source, sorted by name, from `(source, score, is_positive)` rows.
-pub fn per_source<S: AsRef<str>>(
-    rows: &[(S, f64, bool)],
-    threshold: f64,
-) -> Result<Vec<SourceBreakdown>, MetricsError> {
+/// `(source, score, is_positive)` rows as (scores, labels) per source, sorted by name, after the
+/// checks every score-based metric makes.
+pub(super) fn by_source<S: AsRef<str>>(rows: &[(S, f64, bool)]) -> Result<BTreeMap<&str, (Vec<f64>, Vec<bool>)>, MetricsError> {
     let scores: Vec<f64> = rows.iter().map(|r| r.1).collect();
     let positives: Vec<bool> = rows.iter().map(|r| r.2).collect();
     check_scored(&scores, &positives)?;
@@ -36,6 +34,15 @@ pub fn per_source<S: AsRef<str>>(
         entry.0.push(*score);
         entry.1.push(*positive);
     }
+    Ok(by_source)
+}
+
+/// One entry per distinct source, sorted by name, from `(source, score, is_positive)` rows.
+pub fn per_source<S: AsRef<str>>(
+    rows: &[(S, f64, bool)],
+    threshold: f64,
+) -> Result<Vec<SourceBreakdown>, MetricsError> {
+    let by_source = by_source(rows)?;
     by_source
         .into_iter()
         .map(|(source, (scores, positives))| {

@@ -14,11 +14,9 @@
 //! classes but fewer is listed with the reason and left out of the pooled figure, so the estimate
 //! and its interval always describe the same pairs.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
-use super::{Interval, MetricsError, Z_95, check_scored, delong};
+use super::{Interval, MetricsError, Z_95, delong};
 
 /// The pooled within-source AUC and what it is made of.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,15 +70,7 @@ pub enum WithinSourceError {
 pub fn within_source<S: AsRef<str>>(
     rows: &[(S, f64, bool)],
 ) -> Result<WithinSource, WithinSourceError> {
-    let scores: Vec<f64> = rows.iter().map(|r| r.1).collect();
-    let positives: Vec<bool> = rows.iter().map(|r| r.2).collect();
-    check_scored(&scores, &positives)?;
-    let mut by_source: BTreeMap<&str, (Vec<f64>, Vec<bool>)> = BTreeMap::new();
-    for (source, score, positive) in rows {
-        let entry = by_source.entry(source.as_ref()).or_default();
-        entry.0.push(*score);
-        entry.1.push(*positive);
-    }
+    let by_source = super::breakdown::by_source(rows)?;
 
     let mut entered = Vec::new();
     let mut left_out = Vec::new();

@@ -377,9 +377,10 @@ fn explain_writes_the_heatmap_of_the_method_asked_for() {
         let model = cxr_infer::Model::load(model_path).unwrap();
         let heat = model.session().explain(&img, Some(*method)).unwrap();
         assert_eq!(heat.method, *method);
-        let expected = cxr_infer::explain::overlay(&model.card.preprocess.fit(&img), &heat);
+        // Drawn over the film at the film's own resolution.
+        let expected = cxr_infer::explain::overlay(&img, &model.card.preprocess.to_film(&heat.image(), img.width, img.height));
         let png = image::open(&out).unwrap().to_rgb8();
-        assert_eq!(png.dimensions(), (model.card.preprocess.size, model.card.preprocess.size));
+        assert_eq!(png.dimensions(), (img.width, img.height));
         assert!(png == expected, "{}: {out:?} is not the overlay of its {method:?} map", model_path.display());
         written.push(png);
     }

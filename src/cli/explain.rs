@@ -42,8 +42,6 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     if method == Some(Method::ClassActivationMap) && model.default_explain_method() != Method::ClassActivationMap {
         eprintln!("note: {} exports no usable feature map for a class activation map; using occlusion", model.card.name);
     }
-    // Fail on an unwritable path before the minutes an occlusion map can take.
-    std::fs::File::create(&args.out).with_context(|| format!("{}: cannot write the heatmap PNG", args.out.display()))?;
     let heat = model.session().explain(&img, method)?;
     let on_film = model.card.preprocess.to_film(&heat.image(), img.width, img.height);
     let picture = cxr_infer::explain::overlay(&img, &on_film);

@@ -64,25 +64,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", message(&err));
+            eprintln!("error: {}", cxr_core::error_message(err.as_ref()));
             ExitCode::from(2)
         }
     }
 }
 
-/// The error and its causes, each said once: library errors already quote their cause in their
-/// own message (`x.png: cannot read file: No such file…`), which `{:#}` would print again.
-fn message(err: &anyhow::Error) -> String {
-    let mut message = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if message.contains(&text) {
-            continue;
-        }
-        if !message.is_empty() {
-            message.push_str(": ");
-        }
-        message.push_str(&text);
-    }
-    message
-}
+

@@ -18,6 +18,25 @@ pub mod results;
 pub mod split;
 
 pub use card::ModelCard;
+
+/// An error and its causes for a person to read, each said once: our errors already quote their
+/// cause in their own message (`x.png: cannot read file: No such file…`), which printing the whole
+/// chain (anyhow's `{:#}`) would repeat.
+pub fn error_message(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = String::new();
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        cause = e.source();
+    }
+    message
+}
 pub use image::{GreyImage, ImageError, load_image};
 pub use label::{Class, ClassSet};
 pub use manifest::{Manifest, ManifestEntry};

@@ -79,7 +79,8 @@ pub fn within_source_plot(
     let Some(first) = series.first() else {
         return Err(no_data(base, "no within-source AUC to draw"));
     };
-    let rows = first.within.sources.len() + 1;
+    // One row per source, the pooled row, and one row of headroom for the legend.
+    let rows = first.within.sources.len() + 2;
     let height = 260 + 70 * rows as u32;
     write_png_and_svg(&WithinSourceFigure { title, series }, base, (1000, height))
 }
@@ -394,10 +395,10 @@ impl Figure for WithinSourceFigure<'_> {
             .margin(20)
             .x_label_area_size(60)
             .y_label_area_size(330)
-            .build_cartesian_2d(0.0..1.0, -0.5..rows - 0.5)?;
+            .build_cartesian_2d(0.0..1.0, -0.5..rows + 0.5)?;
         let row_name = |v: &f64| {
-            let from_top = (rows - 1.0 - v.round()) as usize;
-            if (v - v.round()).abs() < 1e-9 { names.get(from_top).cloned().unwrap_or_default() } else { String::new() }
+            let on_a_row = (v - v.round()).abs() < 1e-9 && (0.0..rows).contains(&v.round());
+            if on_a_row { names[(rows - 1.0 - v.round()) as usize].clone() } else { String::new() }
         };
         chart
             .configure_mesh()
@@ -407,7 +408,7 @@ impl Figure for WithinSourceFigure<'_> {
             .light_line_style(WHITE.mix(0.0))
             .bold_line_style(BLACK.mix(0.08))
             .x_labels(11)
-            .y_labels(names.len() + 1)
+            .y_labels(names.len() + 2)
             .x_label_formatter(&|v| format!("{v:.1}"))
             .y_label_formatter(&row_name)
             .draw()?;
@@ -719,6 +720,27 @@ mod tests {
             .map(|(i, &s)| s + if i % 5 == 0 { -0.4 } else { 0.1 } > 0.5)
             .collect();
         (scores, positives)
+    }
+
+    #[test]
+    fn within_source_forest_plot_names_every_source_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows: Vec<(&str, f64, bool)> = (0..60)
+            .map(|i| (if i % 2 == 0 { "hospital-a" } else { "hospital-b" }, (i * 37 % 23) as f64 / 23.0, i % 3 != 0))
+            .collect();
+        let within = crate::metrics::within_source(&rows).unwrap();
+        let files = within_source_plot(
+            &dir.path().join("within-source"),
+            "Within-source AUC",
+            &[WithinSourceSeries { label: "full image", within: &within }, WithinSourceSeries { label: "centre occluded", within: &within }],
+        )
+        .unwrap();
+        assert_valid_pair(&files, 1000);
+        let svg = std::fs::read_to_string(&files.svg).unwrap();
+        for name in ["hospital-a (", "hospital-b (", "pooled ("] {
+            assert_eq!(svg.matches(name).count(), 1, "{name} labels exactly one row");
+        }
+        assert!(within_source_plot(&dir.path().join("none"), "none", &[]).is_err());
     }
 
     #[test]

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cxr-minimal: {e:#}");
+            eprintln!("cxr-minimal: {}", cxr_core::error_message(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -63,9 +63,9 @@ fn bad_input_fails_with_the_file_and_the_cause() {
     let missing = dir.path().join("missing.png");
     for (args, stdin, expected) in [
         (vec![empty.to_str().unwrap()], None, "empty.png: empty file"),
-        (vec![missing.to_str().unwrap()], None, "missing.png: cannot read image"),
+        (vec![missing.to_str().unwrap()], None, "missing.png: cannot read file: No such file"),
         (vec!["-"], Some(&b"GIF89a not supported"[..]), "<stdin>: not a PNG, JPEG or DICOM file"),
-        (vec!["--model", missing.to_str().unwrap(), "-"], Some(&b""[..]), "missing.card.json"),
+        (vec!["--model", missing.to_str().unwrap(), "-"], Some(&b""[..]), "missing.png: cannot read model"),
     ] {
         let out = minimal(&args, stdin);
         let stderr = String::from_utf8_lossy(&out.stderr);

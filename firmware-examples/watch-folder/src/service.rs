@@ -59,10 +59,13 @@ impl<'m> Service<'m> {
             Ok(bytes) => (bytes, None),
             Err(ImageError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Outcome::Vanished,
             Err(ImageError::Io { source, .. }) => return Outcome::RetryLater(format!("{}: cannot read: {source}", path.display())),
-            Err(e) => (Vec::new(), Some(e.to_string())),
+            Err(e) => (Vec::new(), Some(e)),
         };
-        // A refused file was not read: it is recorded by name, with no sha256.
-        let sha256 = if refused.is_some() { String::new() } else { cxr_core::card::sha256_hex(&bytes) };
+        // A refused file was not read: it is recorded by name, with no sha256 — except an empty
+        // one, which was read whole (its sha256 is that of no bytes).
+        let read_whole = refused.as_ref().is_none_or(|e| matches!(e, ImageError::Empty { .. }));
+        let sha256 = if read_whole { cxr_core::card::sha256_hex(&bytes) } else { String::new() };
+        let refused = refused.map(|e| e.to_string());
         let size = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
         if let Some(recorded) = self.journal.destinations(&name, &sha256).iter().find(|d| !self.inbox.join(d).exists()) {
             let to = self.inbox.join(recorded);

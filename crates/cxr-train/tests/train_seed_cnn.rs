@@ -50,8 +50,10 @@ fn seed_cnn_learns_covid_from_real_images_resumes_and_exports_faithfully() {
     let state = train::train(&config, &data, manifest, &run, true, &mut |_, _| {}).unwrap();
     assert_eq!(state.history.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1, 2, 3, 4, 5], "resumed after epoch 3");
     let best = state.best.clone().unwrap();
-    assert!(best.val_auc > 0.8, "validation AUC {} does not clearly beat chance; history {:?}", best.val_auc, state.history);
-    assert!(best.val_sensitivity >= 0.95);
+    // COVID against adult normal films (no children's films to spot): 5 CPU epochs on 210 images
+    // reach 0.696 in this seeded run; on 90 validation images chance stays below 0.65 at about
+    // 2.7 standard errors, and the old paediatric negatives gave over 0.8 without learning COVID.
+    assert!(best.val_auc > 0.65, "validation AUC {} does not clearly beat chance; history {:?}", best.val_auc, state.history);
     let csv = std::fs::read_to_string(run.join(EPOCHS_CSV)).unwrap();
     assert!(csv.starts_with("epoch,train_loss,train_acc,val_loss,val_acc,val_auc"), "{csv}");
     assert_eq!(csv.lines().count(), 6);
@@ -84,4 +86,36 @@ fn seed_cnn_learns_covid_from_real_images_resumes_and_exports_faithfully() {
     let actual = run_tract(&onnx, &input, shape);
     let diff = expected.iter().zip(&actual).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(diff <= 1e-4, "tract and libtorch differ by {diff}: {expected:?} vs {actual:?}");
+
+    // The threshold is chosen on these validation images to reach sensitivity 0.95, so "sensitivity
+    // ≥ 0.95" there proves nothing. What can break is the operating point the card records: recount
+    // it from the kept network's scores. Scores recomputed from the files differ from the training
+    // loop's (which reads an 8-bit cache of the fitted images) by far less than SCORE_NOISE, so
+    // counts are taken on both sides of the threshold.
+    const SCORE_NOISE: f64 = 2e-3;
+    let scores: Vec<f64> = data
+        .val
+        .chunks(30)
+        .flat_map(|chunk| {
+            let mut input = Vec::new();
+            for img in chunk {
+                card.preprocess.apply_into(&load_image(&img.path).unwrap(), &mut input);
+            }
+            let probabilities = model.probabilities(&batch_tensor(&input, card.preprocess.shape(chunk.len()))).flatten(0, -1);
+            Vec::<f32>::try_from(probabilities).unwrap().into_iter().map(f64::from)
+        })
+        .collect();
+    let covid: Vec<bool> = data.val.iter().map(|img| img.class == cxr_core::Class::Covid).collect();
+    let count = |positive: bool, keep: &dyn Fn(f64) -> bool| scores.iter().zip(&covid).filter(|&(&s, &c)| c == positive && keep(s)).count();
+    let (positives, negatives) = (count(true, &|_| true), count(false, &|_| true));
+    let t = best.threshold;
+    let detected = (count(true, &|s| s >= t + SCORE_NOISE), count(true, &|s| s >= t - SCORE_NOISE));
+    let cleared = (count(false, &|s| s < t - SCORE_NOISE), count(false, &|s| s < t + SCORE_NOISE));
+    let recorded_tp = (best.val_sensitivity * positives as f64).round() as usize;
+    let recorded_tn = (best.val_specificity * negatives as f64).round() as usize;
+    eprintln!("threshold {t}: {recorded_tp}/{positives} COVID detected, {recorded_tn}/{negatives} others cleared; recounted {detected:?}, {cleared:?}");
+    assert!((detected.0..=detected.1).contains(&recorded_tp), "recorded sensitivity {} is not the threshold's {detected:?}/{positives}", best.val_sensitivity);
+    assert!((cleared.0..=cleared.1).contains(&recorded_tn), "recorded specificity {} is not the threshold's {cleared:?}/{negatives}", best.val_specificity);
+    assert!(detected.1 as f64 >= config.target_sensitivity * positives as f64, "the threshold misses the target sensitivity");
+    assert!((detected.0 as f64) < config.target_sensitivity * positives as f64, "a higher threshold would still reach the target: not the highest");
 }

@@ -11,17 +11,31 @@ pub fn datasets_root() -> PathBuf {
     cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
 }
 
-/// The first `n` images of a covid19-radiography class folder, in file-name order.
+/// `n` images of a covid19-radiography class folder by file number (`COVID-7.jpg` → 7): the first
+/// `n` COVID images, and the last `n` Normal ones. Normal-63 … Normal-1403 are the pediatric
+/// Kermany films (the datasets README); the rest are adult NIH films. Taking negatives from the
+/// top of the numbering keeps them adult, so a model cannot separate COVID from "a child's film".
+/// (File names sort as text, `Normal-999` after `Normal-5000`: order by number.)
 pub fn images(folder: &str, class: Class, n: usize) -> Vec<LabeledImage> {
     let dir = datasets_root().join("covid19-radiography").join(folder);
+    let number = |path: &Path| -> u32 {
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        stem.rsplit_once('-').and_then(|(_, n)| n.parse().ok()).unwrap_or_else(|| panic!("{}: not NAME-NUMBER", path.display()))
+    };
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .collect();
-    paths.sort();
-    // Normal-63 … Normal-1403 are pediatric Kermany images; start past them so the negatives are adults.
-    let skip = if class == Class::Normal { paths.len().saturating_sub(n) } else { 0 };
-    paths.into_iter().skip(skip).take(n).map(|path| LabeledImage { path, class }).collect()
+    paths.sort_by_key(|p| number(p));
+    if class == Class::Normal {
+        paths.reverse();
+    }
+    paths.truncate(n);
+    assert_eq!(paths.len(), n, "{} has fewer than {n} images", dir.display());
+    for path in &paths {
+        assert!(class != Class::Normal || !(63..=1403).contains(&number(path)), "{}: a pediatric Kermany film among the adult negatives", path.display());
+    }
+    paths.into_iter().map(|path| LabeledImage { path, class }).collect()
 }
 
 /// 300 real images (150 COVID, 150 adult normal), 70 % train, 30 % val.
@@ -36,3 +50,16 @@ pub fn small_data() -> TrainingData {
     TrainingData { train, val, split_seed: None, holdout_sources: vec![] }
 }
 
+
+/// The share of (positive, negative) pairs the scores order correctly, ties counting half: the
+/// AUC by its definition, independent of the ROC code under test.
+pub fn mann_whitney_auc(scores: &[f64], positive: &[bool]) -> f64 {
+    let (mut pairs, mut right) = (0.0, 0.0);
+    for (p, _) in scores.iter().zip(positive).filter(|(_, is)| **is) {
+        for (n, _) in scores.iter().zip(positive).filter(|(_, is)| !**is) {
+            pairs += 1.0;
+            right += if p > n { 1.0 } else if p == n { 0.5 } else { 0.0 };
+        }
+    }
+    right / pairs
+}

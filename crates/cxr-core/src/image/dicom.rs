@@ -27,7 +27,10 @@ use super::{GreyImage, ImageError, check_pixel_count};
 const MAGIC: &[u8; 4] = b"DICM";
 const PREAMBLE_LEN: usize = 128;
 
-/// Transfer syntaxes whose pixel data is a JPEG code stream (baseline, extended, lossless).
+/// Transfer syntaxes whose pixel data is a JPEG code stream (baseline, extended, lossless). The
+/// decoder reads 8-bit extended and every lossless stream, but refuses 12-bit extended
+/// (`SamplePrecision(12)`): such a file is an error naming it (tests/image_input.rs, files written
+/// by dcmtk), never a misread image.
 const JPEG_TRANSFER_SYNTAXES: [&str; 4] =
     ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"];
 

@@ -21,6 +21,10 @@ pub enum DataCommand {
     /// Summarise a manifest: images per source × class × split, duplicate groups, leakage check
     /// (exit code 1 when a patient or duplicate group is in two splits).
     Stats(StatsArgs),
+    /// Cross-fitting folds inside one source: one manifest per fold, whose `test` split is that
+    /// fold's films and whose `train`/`val` hold the source's other films (grouped by patient and
+    /// near-duplicate), for an out-of-fold evaluation with `cxr eval --out-of-fold`.
+    Folds(FoldsArgs),
 }
 
 #[derive(Args)]
@@ -65,11 +69,48 @@ pub struct StatsArgs {
     examples: usize,
 }
 
+#[derive(Args)]
+pub struct FoldsArgs {
+    /// Manifest CSV written by `cxr data index` (e.g. with the source held out, so that its
+    /// copies in other collections are already `excluded`).
+    manifest: PathBuf,
+    /// The source to cross-fit (a `source` of the manifest, e.g. `covid-chestxray-dataset`).
+    #[arg(long)]
+    source: String,
+    /// Number of folds.
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Seed of the fold and train/val shuffles.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Exclude every other source, so each fold model trains on the contrast inside the source alone.
+    #[arg(long)]
+    only_source: bool,
+    /// Folder for `fold-0.csv` … (each with its sidecar).
+    #[arg(long, short)]
+    out: PathBuf,
+}
+
 pub fn run(cmd: DataCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DataCommand::Index(args) => index(args),
         DataCommand::Stats(args) => stats(args),
+        DataCommand::Folds(args) => folds(args),
     }
+}
+
+fn folds(args: FoldsArgs) -> anyhow::Result<ExitCode> {
+    let manifest = Manifest::read(&args.manifest)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create the folder", args.out.display()))?;
+    for fold in 0..args.folds {
+        let cross = manifest.cross_fit(&args.source, args.folds, fold, args.seed, args.only_source).with_context(|| args.manifest.display().to_string())?;
+        let path = args.out.join(format!("fold-{fold}.csv"));
+        cross.write(&path)?;
+        let count = |split: Split| cross.entries.iter().filter(|e| e.source == args.source && e.split == split).count();
+        let trained = cross.entries.iter().filter(|e| e.split == Split::Train).count();
+        println!("{}: {} films of {} to test, {} train and {} val of it, {trained} train images in all", path.display(), count(Split::Test), args.source, count(Split::Train), count(Split::Val));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// An indicatif bar on a terminal; nothing when stderr is piped.

@@ -25,7 +25,7 @@ use super::models::ModelArg;
 use super::score::walk_images;
 use anyhow::Context;
 use clap::Args;
-use cxr_core::metrics::{BinaryMetrics, Calibration, ConfusionMatrix, DeLong, RocCurve, SourceBreakdown, WithinSource, delong, per_source, within_source};
+use cxr_core::metrics::{BinaryMetrics, Calibration, ConfusionMatrix, DeLong, RocCurve, SourceBreakdown, WithinSource, delong, per_source_at, within_source};
 use cxr_core::lung_mask::{Attribution, FittedMask, LungMasks};
 use cxr_core::{Class, ClassSet, GreyImage, Split};
 use cxr_infer::{Model, Prediction, Session};
@@ -80,6 +80,11 @@ pub struct EvalArgs {
     /// one, the share of each model's positive heatmap evidence that lies inside the lungs.
     #[arg(long, value_name = "CSV")]
     pub lung_masks: Option<PathBuf>,
+    /// Cross-fitted models: `--data` is a folder from `cxr data folds`, the first `--model` is
+    /// scored on `fold-0.csv`'s split, the second on `fold-1.csv`'s, and so on, and the report
+    /// pools these out-of-fold scores as one evaluation, each film at its own model's threshold.
+    #[arg(long)]
+    pub out_of_fold: bool,
 }
 
 /// Fraction of each side blacked out by `--occlude-center`: the central 70 % × 70 % box, which
@@ -98,6 +103,8 @@ struct Labelled {
 #[derive(Debug, Clone)]
 struct Scored {
     item: Labelled,
+    /// The threshold of the model that scored it.
+    threshold: f64,
     result: Result<(Prediction, Option<Prediction>), String>,
 }
 
@@ -165,41 +172,25 @@ pub struct Failure {
     pub error: String,
 }
 
+impl ModelSummary {
+    fn of(model: &Model) -> ModelSummary {
+        ModelSummary {
+            name: model.card.name.clone(),
+            architecture: model.card.architecture.clone(),
+            precision: model.card.precision.clone(),
+            sha256: model.card.sha256.clone(),
+            threshold: model.card.threshold,
+            threshold_rule: model.card.threshold_rule.clone(),
+            class_set: model.class_set(),
+        }
+    }
+}
+
 /// Exit code 1 when any image failed to score (the metrics use the others).
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let models: Vec<Model> = args.models.iter().map(|m| ModelArg { model: m.clone() }.load()).collect::<anyhow::Result<_>>()?;
-    let folders = report_folders(&args.report, &models);
     anyhow::ensure!(args.record.is_none() || !args.data.is_dir(), "--record needs a manifest (so CI can re-run the evaluation); {} is a folder", args.data.display());
-    let (items, unlabelled, split) = labelled_images(&args.data, args.split.as_deref(), args.data_root.as_deref())?;
-    let items = only_sources(items, &args.sources, &args.data)?;
-    anyhow::ensure!(!items.is_empty(), "{}: no labelled images found{}", args.data.display(), split.as_deref().map_or(String::new(), |s| format!(" in split {s}")));
-    for folder in &folders {
-        std::fs::create_dir_all(folder).with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
-    }
-
-    let scored = score_all(&models, &items, args.occlude_center, args.jobs)?;
-    let attributions = match &args.lung_masks {
-        Some(list) => {
-            let root = args.data_root.clone().unwrap_or_else(|| if args.data.is_dir() { args.data.clone() } else { args.data.parent().unwrap_or(Path::new(".")).to_owned() });
-            let masks = LungMasks::read(list, &root)?;
-            models.iter().map(|m| attribution(m, &items, &masks, args.jobs)).collect::<anyhow::Result<Vec<_>>>()?
-        }
-        None => models.iter().map(|_| None).collect(),
-    };
-    let data = |ok: usize, failed: usize| DataSummary {
-        input: args.data.display().to_string(),
-        split: split.clone(),
-        images: items.len(),
-        scored: ok,
-        failed,
-        unlabelled,
-        sources: args.sources.clone(),
-        occluded_fraction: args.occlude_center.then_some(OCCLUDED_FRACTION),
-    };
-    let mut reports = Vec::new();
-    for (((model, scored), folder), attribution) in models.iter().zip(&scored).zip(&folders).zip(attributions) {
-        reports.push((write_report(model, scored, attribution, folder, &data)?, folder.join("report.html")));
-    }
+    let reports = if args.out_of_fold { out_of_fold(&args, &models)? } else { per_model(&args, &models)? };
 
     if let Some(name) = &args.record {
         for (model, (report, _)) in models.iter().zip(&reports) {
@@ -220,6 +211,97 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     Ok(if reports.iter().any(|(r, _)| r.data.failed > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
+/// Every model on the same images: one report (and report folder) per model.
+fn per_model(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalReport, PathBuf)>> {
+    let folders = report_folders(&args.report, models);
+    let (items, unlabelled, split) = labelled_images(&args.data, args.split.as_deref(), args.data_root.as_deref())?;
+    let items = only_sources(items, &args.sources, &args.data)?;
+    anyhow::ensure!(!items.is_empty(), "{}: no labelled images found{}", args.data.display(), split.as_deref().map_or(String::new(), |s| format!(" in split {s}")));
+    for folder in &folders {
+        std::fs::create_dir_all(folder).with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
+    }
+
+    let scored = score_all(models, &items, args.occlude_center, args.jobs)?;
+    let masks = lung_masks(args, &args.data)?;
+    let data = |ok: usize, failed: usize| data_summary(args, split.clone(), items.len(), unlabelled, ok, failed);
+    let mut reports = Vec::new();
+    for ((model, scored), folder) in models.iter().zip(&scored).zip(&folders) {
+        let attribution = match &masks {
+            Some(masks) => Attribution::from_films(model.default_explain_method().as_str(), &lung_evidence(model, &items, masks, args.jobs)?),
+            None => None,
+        };
+        reports.push((write_report(model, ModelSummary::of(model), scored, attribution, folder, &data)?, folder.join("report.html")));
+    }
+    Ok(reports)
+}
+
+/// Cross-fitted models, the k-th scored on `fold-k.csv` of the `--data` folder: one report of the
+/// pooled out-of-fold scores, so that every film of the cross-fitted source is scored once, by the
+/// one model that did not train on it.
+fn out_of_fold(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalReport, PathBuf)>> {
+    anyhow::ensure!(args.data.is_dir(), "--out-of-fold needs --data to be a folder from `cxr data folds`; {} is not a folder", args.data.display());
+    anyhow::ensure!(args.record.is_none(), "--record writes into one model's card; out-of-fold scores come from {} models", models.len());
+    let fold = |k: usize| args.data.join(format!("fold-{k}.csv"));
+    anyhow::ensure!(models.len() >= 2 && !fold(models.len()).exists(), "--out-of-fold needs one --model per fold of {}, in fold order; {} given", args.data.display(), models.len());
+    let class_set = models[0].class_set();
+    if let Some(other) = models.iter().find(|m| m.class_set() != class_set) {
+        anyhow::bail!("--out-of-fold pools the scores of one kind of model: {} has other classes than {}", other.card.name, models[0].card.name);
+    }
+    let (mut scored, mut films, mut images, mut split) = (Vec::new(), Vec::new(), 0, None);
+    for (k, model) in models.iter().enumerate() {
+        let manifest = fold(k);
+        anyhow::ensure!(manifest.is_file(), "{}: missing; --out-of-fold needs one fold manifest per --model", manifest.display());
+        let (items, _, fold_split) = labelled_images(&manifest, args.split.as_deref(), args.data_root.as_deref())?;
+        let items = only_sources(items, &args.sources, &manifest)?;
+        anyhow::ensure!(!items.is_empty(), "{}: no labelled images found in split {}", manifest.display(), fold_split.as_deref().unwrap_or("test"));
+        images += items.len();
+        split = fold_split;
+        scored.extend(score_all(std::slice::from_ref(model), &items, args.occlude_center, args.jobs)?.remove(0));
+        if let Some(masks) = lung_masks(args, &manifest)? {
+            films.extend(lung_evidence(model, &items, &masks, args.jobs)?);
+        }
+    }
+    let mut summary = ModelSummary::of(&models[0]);
+    let mut thresholds: Vec<f64> = models.iter().map(|m| m.card.threshold).collect();
+    thresholds.sort_by(f64::total_cmp);
+    summary.name = format!("{} (out of fold, {} folds)", family_name(models), models.len());
+    summary.sha256 = models.iter().map(|m| m.card.sha256.as_str()).collect::<Vec<_>>().join(" ");
+    summary.threshold = thresholds[thresholds.len() / 2];
+    summary.threshold_rule = format!("each film at the threshold of the fold model that scored it (median shown): {}", models[0].card.threshold_rule);
+    let attribution = Attribution::from_films(models[0].default_explain_method().as_str(), &films);
+    std::fs::create_dir_all(&args.report).with_context(|| format!("{}: cannot create the report folder", args.report.display()))?;
+    let data = |ok: usize, failed: usize| data_summary(args, split.clone(), images, 0, ok, failed);
+    Ok(vec![(write_report(&models[0], summary, &scored, attribution, &args.report, &data)?, args.report.join("report.html"))])
+}
+
+/// What the fold models' names share (`resnet18-cv-fold-0`, `…-fold-1` → `resnet18-cv`).
+fn family_name(models: &[Model]) -> String {
+    let names: Vec<&str> = models.iter().map(|m| m.card.name.as_str()).collect();
+    let common = names.iter().skip(1).fold(names[0].len(), |n, name| names[0].bytes().zip(name.bytes()).take(n).take_while(|(a, b)| a == b).count());
+    let stem = names[0][..common].trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches("fold").trim_end_matches(['-', '_']);
+    if stem.is_empty() { names[0].to_owned() } else { stem.to_owned() }
+}
+
+fn data_summary(args: &EvalArgs, split: Option<String>, images: usize, unlabelled: usize, scored: usize, failed: usize) -> DataSummary {
+    DataSummary {
+        input: args.data.display().to_string(),
+        split,
+        images,
+        scored,
+        failed,
+        unlabelled,
+        sources: args.sources.clone(),
+        occluded_fraction: args.occlude_center.then_some(OCCLUDED_FRACTION),
+    }
+}
+
+/// `--lung-masks`, read with image paths relative to `--data-root` (or the data's own folder).
+fn lung_masks(args: &EvalArgs, data: &Path) -> anyhow::Result<Option<LungMasks>> {
+    let Some(list) = &args.lung_masks else { return Ok(None) };
+    let root = args.data_root.clone().unwrap_or_else(|| if data.is_dir() { data.to_owned() } else { data.parent().unwrap_or(Path::new(".")).to_owned() });
+    Ok(Some(LungMasks::read(list, &root)?))
+}
+
 /// The report folder itself for one model; for several, a sub-folder per model named after it
 /// (with its position appended when two models share a name).
 fn report_folders(report: &Path, models: &[Model]) -> Vec<PathBuf> {
@@ -236,31 +318,22 @@ fn report_folders(report: &Path, models: &[Model]) -> Vec<PathBuf> {
 
 /// Computes one model's metrics from its scores and writes metrics.json, predictions.csv, the
 /// plots and report.html into `folder`.
-fn write_report(model: &Model, scored: &[Scored], attribution: Option<Attribution>, folder: &Path, data: &dyn Fn(usize, usize) -> DataSummary) -> anyhow::Result<EvalReport> {
-    let ok: Vec<(&Labelled, &Prediction, Option<&Prediction>)> =
-        scored.iter().filter_map(|s| s.result.as_ref().ok().map(|(p, o)| (&s.item, p, o.as_ref()))).collect();
+fn write_report(model: &Model, summary: ModelSummary, scored: &[Scored], attribution: Option<Attribution>, folder: &Path, data: &dyn Fn(usize, usize) -> DataSummary) -> anyhow::Result<EvalReport> {
+    let ok: Vec<(&Scored, &Prediction, Option<&Prediction>)> = scored.iter().filter_map(|s| s.result.as_ref().ok().map(|(p, o)| (s, p, o.as_ref()))).collect();
     let failures: Vec<Failure> = scored
         .iter()
         .filter_map(|s| s.result.as_ref().err().map(|e| Failure { path: s.item.path.display().to_string(), error: e.clone() }))
         .collect();
-    anyhow::ensure!(!ok.is_empty(), "{}: every image failed to score; first error: {}", model.card.name, failures[0].error);
+    anyhow::ensure!(!ok.is_empty(), "{}: every image failed to score; first error: {}", summary.name, failures[0].error);
 
-    let full = metrics(model, &ok.iter().map(|(i, p, _)| (*i, *p)).collect::<Vec<_>>())?;
+    let full = metrics(model, &ok.iter().map(|(s, p, _)| (*s, *p)).collect::<Vec<_>>(), summary.threshold)?;
     let occluded = if ok[0].2.is_some() {
-        Some(metrics(model, &ok.iter().map(|(i, _, o)| (*i, o.expect("occluded run"))).collect::<Vec<_>>())?)
+        Some(metrics(model, &ok.iter().map(|(s, _, o)| (*s, o.expect("occluded run"))).collect::<Vec<_>>(), summary.threshold)?)
     } else {
         None
     };
     let report = EvalReport {
-        model: ModelSummary {
-            name: model.card.name.clone(),
-            architecture: model.card.architecture.clone(),
-            precision: model.card.precision.clone(),
-            sha256: model.card.sha256.clone(),
-            threshold: model.card.threshold,
-            threshold_rule: model.card.threshold_rule.clone(),
-            class_set: model.class_set(),
-        },
+        model: summary,
         data: data(ok.len(), failures.len()),
         full,
         occluded_center: occluded,
@@ -363,7 +436,7 @@ fn score_all(models: &[Model], items: &[Labelled], occlude: bool, jobs: Option<u
                                 Ok(img) => score_one(session, img, occlude).map_err(|e| e.to_string()),
                                 Err(e) => Err(e.clone()),
                             };
-                            Scored { item: item.clone(), result }
+                            Scored { item: item.clone(), threshold: session.model().card.threshold, result }
                         })
                         .collect();
                     progress.inc(1);
@@ -389,14 +462,14 @@ fn score_one(session: &mut Session<'_>, img: &GreyImage, occlude: bool) -> Resul
     Ok((full, occluded))
 }
 
-/// The share of `model`'s positive evidence inside the lungs over the `items` that have a lung
-/// mask: class activation maps where the model exports its feature map, occlusion otherwise.
-/// Films that cannot be read are failures of the scoring pass already and are left out here.
-fn attribution(model: &Model, items: &[Labelled], masks: &LungMasks, jobs: Option<usize>) -> anyhow::Result<Option<Attribution>> {
+/// Per film with a lung mask among `items`: the share of `model`'s positive evidence inside the
+/// lungs and the share of the input the lungs cover (class activation maps where the model
+/// exports its feature map, occlusion otherwise). Films that cannot be read are failures of the
+/// scoring pass already and are left out here.
+fn lung_evidence(model: &Model, items: &[Labelled], masks: &LungMasks, jobs: Option<usize>) -> anyhow::Result<Vec<(f64, f64)>> {
     let masked: Vec<(&Labelled, &Path)> = items.iter().filter_map(|i| masks.mask_of(&i.path).map(|m| (i, m))).collect();
     if masked.is_empty() {
         eprintln!("{}: none of these images has a lung mask", model.card.name);
-        return Ok(None);
     }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.unwrap_or(0)).build()?;
     let films: Vec<anyhow::Result<Option<(f64, f64)>>> = pool.install(|| {
@@ -413,8 +486,7 @@ fn attribution(model: &Model, items: &[Labelled], masks: &LungMasks, jobs: Optio
             )
             .collect()
     });
-    let films: Vec<(f64, f64)> = films.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().flatten().collect();
-    Ok(Attribution::from_films(model.default_explain_method().as_str(), &films))
+    Ok(films.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().flatten().collect())
 }
 
 /// Blacks out the central box of a fitted (model-sized) image; the model sees exactly this
@@ -429,19 +501,22 @@ fn occlude_center(mut img: GreyImage) -> GreyImage {
     img
 }
 
-fn metrics(model: &Model, rows: &[(&Labelled, &Prediction)]) -> anyhow::Result<Metrics> {
+/// Metrics of scored images, each decided at the threshold of the model that scored it (one
+/// model's, or each fold model's for out-of-fold scores); `reported` is the threshold shown.
+fn metrics(model: &Model, rows: &[(&Scored, &Prediction)], reported: f64) -> anyhow::Result<Metrics> {
     let class_set = model.class_set();
     let covid = class_set.index(Class::Covid);
     let scores: Vec<f64> = rows.iter().map(|(_, p)| p.probabilities[covid] as f64).collect();
-    let positives: Vec<bool> = rows.iter().map(|(i, _)| i.label == Class::Covid).collect();
-    let threshold = model.card.threshold;
+    let positives: Vec<bool> = rows.iter().map(|(s, _)| s.item.label == Class::Covid).collect();
+    let thresholds: Vec<f64> = rows.iter().map(|(s, _)| s.threshold).collect();
     let (auc, auc_note) = match delong(&scores, &positives) {
         Ok(d) => (Some(d), None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let truth: Vec<usize> = rows.iter().map(|(i, _)| class_set.index(i.label)).collect();
+    let truth: Vec<usize> = rows.iter().map(|(s, _)| class_set.index(s.item.label)).collect();
     let predicted: Vec<usize> = rows.iter().map(|(_, p)| p.class_index).collect();
-    let by_source: Vec<(&str, f64, bool)> = rows.iter().zip(&scores).map(|((i, _), &s)| (i.source.as_str(), s, i.label == Class::Covid)).collect();
+    let by_source: Vec<(&str, f64, bool)> = rows.iter().zip(&scores).map(|((s, _), &score)| (s.item.source.as_str(), score, s.item.label == Class::Covid)).collect();
+    let decided: Vec<(&str, f64, bool, f64)> = by_source.iter().zip(&thresholds).map(|(&(s, score, p), &t)| (s, score, p, t)).collect();
     let (within, within_note) = match within_source(&by_source) {
         Ok(w) => (Some(w), None),
         Err(e) => (None, Some(e.to_string())),
@@ -451,10 +526,10 @@ fn metrics(model: &Model, rows: &[(&Labelled, &Prediction)]) -> anyhow::Result<M
         positives: positives.iter().filter(|&&p| p).count(),
         auc,
         auc_note,
-        at_threshold: BinaryMetrics::at_threshold(&scores, &positives, threshold)?,
+        at_threshold: BinaryMetrics::at_thresholds(&scores, &positives, &thresholds, reported)?,
         confusion: ConfusionMatrix::from_indices(class_set.names(), &truth, &predicted)?,
         calibration: Calibration::new(&scores, &positives, 10)?,
-        per_source: per_source(&by_source, threshold)?,
+        per_source: per_source_at(&decided)?,
         within_source: within,
         within_source_note: within_note,
         roc: RocCurve::new(&scores, &positives).ok(),

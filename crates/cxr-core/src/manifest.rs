@@ -15,7 +15,7 @@ use crate::dedup::{DuplicateCriteria, UnionFind, near_duplicate_pairs};
 use crate::image::{ImageError, load_image};
 use crate::label::Class;
 use crate::phash::Fingerprint;
-use crate::split::{Split, SplitConfig, SplitError, SplitItem, assign_splits};
+use crate::split::{Split, SplitConfig, SplitError, SplitItem, assign_folds, assign_splits};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -94,6 +94,10 @@ pub enum ManifestError {
     UnknownHoldoutSource { name: String, found: String },
     #[error("no readable collection found under {roots}; expected ieee8023, Radiography, Kermany, Hannover, NIH, CoronaHack or class-per-folder layouts")]
     NothingToIndex { roots: String },
+    #[error("no image of source `{0}` in the manifest")]
+    NoSuchSource(String),
+    #[error("fold {fold} does not exist: folds are numbered 0 to {} of {folds}", folds - 1)]
+    NoSuchFold { fold: usize, folds: usize },
 }
 
 impl Manifest {
@@ -166,6 +170,45 @@ impl Manifest {
             meta.split = config.clone();
         }
         Ok(())
+    }
+
+    /// Fold `fold` of a cross-fitting of `source` (see [`crate::split::assign_folds`]): that
+    /// fold's films become `test`; the source's other films are split into `train` and `val`
+    /// (85 : 15, grouped and stratified); copies of a test film in other sources become
+    /// `excluded`, copies of the others follow them into `train` or `val`. Other sources keep their splits, or are all `excluded` with `only_source`, so
+    /// a model can be trained on the contrast inside one collection alone.
+    pub fn cross_fit(&self, source: &str, folds: usize, fold: usize, seed: u64, only_source: bool) -> Result<Manifest, ManifestError> {
+        let items: Vec<SplitItem> = self.entries.iter().map(|e| SplitItem { group: e.split_group, source: &e.source, label: e.label }).collect();
+        let assigned = assign_folds(&items, source, folds, seed)?;
+        if assigned.iter().all(Option::is_none) {
+            return Err(ManifestError::NoSuchSource(source.to_owned()));
+        }
+        if fold >= folds {
+            return Err(ManifestError::NoSuchFold { fold, folds });
+        }
+        let rest: Vec<SplitItem> = items.iter().zip(&assigned).filter(|(_, f)| f.is_some_and(|f| f != fold)).map(|(i, _)| *i).collect();
+        let config = SplitConfig { seed, train: 0.85, val: 0.15, test: 0.0, holdout_sources: Vec::new() };
+        let mut rest_splits = assign_splits(&rest, &config)?.into_iter();
+        let mut manifest = self.clone();
+        // The split of each group with films of the source, for their copies in other sources.
+        let mut of_group: HashMap<usize, Split> = HashMap::new();
+        for (entry, f) in manifest.entries.iter_mut().zip(&assigned) {
+            if let Some(f) = f {
+                entry.split = if *f == fold { Split::Test } else { rest_splits.next().expect("one split per remaining film") };
+                of_group.insert(entry.split_group, entry.split);
+            }
+        }
+        for (entry, f) in manifest.entries.iter_mut().zip(&assigned) {
+            if f.is_none() {
+                entry.split = match of_group.get(&entry.split_group) {
+                    _ if only_source => Split::Excluded,
+                    Some(Split::Test) => Split::Excluded,
+                    Some(split) => *split,
+                    None => entry.split,
+                };
+            }
+        }
+        Ok(manifest)
     }
 
     pub fn entries_in(&self, split: Split) -> impl Iterator<Item = &ManifestEntry> {
@@ -426,3 +469,60 @@ mod hex_u64 {
         u64::from_str_radix(text.trim(), 16).map_err(|e| D::Error::custom(format!("phash `{text}` is not 16 hex digits: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, source: &str, label: Class, group: usize, split: Split) -> ManifestEntry {
+        ManifestEntry {
+            path: path.into(),
+            source: source.into(),
+            patient_id: format!("{source}-{group}"),
+            view: "frontal".into(),
+            label,
+            width: 1,
+            height: 1,
+            phash: 0,
+            dup_group: None,
+            split_group: group,
+            split,
+        }
+    }
+
+    /// A collection with both classes, and another source holding a copy of one of its films.
+    fn manifest() -> Manifest {
+        let mut entries: Vec<ManifestEntry> = (0..60)
+            .map(|i| entry(&format!("a/{i}.png"), "a", if i % 4 == 0 { Class::Normal } else { Class::Covid }, i / 2, Split::Holdout))
+            .collect();
+        entries.push(entry("b/copy-of-a0.png", "b", Class::Covid, 0, Split::Train));
+        entries.extend((0..10).map(|i| entry(&format!("b/{i}.png"), "b", Class::Normal, 100 + i, if i < 7 { Split::Train } else { Split::Val })));
+        Manifest { entries, meta: None }
+    }
+
+    #[test]
+    fn cross_fit_tests_one_fold_and_trains_on_the_rest_without_leaks() {
+        let m = manifest();
+        let mut tested = 0;
+        for fold in 0..3 {
+            let cross = m.cross_fit("a", 3, fold, 42, false).unwrap();
+            assert!(cross.leaks().is_empty(), "fold {fold}: {:?}", cross.leaks());
+            let a: Vec<&ManifestEntry> = cross.entries.iter().filter(|e| e.source == "a").collect();
+            assert!(a.iter().all(|e| matches!(e.split, Split::Test | Split::Train | Split::Val)));
+            tested += a.iter().filter(|e| e.split == Split::Test).count();
+            let copy = &cross.entries[60];
+            let a0 = &cross.entries[0];
+            match a0.split {
+                Split::Test => assert_eq!(copy.split, Split::Excluded, "a copy of a test film is used nowhere"),
+                split => assert_eq!(copy.split, split, "a copy follows its original into train or val"),
+            }
+            assert!(cross.entries[61..].iter().all(|e| matches!(e.split, Split::Train | Split::Val)), "other sources keep their splits");
+            let only = m.cross_fit("a", 3, fold, 42, true).unwrap();
+            assert!(only.entries.iter().filter(|e| e.source == "b").all(|e| e.split == Split::Excluded));
+        }
+        assert_eq!(tested, 60, "every film is tested in exactly one fold");
+        assert!(matches!(m.cross_fit("c", 3, 0, 42, false), Err(ManifestError::NoSuchSource(_))));
+        assert!(matches!(m.cross_fit("a", 3, 3, 42, false), Err(ManifestError::NoSuchFold { fold: 3, folds: 3 })));
+    }
+}
+

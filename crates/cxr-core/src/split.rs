@@ -86,6 +86,8 @@ impl Default for SplitConfig {
 pub enum SplitError {
     #[error("split fractions train {train} + val {val} + test {test} must be non-negative and sum to 1")]
     BadFractions { train: f64, val: f64, test: f64 },
+    #[error("cross-fitting needs at least 2 folds, not {0}")]
+    TooFewFolds(usize),
 }
 
 impl SplitConfig {
@@ -150,6 +152,46 @@ pub fn assign_splits(items: &[SplitItem<'_>], config: &SplitConfig) -> Result<Ve
         }
     }
     Ok(splits)
+}
+
+/// Cross-fitting folds for the items of one source: a fold index in `0..folds` per item, in
+/// item order, `None` for items of other sources. Grouped and stratified as [`assign_splits`] is
+/// (a group never straddles two folds; each class is spread evenly), so that a model tested on
+/// fold `k` never trained on a patient or a copied picture of it.
+///
+/// This is how a collection's own non-COVID films can both train and test a model without a
+/// test image reaching training: train one model per fold on the other folds, score each film
+/// with the model that did not see it, and pool the out-of-fold scores.
+pub fn assign_folds(items: &[SplitItem<'_>], source: &str, folds: usize, seed: u64) -> Result<Vec<Option<usize>>, SplitError> {
+    if folds < 2 {
+        return Err(SplitError::TooFewFolds(folds));
+    }
+    let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate().filter(|(_, item)| item.source == source) {
+        members.entry(item.group).or_default().push(i);
+    }
+    let mut strata: BTreeMap<Class, Vec<&Vec<usize>>> = BTreeMap::new();
+    for group in members.values() {
+        strata.entry(majority(group.iter().map(|&i| items[i].label))).or_default().push(group);
+    }
+    let mut assigned = vec![None; items.len()];
+    let mut rng = SplitMix64(seed);
+    // Fold sizes carry over from one class to the next, so the folds also end up equal in size.
+    let mut placed = vec![0usize; folds];
+    for groups in strata.values_mut() {
+        rng.shuffle(groups);
+        groups.sort_by_key(|g| std::cmp::Reverse(g.len()));
+        let mut in_class = vec![0usize; folds];
+        for group in groups.iter() {
+            let fold = (0..folds).min_by_key(|&f| (in_class[f], placed[f], f)).expect("at least two folds");
+            in_class[fold] += group.len();
+            placed[fold] += group.len();
+            for &i in group.iter() {
+                assigned[i] = Some(fold);
+            }
+        }
+    }
+    Ok(assigned)
 }
 
 /// The most frequent value; ties go to the smallest, so the result is order-independent.
@@ -239,5 +281,24 @@ mod tests {
     fn bad_fractions_are_refused() {
         let config = SplitConfig { train: 0.8, ..SplitConfig::default() };
         assert!(assign_splits(&[], &config).is_err());
+    }
+
+    #[test]
+    fn folds_keep_groups_together_and_spread_each_class() {
+        let items = items(600);
+        let folds = assign_folds(&items, "a", 5, 42).unwrap();
+        for (item, fold) in items.iter().zip(&folds) {
+            assert_eq!(fold.is_some(), item.source == "a", "only the named source gets folds");
+            let mut same_group = items.iter().zip(&folds).filter(|(o, _)| o.group == item.group && o.source == "a");
+            assert!(item.source != "a" || same_group.all(|(_, f)| f == fold), "group {} straddles two folds", item.group);
+        }
+        for class in [Class::Covid, Class::Normal] {
+            let per_fold: Vec<usize> = (0..5).map(|k| items.iter().zip(&folds).filter(|(i, f)| i.label == class && **f == Some(k)).count()).collect();
+            let (min, max) = (per_fold.iter().min().unwrap(), per_fold.iter().max().unwrap());
+            assert!(max - min <= 3, "{class:?} per fold {per_fold:?}");
+        }
+        assert_eq!(folds, assign_folds(&items, "a", 5, 42).unwrap());
+        assert_ne!(folds, assign_folds(&items, "a", 5, 7).unwrap());
+        assert_eq!(assign_folds(&items, "a", 1, 42), Err(SplitError::TooFewFolds(1)));
     }
 }

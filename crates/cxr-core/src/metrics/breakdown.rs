@@ -42,11 +42,20 @@ pub fn per_source<S: AsRef<str>>(
     rows: &[(S, f64, bool)],
     threshold: f64,
 ) -> Result<Vec<SourceBreakdown>, MetricsError> {
-    let by_source = by_source(rows)?;
+    let rows: Vec<(&str, f64, bool, f64)> = rows.iter().map(|(s, score, p)| (s.as_ref(), *score, *p, threshold)).collect();
+    per_source_at(&rows)
+}
+
+/// [`per_source`] with each row decided at its own threshold `(source, score, is_positive,
+/// threshold)`, for out-of-fold scores of cross-fitted models.
+pub fn per_source_at<S: AsRef<str>>(rows: &[(S, f64, bool, f64)]) -> Result<Vec<SourceBreakdown>, MetricsError> {
+    let plain: Vec<(&str, f64, bool)> = rows.iter().map(|r| (r.0.as_ref(), r.1, r.2)).collect();
+    let by_source = by_source(&plain)?;
     by_source
         .into_iter()
         .map(|(source, (scores, positives))| {
-            let at_threshold = BinaryMetrics::at_threshold(&scores, &positives, threshold)?;
+            let thresholds: Vec<f64> = rows.iter().filter(|r| r.0.as_ref() == source).map(|r| r.3).collect();
+            let at_threshold = BinaryMetrics::at_thresholds(&scores, &positives, &thresholds, thresholds[0])?;
             Ok(SourceBreakdown {
                 source: source.to_string(),
                 n: scores.len(),

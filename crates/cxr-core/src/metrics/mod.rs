@@ -16,7 +16,7 @@ pub mod roc;
 pub mod threshold;
 pub mod within_source;
 
-pub use breakdown::{SourceBreakdown, per_source};
+pub use breakdown::{SourceBreakdown, per_source, per_source_at};
 pub use calibration::{Calibration, ReliabilityBin};
 pub use confusion::{ConfusionMatrix, argmax};
 pub use roc::{DeLong, RocCurve, RocPoint, auc, auc_bootstrap_ci, delong};

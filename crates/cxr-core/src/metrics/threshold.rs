@@ -83,8 +83,22 @@ impl BinaryMetrics {
         positives: &[bool],
         threshold: f64,
     ) -> Result<BinaryMetrics, MetricsError> {
+        Self::at_thresholds(scores, positives, &vec![threshold; scores.len()], threshold)
+    }
+
+    /// Each score decided at its own threshold, e.g. out-of-fold scores of cross-fitted models,
+    /// each at its model's threshold; `reported` is the single figure to show for them.
+    pub fn at_thresholds(
+        scores: &[f64],
+        positives: &[bool],
+        thresholds: &[f64],
+        reported: f64,
+    ) -> Result<BinaryMetrics, MetricsError> {
         check_scored(scores, positives)?;
-        if threshold.is_nan() {
+        if thresholds.len() != scores.len() {
+            return Err(MetricsError::LengthMismatch { scores: scores.len(), labels: thresholds.len() });
+        }
+        if let Some(&threshold) = thresholds.iter().find(|t| t.is_nan()) {
             return Err(MetricsError::OutOfRange {
                 name: "threshold",
                 value: threshold,
@@ -92,7 +106,7 @@ impl BinaryMetrics {
             });
         }
         let (mut tp, mut fp, mut tn, mut fn_) = (0, 0, 0, 0);
-        for (&score, &positive) in scores.iter().zip(positives) {
+        for ((&score, &positive), &threshold) in scores.iter().zip(positives).zip(thresholds) {
             match (score >= threshold, positive) {
                 (true, true) => tp += 1,
                 (true, false) => fp += 1,
@@ -101,7 +115,7 @@ impl BinaryMetrics {
             }
         }
         Ok(BinaryMetrics {
-            threshold,
+            threshold: reported,
             true_positives: tp,
             false_positives: fp,
             true_negatives: tn,
@@ -178,5 +192,17 @@ mod tests {
         assert_eq!(m.sensitivity.interval, None);
         assert_eq!(m.specificity.estimate(), Some(0.5));
         assert!(BinaryMetrics::at_threshold(&[0.2], &[false], f64::NAN).is_err());
+    }
+
+    #[test]
+    fn each_score_at_its_own_threshold() {
+        // Two cross-fitted models: the first calls 0.6 positive at 0.5, the second needs 0.7.
+        let scores = [0.6, 0.6, 0.4, 0.6];
+        let labels = [true, false, false, true];
+        let m = BinaryMetrics::at_thresholds(&scores, &labels, &[0.5, 0.7, 0.5, 0.7], 0.6).unwrap();
+        assert_eq!((m.true_positives, m.false_negatives, m.true_negatives, m.false_positives), (1, 1, 2, 0));
+        assert_eq!(m.threshold, 0.6);
+        assert_eq!(BinaryMetrics::at_thresholds(&scores, &labels, &[0.5; 4], 0.5).unwrap(), BinaryMetrics::at_threshold(&scores, &labels, 0.5).unwrap());
+        assert!(BinaryMetrics::at_thresholds(&scores, &labels, &[0.5; 3], 0.5).is_err());
     }
 }

@@ -5,6 +5,10 @@
 //! `real` and `$PWD/real/` are the same files) and scores its error rows again, so a re-run
 //! scores nothing twice and a repaired file is not left failed. The output is locked while a
 //! run writes it: a second run on the same file (an overlapping cron job) is refused.
+//!
+//! `--shard K/N` and `--merge` spread one run over the tasks of a batch scheduler (see `shard`).
+
+mod shard;
 
 use super::models::ModelArg;
 use anyhow::{Context, bail};
@@ -39,6 +43,16 @@ pub struct ScoreArgs {
     /// Worker threads (default: all cores; at most 4 per core, since each holds a model session).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
+    /// Score only shard K of N (K from 0 to N-1, e.g. a Slurm array task id or a Kubernetes job
+    /// completion index): a fixed 1/N of the inputs, chosen by a hash of each image's path as
+    /// listed under its input, so it does not change when the inputs are listed again, in
+    /// another order or from another mount point.
+    #[arg(long, value_name = "K/N", conflicts_with = "merge")]
+    pub shard: Option<shard::Shard>,
+    /// Merge the outputs of `--shard` runs over the same inputs into `--out`, checking that
+    /// every input has exactly one row and every row is an input (in input order).
+    #[arg(long, value_name = "CSV", num_args = 1.., conflicts_with = "resume")]
+    pub merge: Vec<PathBuf>,
     #[command(flatten)]
     pub model: ModelArg,
 }
@@ -54,14 +68,23 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let split = args.split.as_deref().map(str::parse::<cxr_core::Split>).transpose().map_err(anyhow::Error::msg)?;
     let inputs = collect_inputs(&args.inputs, split)?;
     let header = header(&model);
+    if !args.merge.is_empty() {
+        return shard::merge(&inputs, &args.merge, &args.out, &header, &model);
+    }
     let (file, done) = open_output(&args.out, &header, &model, args.resume)?;
-    let todo: Vec<&PathBuf> = inputs.images.iter().filter(|p| !done.contains(&identity(p))).collect();
+    let in_shard = |l: &&Listed| args.shard.is_none_or(|s| s.holds(&l.key));
+    let todo: Vec<&PathBuf> = inputs.images.iter().filter(in_shard).map(|l| &l.path).filter(|p| !done.contains(&identity(p))).collect();
+    if let Some(shard) = args.shard {
+        eprintln!("shard {shard}: {} of {} images", inputs.images.iter().filter(in_shard).count(), inputs.images.len());
+    }
     if !done.is_empty() {
         eprintln!("resuming {}: {} rows already there, {} images to score", args.out.display(), done.len(), todo.len());
     }
     let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(file);
-    let failed = std::sync::atomic::AtomicUsize::new(inputs.unreadable.len());
-    for (folder, reason) in &inputs.unreadable {
+    // A folder that cannot be listed gets its error row once, from shard 0, so a merge finds one.
+    let unreadable: &[(PathBuf, String)] = if args.shard.is_none_or(|s| s.index == 0) { &inputs.unreadable } else { &[] };
+    let failed = std::sync::atomic::AtomicUsize::new(unreadable.len());
+    for (folder, reason) in unreadable {
         eprintln!("error: {}: {reason}", folder.display());
         writer.write_record(score_row(&model, folder, None, None, &format!("{}: {reason}", folder.display())))?;
     }
@@ -180,9 +203,9 @@ fn open_output(out: &Path, header: &[String], model: &Model, resume: bool) -> an
         bail!("{}: already exists; pass --resume to continue it, or choose another --out", out.display());
     }
     let earlier = cxr_core::results::read_earlier_run(out, &bytes, header, &model.card.sha256, &model.card.name)?;
-    if earlier.errors > 0 || earlier.cut_off {
-        if earlier.errors > 0 {
-            eprintln!("resuming {}: scoring the files of its {} error rows again", out.display(), earlier.errors);
+    if !earlier.failed.is_empty() || earlier.cut_off {
+        if !earlier.failed.is_empty() {
+            eprintln!("resuming {}: scoring the files of its {} error rows again", out.display(), earlier.failed.len());
         }
         let mut writer = csv::Writer::from_writer(Vec::new());
         writer.write_record(header)?;
@@ -312,10 +335,18 @@ pub fn walk_images(dir: &Path) -> anyhow::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     Ok((found.images, found.skipped))
 }
 
+/// One image of the command line.
+struct Listed {
+    path: PathBuf,
+    /// Its path as listed under its input (relative to the folder it was found in, as written in
+    /// a list or manifest, or as given), which picks its shard.
+    key: String,
+}
+
 /// The command line expanded into image paths.
 struct Inputs {
     /// In order, each file once (by [`identity`]).
-    images: Vec<PathBuf>,
+    images: Vec<Listed>,
     /// Folders that could not be listed: one error row each.
     unreadable: Vec<(PathBuf, String)>,
 }
@@ -327,25 +358,29 @@ fn collect_inputs(inputs: &[PathBuf], split: Option<cxr_core::Split>) -> anyhow:
     let mut unreadable = Vec::new();
     for input in inputs {
         let ext = input.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        let listed = |path: PathBuf, key: &Path| Listed { key: key.to_string_lossy().into_owned(), path };
         if input.is_dir() {
             let found = walk(input);
-            images.extend(found.images);
+            images.extend(found.images.into_iter().map(|p| {
+                let key = p.strip_prefix(input).unwrap_or(&p).to_owned();
+                listed(p, &key)
+            }));
             skipped.extend(found.skipped);
             unreadable.extend(found.unreadable);
         } else if ext.as_deref() == Some("csv") {
             let manifest = cxr_core::Manifest::read(input)?;
             let base = input.parent().unwrap_or(Path::new("."));
             images.extend(
-                manifest.entries.iter().filter(|e| split.is_none_or(|s| e.split == s)).map(|e| resolve_listed(base, &e.path)),
+                manifest.entries.iter().filter(|e| split.is_none_or(|s| e.split == s)).map(|e| listed(resolve_listed(base, &e.path), &e.path)),
             );
         } else if ext.as_deref() == Some("txt") {
             let text = std::fs::read_to_string(input).with_context(|| format!("{}: cannot read list", input.display()))?;
             let base = input.parent().unwrap_or(Path::new("."));
             images.extend(
-                text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(|l| resolve_listed(base, Path::new(l))),
+                text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(|l| listed(resolve_listed(base, Path::new(l)), Path::new(l))),
             );
         } else if input.exists() || input.symlink_metadata().is_ok() {
-            images.push(input.clone());
+            images.push(listed(input.clone(), input));
         } else {
             bail!("{}: no such file or folder", input.display());
         }
@@ -354,7 +389,7 @@ fn collect_inputs(inputs: &[PathBuf], split: Option<cxr_core::Split>) -> anyhow:
         eprintln!("skipped {} files that are not PNG, JPEG or DICOM (e.g. {})", skipped.len(), skipped[0].display());
     }
     let mut seen = HashSet::new();
-    images.retain(|p| seen.insert(identity(p)));
+    images.retain(|l| seen.insert(identity(&l.path)));
     Ok(Inputs { images, unreadable })
 }
 

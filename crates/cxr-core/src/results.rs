@@ -1,5 +1,6 @@
 //! Reading back the CSV `cxr score` writes (path, one probability per class, class, model
-//! sha256, error), so that `--resume` continues a run instead of starting over.
+//! sha256, error), so that `--resume` continues a run instead of starting over and shards of one
+//! run can be merged.
 //!
 //! The file is input like any other: a run killed mid-line, a file from another model or a
 //! text that is no score output at all must be refused or repaired, never half-trusted.
@@ -24,8 +25,9 @@ pub enum ResumeError {
 pub struct EarlierRun {
     /// Rows with a score, in file order: their files are not scored again.
     pub scored: Vec<csv::StringRecord>,
-    /// Rows with an error: left out, so their files are scored again and end with one row.
-    pub errors: usize,
+    /// Rows with an error: `--resume` leaves them out, so their files are scored again and end
+    /// with one row; a merge of shards keeps them.
+    pub failed: Vec<csv::StringRecord>,
     /// A last line cut off by a kill (no newline): left out, its file is scored again.
     pub cut_off: bool,
 }
@@ -55,7 +57,7 @@ pub fn read_earlier_run(path: &Path, bytes: &[u8], header: &[String], sha256: &s
             return Err(ResumeError::OtherModel { path: path.to_owned(), found: found.to_owned(), expected: sha256.to_owned(), model: model.to_owned() });
         }
         if record.get(error_column).is_some_and(|e| !e.is_empty()) {
-            run.errors += 1;
+            run.failed.push(record);
         } else {
             run.scored.push(record);
         }
@@ -77,7 +79,8 @@ mod tests {
         let run = read_earlier_run(Path::new("o.csv"), text.as_bytes(), &header(), "ab", "m").unwrap();
         assert_eq!(run.scored.len(), 1);
         assert_eq!(run.scored[0].get(0), Some("a.png"));
-        assert_eq!((run.errors, run.cut_off), (1, true));
+        assert_eq!((run.failed.len(), run.cut_off), (1, true));
+        assert_eq!(run.failed[0].get(0), Some("b.png"));
     }
 
     #[test]

@@ -327,6 +327,16 @@ fn cases() -> Vec<Case> {
             },
             expect: Refused { code: 1, says: &["garbage.jpg: cannot decode image: corrupt JPEG"] },
         },
+        Case {
+            name: "JPEG header promising 7000² over 512² of data",
+            setup: |d, _| {
+                let mut jpeg = jpeg_512();
+                let sof = jpeg_sof(&jpeg);
+                jpeg[sof + 5..sof + 9].copy_from_slice(&[0x1B, 0x58, 0x1B, 0x58]);
+                predict(&write(d, "liar.jpg", &jpeg))
+            },
+            expect: Refused { code: 1, says: &["liar.jpg: cannot decode image: corrupt JPEG: its header promises 7000×7000 pixels"] },
+        },
         // ---------------------------------------------------------- DICOM (defect 9 and older checks)
         Case {
             name: "DICOM Window Width 0",

@@ -37,6 +37,18 @@ pub(super) fn decode(path: &Path, bytes: &[u8], format: ImageFormat) -> Result<G
     }
 
     if format == ImageFormat::Jpeg {
+        if let Some(most) = jpeg_blocks_the_data_can_hold(bytes)
+            && most < jpeg_blocks(width, height)
+        {
+            return Err(ImageError::Decode {
+                path: path.to_owned(),
+                reason: format!(
+                    "corrupt JPEG: its header promises {width}×{height} pixels, more than its {} bytes can encode with its own \
+                     Huffman tables (header altered, or pixel data missing)",
+                    bytes.len()
+                ),
+            });
+        }
         return decode_jpeg_strictly(path, bytes, width, height);
     }
     // Second guard, in case a decoder ever allocates more than its header promised.
@@ -112,6 +124,52 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
     false
 }
 
+/// 8 × 8 blocks of the full-resolution (first) component of a `width` × `height` JPEG.
+fn jpeg_blocks(width: u32, height: u32) -> u64 {
+    u64::from(width.div_ceil(8)) * u64::from(height.div_ceil(8))
+}
+
+/// An upper bound on the full-resolution blocks `bytes` can encode, from the file's own Huffman
+/// tables: every block of every scan codes at least a DC difference (and, in a sequential JPEG,
+/// an AC code), each at least as long as the table's shortest code. zune-jpeg decodes past the
+/// end of the data by feeding zeros, so a header that promises 7000 × 7000 pixels over a 512 × 512
+/// film decodes "fine" into a mostly made-up picture; this bound catches such a header without
+/// decoding. `None` when the headers cannot be walked (the decoder then reports why).
+fn jpeg_blocks_the_data_can_hold(bytes: &[u8]) -> Option<u64> {
+    let (mut at, mut sequential, mut shortest) = (2usize, true, [u8::MAX; 2]);
+    while at + 4 <= bytes.len() {
+        if bytes[at] != 0xFF {
+            return None;
+        }
+        let marker = bytes[at + 1];
+        let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        let segment = bytes.get(at + 4..at + 2 + length)?;
+        match marker {
+            0xC2 | 0xC6 | 0xCA | 0xCE => sequential = false,
+            0xC4 => {
+                // DHT: one or more tables, each a class/id byte, 16 code-length counts, symbols.
+                let mut t = 0;
+                while t + 17 <= segment.len() {
+                    let class = usize::from(segment[t] >> 4).min(1);
+                    let counts = &segment[t + 1..t + 17];
+                    if let Some(first) = counts.iter().position(|&c| c > 0) {
+                        shortest[class] = shortest[class].min(first as u8 + 1);
+                    }
+                    t += 17 + counts.iter().map(|&c| usize::from(c)).sum::<usize>();
+                }
+            }
+            0xDA => break,
+            _ => {}
+        }
+        at += 2 + length;
+    }
+    if shortest[0] == u8::MAX {
+        return None;
+    }
+    let bits_per_block = u64::from(shortest[0]) + if sequential { u64::from(shortest[1].min(16)) } else { 0 };
+    Some(bytes.len() as u64 * 8 / bits_per_block)
+}
+
 /// Folds colour to grey with Rec. 709 luma weights, which leave R = G = B copies of grey unchanged.
 fn into_grey(decoded: DynamicImage) -> GreyImage {
     let (width, height) = (decoded.width(), decoded.height());
@@ -125,7 +183,7 @@ fn into_grey(decoded: DynamicImage) -> GreyImage {
 
 #[cfg(test)]
 mod tests {
-    use super::jpeg_is_complete;
+    use super::{jpeg_blocks, jpeg_blocks_the_data_can_hold, jpeg_is_complete};
 
     const SOI: [u8; 2] = [0xFF, 0xD8];
     const SOS: [u8; 2] = [0xFF, 0xDA];
@@ -145,5 +203,24 @@ mod tests {
         assert!(!jpeg_is_complete(&file));
         assert!(!jpeg_is_complete(&[]));
         assert!(!jpeg_is_complete(&[0xFF]));
+    }
+
+    /// A real film's own header fits its data; the same bytes under a header promising
+    /// 7000 × 7000 pixels do not.
+    #[test]
+    fn a_header_promising_more_pixels_than_the_data_holds_is_caught() {
+        let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let folder = crate::dataset::shared_datasets(&workspace).unwrap().join("nih-chestxray14-sample/No_findings");
+        let mut names: Vec<_> = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().path()).collect();
+        names.sort();
+        for path in &names[..20] {
+            let mut bytes = std::fs::read(path).unwrap();
+            let most = jpeg_blocks_the_data_can_hold(&bytes).unwrap();
+            assert!(most >= jpeg_blocks(512, 512), "{}: {most} blocks", path.display());
+            let sof = bytes.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+            bytes[sof + 5..sof + 9].copy_from_slice(&[0x1B, 0x58, 0x1B, 0x58]); // 7000 × 7000
+            let err = crate::image::decode_image(path, &bytes).unwrap_err().to_string();
+            assert!(err.contains("promises 7000×7000 pixels"), "{err}");
+        }
     }
 }

@@ -3,6 +3,13 @@
 //!
 //! Each model is measured in its own child process when several are benchmarked, so peak RSS
 //! (the kernel's high-water mark, `VmHWM`) belongs to one model only.
+//!
+//! For latency regressions in a user's CI, `--save FILE` keeps the results and `--baseline FILE`
+//! compares against them, exiting 1 when a model got slower than `--max-slowdown`. A shared CI
+//! machine runs at different speeds from one job to the next, so absolute times cannot be
+//! compared: every single-image run of the model is interleaved with a run of a fixed reference
+//! network (a 512 × 512 convolution, `TinyCnn`), and what is compared is the ratio of their
+//! medians, which a slower or busier machine changes in both terms alike.
 
 use super::models::catalog;
 use anyhow::Context;
@@ -36,6 +43,16 @@ pub struct BenchArgs {
     pub batch: Batch,
     #[arg(long)]
     pub json: bool,
+    /// Write the results (JSON) to FILE, as a baseline for a later `--baseline FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Compare with results saved by `--save`: exit 1 when a model's latency relative to the
+    /// reference network grew by more than --max-slowdown.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Largest tolerated slowdown against --baseline, in percent.
+    #[arg(long, value_name = "PERCENT", default_value_t = 10.0, requires = "baseline")]
+    pub max_slowdown: f64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -60,6 +77,12 @@ pub struct BenchResult {
     /// Images per run: the plan's batch (8 for a symbolic plan).
     pub batch: usize,
     pub peak_rss_mb: Option<f64>,
+    /// Median latency of the reference network, timed interleaved with the model's runs.
+    #[serde(default)]
+    pub reference_p50_ms: Option<f64>,
+    /// `latency_p50_ms / reference_p50_ms`: the machine-independent figure `--baseline` compares.
+    #[serde(default)]
+    pub relative_p50: Option<f64>,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -74,7 +97,44 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         print_table(&results);
     }
-    Ok(ExitCode::SUCCESS)
+    if let Some(path) = &args.save {
+        std::fs::write(path, serde_json::to_string_pretty(&results)? + "\n").with_context(|| format!("{}: cannot write the results", path.display()))?;
+        eprintln!("saved {} results to {}", results.len(), path.display());
+    }
+    match &args.baseline {
+        Some(path) => compare(&results, path, args.max_slowdown),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Each model against its row (same name and batch) in the baseline file; exit 1 when any got
+/// slower than `max_slowdown` percent, relative to the reference network.
+fn compare(results: &[BenchResult], path: &std::path::Path, max_slowdown: f64) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the baseline", path.display()))?;
+    let baseline: Vec<BenchResult> = serde_json::from_str(&text).with_context(|| format!("{}: not a `cxr bench --save` file", path.display()))?;
+    let width = super::column_width("MODEL", results.iter().map(|r| r.model.as_str()));
+    println!("{:<width$} {:>12} {:>12} {:>8}  against {}", "MODEL", "BASELINE ×", "NOW ×", "CHANGE", path.display());
+    let mut slower = Vec::new();
+    for r in results {
+        let base = baseline.iter().find(|b| b.model == r.model && b.batch == r.batch);
+        let (Some(now), Some(then)) = (r.relative_p50, base.and_then(|b| b.relative_p50)) else {
+            println!("{:<width$} {:>12} {:>12.3} {:>8}  (not in the baseline)", r.model, "-", r.relative_p50.unwrap_or(f64::NAN), "-");
+            continue;
+        };
+        let change = (now / then - 1.0) * 100.0;
+        let verdict = if change > max_slowdown { "SLOWER" } else { "ok" };
+        println!("{:<width$} {then:>12.3} {now:>12.3} {change:>+7.1}%  {verdict}", r.model);
+        if change > max_slowdown {
+            slower.push(format!("{} ({change:+.1}%)", r.model));
+        }
+    }
+    println!("(× = median latency over the reference network's, timed interleaved in the same run)");
+    if slower.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("slower than the baseline by more than {max_slowdown}%: {}", slower.join(", "));
+        Ok(ExitCode::from(1))
+    }
 }
 
 /// The embedded model plus every shipped model not identical to it.
@@ -134,14 +194,24 @@ fn bench_one(model_arg: &str, args: &BenchArgs) -> anyhow::Result<BenchResult> {
     session.run(&input, batch)?;
     let first_inference_ms = ms(started);
 
-    let mut latencies: Vec<f64> = (0..args.runs)
-        .map(|_| {
-            let started = Instant::now();
-            session.run(&input, batch).map(|_| ms(started))
-        })
-        .collect::<Result<_, _>>()?;
+    let reference = reference_network()?;
+    let mut reference_session = reference.session();
+    let reference_input = vec![0.5f32; reference.input_len()];
+    reference_session.run(&reference_input, 1)?;
+    let mut latencies = Vec::new();
+    let mut reference_latencies = Vec::new();
+    for _ in 0..args.runs {
+        let started = Instant::now();
+        reference_session.run(&reference_input, 1)?;
+        reference_latencies.push(ms(started));
+        let started = Instant::now();
+        session.run(&input, batch)?;
+        latencies.push(ms(started));
+    }
     latencies.sort_by(f64::total_cmp);
+    reference_latencies.sort_by(f64::total_cmp);
     let percentile = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    let reference_p50 = reference_latencies[reference_latencies.len() / 2];
 
     let (throughput_images_per_s, threads) = throughput(&model, &input, batch, args.jobs)?;
     Ok(BenchResult {
@@ -159,7 +229,19 @@ fn bench_one(model_arg: &str, args: &BenchArgs) -> anyhow::Result<BenchResult> {
         threads,
         batch,
         peak_rss_mb: peak_rss_mb(),
+        reference_p50_ms: Some(reference_p50),
+        relative_p50: Some(percentile(0.5) / reference_p50),
     })
+}
+
+/// The fixed workload every latency is divided by: `TinyCnn` (one 3 × 3 convolution, stride 2)
+/// on a 512 × 512 input, about as long as a small model's run, built in memory.
+fn reference_network() -> anyhow::Result<Model> {
+    let net = cxr_infer::tiny_cnn::TinyCnn { size: 512, ..Default::default() };
+    let onnx = net.onnx_bytes();
+    let card = net.card("reference", "reference.onnx", &onnx);
+    let here = std::path::Path::new("reference.onnx");
+    Ok(Model::from_bytes(card, here, here, &onnx, Batch::Fixed(1))?)
 }
 
 /// Images per second with one session per worker (as `cxr score` runs), inference only.

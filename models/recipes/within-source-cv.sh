@@ -28,5 +28,12 @@ for k in 0 1 2 3 4; do
         --out "$out" --name "$name-fold-$k" --run-dir "$out/run-$k" --seed 42 "$@"
     models+=(-m "$out/$name-fold-$k.onnx")
 done
-target/release/cxr eval --out-of-fold --data "$folds" "${models[@]}" --source covid-chestxray-dataset \
-    --occlude-center --lung-masks ../shared/annotations/lung-masks-v7/masks.csv --report "out/eval-$name-cv"
+# The fold manifests with paths relative to the datasets root (as the stored splits are), so that
+# the lung masks, listed relative to it too, find their films.
+mkdir -p "$folds/relative"
+for k in 0 1 2 3 4; do
+    sed 's#^\.\./shared/datasets/##' "$folds/fold-$k.csv" >"$folds/relative/fold-$k.csv"
+done
+target/release/cxr eval --out-of-fold --data "$folds/relative" --data-root ../shared/datasets "${models[@]}" \
+    --source covid-chestxray-dataset --occlude-center --lung-masks ../shared/annotations/lung-masks-v7/masks.csv \
+    --report "out/eval-$name-cv"

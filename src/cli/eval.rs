@@ -299,7 +299,9 @@ fn data_summary(args: &EvalArgs, split: Option<String>, images: usize, unlabelle
 fn lung_masks(args: &EvalArgs, data: &Path) -> anyhow::Result<Option<LungMasks>> {
     let Some(list) = &args.lung_masks else { return Ok(None) };
     let root = args.data_root.clone().unwrap_or_else(|| if data.is_dir() { data.to_owned() } else { data.parent().unwrap_or(Path::new(".")).to_owned() });
-    Ok(Some(LungMasks::read(list, &root)?))
+    let masks = LungMasks::read(list, &root)?;
+    anyhow::ensure!(!masks.is_empty(), "{}: none of the films it names is under {}; pass --data-root, the folder its `image` paths are relative to", list.display(), root.display());
+    Ok(Some(masks))
 }
 
 /// The report folder itself for one model; for several, a sub-folder per model named after it
@@ -563,7 +565,7 @@ fn print_summary(report: &EvalReport, html: &Path) {
         let sp = m.at_threshold.specificity.interval.map_or("n/a".into(), |i| i.display(3));
         println!("{label}: within-source AUC {within}");
         println!("{:width$}  AUC over all pairs {auc}", "", width = label.len());
-        println!("{:width$}  sensitivity {se}, specificity {sp} at P(covid) ≥ {}, ECE {:.3}", "", report.model.threshold, m.calibration.expected_calibration_error, width = label.len());
+        println!("{:width$}  sensitivity {se}, specificity {sp} at P(covid) ≥ {:.3}, ECE {:.3}", "", report.model.threshold, m.calibration.expected_calibration_error, width = label.len());
     };
     println!(
         "{} on {} ({} images, {} COVID, {} failed)",

@@ -22,16 +22,14 @@ mod record;
 mod report;
 
 use super::models::ModelArg;
-use super::score::walk_images;
 use anyhow::Context;
 use clap::Args;
-use cxr_core::metrics::{BinaryMetrics, Calibration, ConfusionMatrix, DeLong, RocCurve, SourceBreakdown, WithinSource, delong, per_source_at, within_source};
-use cxr_core::lung_mask::{Attribution, FittedMask, LungMasks};
-use cxr_core::{Class, ClassSet, GreyImage, Split};
-use cxr_infer::{Model, Prediction, Session};
+use cxr_core::Class;
+use cxr_core::lung_mask::LungMasks;
+use cxr_eval::scoring::ScoreOptions;
+use cxr_eval::{DataSummary, EvalReport, Labelled, Metrics, ModelSummary, OCCLUDED_FRACTION, Scored, labelled_images, only_sources, score_all};
+use cxr_infer::Model;
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -87,105 +85,6 @@ pub struct EvalArgs {
     pub out_of_fold: bool,
 }
 
-/// Fraction of each side blacked out by `--occlude-center`: the central 70 % × 70 % box, which
-/// covers both lung fields on a frontal film and leaves the borders, corners and labels.
-pub const OCCLUDED_FRACTION: f64 = 0.7;
-
-/// One labelled image.
-#[derive(Debug, Clone)]
-struct Labelled {
-    path: PathBuf,
-    label: Class,
-    source: String,
-}
-
-/// One image's outcome.
-#[derive(Debug, Clone)]
-struct Scored {
-    item: Labelled,
-    /// The threshold of the model that scored it.
-    threshold: f64,
-    result: Result<(Prediction, Option<Prediction>), String>,
-}
-
-/// Everything measured on one version of the images (full or occluded).
-#[derive(Debug, Serialize)]
-pub struct Metrics {
-    pub images: usize,
-    pub positives: usize,
-    /// AUC of P(covid) for covid vs everything else, DeLong 95% interval.
-    pub auc: Option<DeLong>,
-    /// Why `auc` is missing (e.g. only one class present).
-    pub auc_note: Option<String>,
-    pub at_threshold: BinaryMetrics,
-    pub confusion: ConfusionMatrix,
-    pub calibration: Calibration,
-    pub per_source: Vec<SourceBreakdown>,
-    /// COVID against non-COVID films of the same source, pooled over sources with both classes.
-    pub within_source: Option<WithinSource>,
-    /// Why `within_source` is missing (no source with both classes).
-    pub within_source_note: Option<String>,
-    #[serde(skip)]
-    pub roc: Option<RocCurve>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct EvalReport {
-    pub model: ModelSummary,
-    pub data: DataSummary,
-    pub full: Metrics,
-    pub occluded_center: Option<Metrics>,
-    /// Share of positive heatmap evidence inside the lungs, on films with a lung mask.
-    pub attribution: Option<Attribution>,
-    pub failures: Vec<Failure>,
-    pub notice: &'static str,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ModelSummary {
-    pub name: String,
-    pub architecture: String,
-    pub precision: String,
-    pub sha256: String,
-    pub threshold: f64,
-    pub threshold_rule: String,
-    pub class_set: ClassSet,
-}
-
-#[derive(Debug, Serialize)]
-pub struct DataSummary {
-    pub input: String,
-    pub split: Option<String>,
-    pub images: usize,
-    pub scored: usize,
-    pub failed: usize,
-    /// Images whose folder names no class (folder inputs only).
-    pub unlabelled: usize,
-    /// The sources the images were limited to (`--source`); empty for all.
-    pub sources: Vec<String>,
-    pub occluded_fraction: Option<f64>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Failure {
-    pub path: String,
-    pub error: String,
-}
-
-impl ModelSummary {
-    fn of(model: &Model) -> ModelSummary {
-        ModelSummary {
-            name: model.card.name.clone(),
-            architecture: model.card.architecture.clone(),
-            precision: model.card.precision.clone(),
-            sha256: model.card.sha256.clone(),
-            threshold: model.card.threshold,
-            threshold_rule: model.card.threshold_rule.clone(),
-            class_set: model.class_set(),
-        }
-    }
-}
-
 /// Exit code 1 when any image failed to score (the metrics use the others).
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let models: Vec<Model> = args.models.iter().map(|m| ModelArg { model: m.clone() }.load()).collect::<anyhow::Result<_>>()?;
@@ -214,23 +113,21 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
 /// Every model on the same images: one report (and report folder) per model.
 fn per_model(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalReport, PathBuf)>> {
     let folders = report_folders(&args.report, models);
-    let (items, unlabelled, split) = labelled_images(&args.data, args.split.as_deref(), args.data_root.as_deref())?;
-    let items = only_sources(items, &args.sources, &args.data)?;
-    anyhow::ensure!(!items.is_empty(), "{}: no labelled images found{}", args.data.display(), split.as_deref().map_or(String::new(), |s| format!(" in split {s}")));
+    let set = labelled_images(&args.data, args.split.as_deref(), args.data_root.as_deref())?;
+    if set.unlabelled > 0 {
+        eprintln!("skipped {} images under {} whose folders name no class", set.unlabelled, args.data.display());
+    }
+    let items = only_sources(set.items, &args.sources, &args.data)?;
+    anyhow::ensure!(!items.is_empty(), "{}: no labelled images found{}", args.data.display(), set.split.as_deref().map_or(String::new(), |s| format!(" in split {s}")));
     for folder in &folders {
         std::fs::create_dir_all(folder).with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
     }
-
-    let scored = score_all(models, &items, args.occlude_center, args.jobs)?;
     let masks = lung_masks(args, &args.data)?;
-    let data = |ok: usize, failed: usize| data_summary(args, split.clone(), items.len(), unlabelled, ok, failed);
+    let scored = score_with_progress(models, &items, args, masks.as_ref())?;
     let mut reports = Vec::new();
     for ((model, scored), folder) in models.iter().zip(&scored).zip(&folders) {
-        let attribution = match &masks {
-            Some(masks) => Attribution::from_films(model.default_explain_method().as_str(), &lung_evidence(model, &items, masks, args.jobs)?),
-            None => None,
-        };
-        reports.push((write_report(model, ModelSummary::of(model), scored, attribution, folder, &data)?, folder.join("report.html")));
+        let report = EvalReport::assemble(model, ModelSummary::of(model), scored, data_summary(args, set.split.clone(), items.len(), set.unlabelled))?;
+        reports.push((write_report(model, report, scored, folder)?, folder.join("report.html")));
     }
     Ok(reports)
 }
@@ -243,52 +140,42 @@ fn out_of_fold(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRep
     anyhow::ensure!(args.record.is_none(), "--record writes into one model's card; out-of-fold scores come from {} models", models.len());
     let fold = |k: usize| args.data.join(format!("fold-{k}.csv"));
     anyhow::ensure!(models.len() >= 2 && !fold(models.len()).exists(), "--out-of-fold needs one --model per fold of {}, in fold order; {} given", args.data.display(), models.len());
-    let class_set = models[0].class_set();
-    if let Some(other) = models.iter().find(|m| m.class_set() != class_set) {
-        anyhow::bail!("--out-of-fold pools the scores of one kind of model: {} has other classes than {}", other.card.name, models[0].card.name);
-    }
-    let (mut scored, mut films, mut images, mut split) = (Vec::new(), Vec::new(), 0, None);
+    let summary = ModelSummary::out_of_fold(models)?;
+    let (mut scored, mut images, mut split) = (Vec::new(), 0, None);
     for (k, model) in models.iter().enumerate() {
         let manifest = fold(k);
         anyhow::ensure!(manifest.is_file(), "{}: missing; --out-of-fold needs one fold manifest per --model", manifest.display());
-        let (items, _, fold_split) = labelled_images(&manifest, args.split.as_deref(), args.data_root.as_deref())?;
-        let items = only_sources(items, &args.sources, &manifest)?;
-        anyhow::ensure!(!items.is_empty(), "{}: no labelled images found in split {}", manifest.display(), fold_split.as_deref().unwrap_or("test"));
+        let set = labelled_images(&manifest, args.split.as_deref(), args.data_root.as_deref())?;
+        let items = only_sources(set.items, &args.sources, &manifest)?;
+        anyhow::ensure!(!items.is_empty(), "{}: no labelled images found in split {}", manifest.display(), set.split.as_deref().unwrap_or("test"));
         images += items.len();
-        split = fold_split;
-        scored.extend(score_all(std::slice::from_ref(model), &items, args.occlude_center, args.jobs)?.remove(0));
-        if let Some(masks) = lung_masks(args, &manifest)? {
-            films.extend(lung_evidence(model, &items, &masks, args.jobs)?);
-        }
+        split = set.split;
+        let masks = lung_masks(args, &manifest)?;
+        scored.extend(score_with_progress(std::slice::from_ref(model), &items, args, masks.as_ref())?.remove(0));
     }
-    let mut summary = ModelSummary::of(&models[0]);
-    let mut thresholds: Vec<f64> = models.iter().map(|m| m.card.threshold).collect();
-    thresholds.sort_by(f64::total_cmp);
-    summary.name = format!("{} (out of fold, {} folds)", family_name(models), models.len());
-    summary.sha256 = models.iter().map(|m| m.card.sha256.as_str()).collect::<Vec<_>>().join(" ");
-    summary.threshold = thresholds[thresholds.len() / 2];
-    summary.threshold_rule = format!("each film at the threshold of the fold model that scored it (median shown): {}", models[0].card.threshold_rule);
-    let attribution = Attribution::from_films(models[0].default_explain_method().as_str(), &films);
     std::fs::create_dir_all(&args.report).with_context(|| format!("{}: cannot create the report folder", args.report.display()))?;
-    let data = |ok: usize, failed: usize| data_summary(args, split.clone(), images, 0, ok, failed);
-    Ok(vec![(write_report(&models[0], summary, &scored, attribution, &args.report, &data)?, args.report.join("report.html"))])
+    let report = EvalReport::assemble(&models[0], summary, &scored, data_summary(args, split, images, 0))?;
+    Ok(vec![(write_report(&models[0], report, &scored, &args.report)?, args.report.join("report.html"))])
 }
 
-/// What the fold models' names share (`resnet18-cv-fold-0`, `…-fold-1` → `resnet18-cv`).
-fn family_name(models: &[Model]) -> String {
-    let names: Vec<&str> = models.iter().map(|m| m.card.name.as_str()).collect();
-    let common = names.iter().skip(1).fold(names[0].len(), |n, name| names[0].bytes().zip(name.bytes()).take(n).take_while(|(a, b)| a == b).count());
-    let stem = names[0][..common].trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches("fold").trim_end_matches(['-', '_']);
-    if stem.is_empty() { names[0].to_owned() } else { stem.to_owned() }
+/// `score_all` with a progress bar (drawn only on a terminal).
+fn score_with_progress(models: &[Model], items: &[Labelled], args: &EvalArgs, masks: Option<&LungMasks>) -> anyhow::Result<Vec<Vec<Scored>>> {
+    let progress = ProgressBar::new(items.len() as u64);
+    progress.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  eta {eta}").expect("valid template"));
+    let options = ScoreOptions { occlude_center: args.occlude_center, lung_masks: masks, jobs: args.jobs };
+    let scored = score_all(models, items, options, &|| progress.inc(1))?;
+    progress.finish_and_clear();
+    Ok(scored)
 }
 
-fn data_summary(args: &EvalArgs, split: Option<String>, images: usize, unlabelled: usize, scored: usize, failed: usize) -> DataSummary {
+/// What was evaluated; the counts of scored and failed films are filled in by the report.
+fn data_summary(args: &EvalArgs, split: Option<String>, images: usize, unlabelled: usize) -> DataSummary {
     DataSummary {
         input: args.data.display().to_string(),
         split,
         images,
-        scored,
-        failed,
+        scored: 0,
+        failed: 0,
         unlabelled,
         sources: args.sources.clone(),
         occluded_fraction: args.occlude_center.then_some(OCCLUDED_FRACTION),
@@ -318,32 +205,8 @@ fn report_folders(report: &Path, models: &[Model]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Computes one model's metrics from its scores and writes metrics.json, predictions.csv, the
-/// plots and report.html into `folder`.
-fn write_report(model: &Model, summary: ModelSummary, scored: &[Scored], attribution: Option<Attribution>, folder: &Path, data: &dyn Fn(usize, usize) -> DataSummary) -> anyhow::Result<EvalReport> {
-    let ok: Vec<(&Scored, &Prediction, Option<&Prediction>)> = scored.iter().filter_map(|s| s.result.as_ref().ok().map(|(p, o)| (s, p, o.as_ref()))).collect();
-    let failures: Vec<Failure> = scored
-        .iter()
-        .filter_map(|s| s.result.as_ref().err().map(|e| Failure { path: s.item.path.display().to_string(), error: e.clone() }))
-        .collect();
-    anyhow::ensure!(!ok.is_empty(), "{}: every image failed to score; first error: {}", summary.name, failures[0].error);
-
-    let full = metrics(model, &ok.iter().map(|(s, p, _)| (*s, *p)).collect::<Vec<_>>(), summary.threshold)?;
-    let occluded = if ok[0].2.is_some() {
-        Some(metrics(model, &ok.iter().map(|(s, _, o)| (*s, o.expect("occluded run"))).collect::<Vec<_>>(), summary.threshold)?)
-    } else {
-        None
-    };
-    let report = EvalReport {
-        model: summary,
-        data: data(ok.len(), failures.len()),
-        full,
-        occluded_center: occluded,
-        attribution,
-        failures,
-        notice: cxr_core::card::RESEARCH_USE_ONLY,
-    };
-
+/// Writes metrics.json, predictions.csv, the plots and report.html of `report` into `folder`.
+fn write_report(model: &Model, report: EvalReport, scored: &[Scored], folder: &Path) -> anyhow::Result<EvalReport> {
     let metrics_path = folder.join("metrics.json");
     std::fs::write(&metrics_path, serde_json::to_string_pretty(&report)?).with_context(|| format!("{}: cannot write", metrics_path.display()))?;
     write_predictions(&folder.join("predictions.csv"), model, scored)?;
@@ -351,191 +214,6 @@ fn write_report(model: &Model, summary: ModelSummary, scored: &[Scored], attribu
     let html_path = folder.join("report.html");
     std::fs::write(&html_path, report::html(&report, &model.card, &plots)?).with_context(|| format!("{}: cannot write", html_path.display()))?;
     Ok(report)
-}
-
-/// Labelled images from a manifest or a folder-per-class tree, the number of unlabelled images
-/// skipped, and the split used.
-fn labelled_images(data: &Path, split: Option<&str>, data_root: Option<&Path>) -> anyhow::Result<(Vec<Labelled>, usize, Option<String>)> {
-    if data.is_dir() {
-        anyhow::ensure!(split.is_none(), "--split applies to manifests; {} is a folder", data.display());
-        anyhow::ensure!(data_root.is_none(), "--data-root applies to manifests; {} is a folder", data.display());
-        let (images, _) = walk_images(data)?;
-        let root_name = data.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "data".into());
-        let mut items = Vec::new();
-        let mut unlabelled = 0;
-        for path in images {
-            let rel: Vec<String> = path.strip_prefix(data).unwrap_or(&path).parent().into_iter().flat_map(|p| p.iter()).map(|c| c.to_string_lossy().into_owned()).collect();
-            // The deepest folder that names a class labels the image; the folders above it name the source.
-            match rel.iter().rposition(|c| Class::from_folder_name(c).is_some()) {
-                Some(at) => {
-                    let label = Class::from_folder_name(&rel[at]).expect("just matched");
-                    let source = if at == 0 { root_name.clone() } else { format!("{root_name}/{}", rel[..at].join("/")) };
-                    items.push(Labelled { path, label, source });
-                }
-                None => unlabelled += 1,
-            }
-        }
-        if unlabelled > 0 {
-            eprintln!("skipped {unlabelled} images under {} whose folders name no class", data.display());
-        }
-        return Ok((items, unlabelled, None));
-    }
-    let manifest = cxr_core::Manifest::read(data)?;
-    let split = split.unwrap_or("test");
-    let wanted: Option<Split> = if split == "all" { None } else { Some(split.parse().map_err(anyhow::Error::msg)?) };
-    let base = data.parent().unwrap_or(Path::new("."));
-    let items = manifest
-        .entries
-        .iter()
-        .filter(|e| wanted.is_none_or(|s| e.split == s))
-        .map(|e| Labelled {
-            path: match data_root {
-                Some(root) if e.path.is_relative() => root.join(&e.path),
-                _ if e.path.is_absolute() || e.path.exists() => e.path.clone(),
-                _ => base.join(&e.path),
-            },
-            label: e.label,
-            source: e.source.clone(),
-        })
-        .collect();
-    Ok((items, 0, Some(split.to_owned())))
-}
-
-/// Keeps the images of the named sources (all when none are named); a name that matches no
-/// image is an error, since a typo would otherwise evaluate nothing and say so only as "no images".
-fn only_sources(items: Vec<Labelled>, sources: &[String], data: &Path) -> anyhow::Result<Vec<Labelled>> {
-    if sources.is_empty() {
-        return Ok(items);
-    }
-    for source in sources {
-        if !items.iter().any(|i| &i.source == source) {
-            let mut known: Vec<&str> = items.iter().map(|i| i.source.as_str()).collect();
-            known.sort_unstable();
-            known.dedup();
-            anyhow::bail!("{}: no image of source `{source}` (sources there: {})", data.display(), known.join(", "));
-        }
-    }
-    Ok(items.into_iter().filter(|i| sources.contains(&i.source)).collect())
-}
-
-/// Scores every image with every model: per model, one outcome per image, in `items` order.
-/// Each image is read and decoded once; a file that cannot be read fails for every model.
-fn score_all(models: &[Model], items: &[Labelled], occlude: bool, jobs: Option<usize>) -> anyhow::Result<Vec<Vec<Scored>>> {
-    let progress = ProgressBar::new(items.len() as u64);
-    progress.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  eta {eta}").expect("valid template"));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.unwrap_or(0)).build()?;
-    let per_image: Vec<Vec<Scored>> = pool.install(|| {
-        items
-            .par_iter()
-            .map_init(
-                || models.iter().map(Model::session).collect::<Vec<_>>(),
-                |sessions, item| {
-                    let image = cxr_core::load_image(&item.path).map_err(|e| e.to_string());
-                    let scored = sessions
-                        .iter_mut()
-                        .map(|session| {
-                            let result = match &image {
-                                Ok(img) => score_one(session, img, occlude).map_err(|e| e.to_string()),
-                                Err(e) => Err(e.clone()),
-                            };
-                            Scored { item: item.clone(), threshold: session.model().card.threshold, result }
-                        })
-                        .collect();
-                    progress.inc(1);
-                    scored
-                },
-            )
-            .collect()
-    });
-    progress.finish_and_clear();
-    let mut per_model: Vec<Vec<Scored>> = models.iter().map(|_| Vec::with_capacity(items.len())).collect();
-    for image in per_image {
-        for (model, scored) in per_model.iter_mut().zip(image) {
-            model.push(scored);
-        }
-    }
-    Ok(per_model)
-}
-
-fn score_one(session: &mut Session<'_>, img: &GreyImage, occlude: bool) -> Result<(Prediction, Option<Prediction>), cxr_infer::InferError> {
-    let fitted = session.model().card.preprocess.fit(img);
-    let full = session.predict_fitted(&fitted)?;
-    let occluded = if occlude { Some(session.predict_fitted(&occlude_center(fitted))?) } else { None };
-    Ok((full, occluded))
-}
-
-/// Per film with a lung mask among `items`: the share of `model`'s positive evidence inside the
-/// lungs and the share of the input the lungs cover (class activation maps where the model
-/// exports its feature map, occlusion otherwise). Films that cannot be read are failures of the
-/// scoring pass already and are left out here.
-fn lung_evidence(model: &Model, items: &[Labelled], masks: &LungMasks, jobs: Option<usize>) -> anyhow::Result<Vec<(f64, f64)>> {
-    let masked: Vec<(&Labelled, &Path)> = items.iter().filter_map(|i| masks.mask_of(&i.path).map(|m| (i, m))).collect();
-    if masked.is_empty() {
-        eprintln!("{}: none of these images has a lung mask", model.card.name);
-    }
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.unwrap_or(0)).build()?;
-    let films: Vec<anyhow::Result<Option<(f64, f64)>>> = pool.install(|| {
-        masked
-            .par_iter()
-            .map_init(
-                || model.session(),
-                |session, (item, mask)| {
-                    let Ok(film) = cxr_core::load_image(&item.path) else { return Ok(None) };
-                    let heat = session.explain(&film, None)?;
-                    let lungs = FittedMask::load(mask, &item.path, (film.width, film.height), &model.card.preprocess)?;
-                    Ok(lungs.share_inside(&heat.evidence).map(|share| (share, lungs.area_share())))
-                },
-            )
-            .collect()
-    });
-    Ok(films.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().flatten().collect())
-}
-
-/// Blacks out the central box of a fitted (model-sized) image; the model sees exactly this
-/// (`predict_fitted` does not fit it again).
-fn occlude_center(mut img: GreyImage) -> GreyImage {
-    let (w, h) = (img.width as usize, img.height as usize);
-    let margin = |side: usize| ((side as f64 * (1.0 - OCCLUDED_FRACTION) / 2.0).round() as usize).min(side / 2);
-    let (mx, my) = (margin(w), margin(h));
-    for y in my..h - my {
-        img.pixels[y * w + mx..y * w + w - mx].fill(0.0);
-    }
-    img
-}
-
-/// Metrics of scored images, each decided at the threshold of the model that scored it (one
-/// model's, or each fold model's for out-of-fold scores); `reported` is the threshold shown.
-fn metrics(model: &Model, rows: &[(&Scored, &Prediction)], reported: f64) -> anyhow::Result<Metrics> {
-    let class_set = model.class_set();
-    let covid = class_set.index(Class::Covid);
-    let scores: Vec<f64> = rows.iter().map(|(_, p)| p.probabilities[covid] as f64).collect();
-    let positives: Vec<bool> = rows.iter().map(|(s, _)| s.item.label == Class::Covid).collect();
-    let thresholds: Vec<f64> = rows.iter().map(|(s, _)| s.threshold).collect();
-    let (auc, auc_note) = match delong(&scores, &positives) {
-        Ok(d) => (Some(d), None),
-        Err(e) => (None, Some(e.to_string())),
-    };
-    let truth: Vec<usize> = rows.iter().map(|(s, _)| class_set.index(s.item.label)).collect();
-    let predicted: Vec<usize> = rows.iter().map(|(_, p)| p.class_index).collect();
-    let by_source: Vec<(&str, f64, bool)> = rows.iter().zip(&scores).map(|((s, _), &score)| (s.item.source.as_str(), score, s.item.label == Class::Covid)).collect();
-    let decided: Vec<(&str, f64, bool, f64)> = by_source.iter().zip(&thresholds).map(|(&(s, score, p), &t)| (s, score, p, t)).collect();
-    let (within, within_note) = match within_source(&by_source) {
-        Ok(w) => (Some(w), None),
-        Err(e) => (None, Some(e.to_string())),
-    };
-    Ok(Metrics {
-        images: rows.len(),
-        positives: positives.iter().filter(|&&p| p).count(),
-        auc,
-        auc_note,
-        at_threshold: BinaryMetrics::at_thresholds(&scores, &positives, &thresholds, reported)?,
-        confusion: ConfusionMatrix::from_indices(class_set.names(), &truth, &predicted)?,
-        calibration: Calibration::new(&scores, &positives, 10)?,
-        per_source: per_source_at(&decided)?,
-        within_source: within,
-        within_source_note: within_note,
-        roc: RocCurve::new(&scores, &positives).ok(),
-    })
 }
 
 fn write_predictions(path: &Path, model: &Model, scored: &[Scored]) -> anyhow::Result<()> {

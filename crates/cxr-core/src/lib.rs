@@ -16,6 +16,7 @@ pub mod phash;
 pub mod preprocess;
 pub mod results;
 pub mod split;
+pub mod walk;
 
 pub use card::ModelCard;
 

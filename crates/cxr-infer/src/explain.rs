@@ -11,9 +11,7 @@
 //!   per patch position.
 
 use crate::model::{InferError, Model, Prediction, Session};
-use cxr_core::{Class, GreyImage, ModelCard};
-use crate::onnx_proto::float_values;
-use tract_onnx::pb;
+use cxr_core::{Class, GreyImage};
 
 /// How a heatmap was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -51,43 +49,6 @@ impl Heatmap {
     /// The scaled values as an image over the model input.
     pub fn image(&self) -> GreyImage {
         GreyImage::new(self.width, self.height, self.values.clone())
-    }
-}
-
-/// The linear head after global pooling: one weight row per output, `[outputs][channels]`.
-#[derive(Debug, Clone)]
-pub(crate) struct CamHead {
-    weights: Vec<Vec<f32>>,
-}
-
-impl CamHead {
-    /// Follows the feature map through pooling/reshaping nodes to the first Gemm or MatMul and
-    /// reads its float weight initializer. `None` when the graph has another shape (e.g. an int8
-    /// head), in which case explanations fall back to occlusion.
-    pub(crate) fn from_onnx(proto: &pb::ModelProto, card: &ModelCard) -> Option<CamHead> {
-        let graph = proto.graph.as_ref()?;
-        let mut tensor = card.io.feature_map.clone()?;
-        for _ in 0..8 {
-            let consumer = graph.node.iter().find(|n| n.input.first() == Some(&tensor))?;
-            match consumer.op_type.as_str() {
-                "GlobalAveragePool" | "ReduceMean" | "Flatten" | "Reshape" | "Squeeze" => tensor = consumer.output.first()?.clone(),
-                "Gemm" | "MatMul" => {
-                    let init = graph.initializer.iter().find(|t| Some(&t.name) == consumer.input.get(1))?;
-                    let values = float_values(init)?;
-                    let [rows, cols] = init.dims[..] else { return None };
-                    let (rows, cols) = (rows as usize, cols as usize);
-                    let trans_b = consumer.op_type == "Gemm" && consumer.attribute.iter().any(|a| a.name == "transB" && a.i == 1);
-                    let weights = if trans_b {
-                        values.chunks(cols).map(<[f32]>::to_vec).collect()
-                    } else {
-                        (0..cols).map(|k| (0..rows).map(|c| values[c * cols + k]).collect()).collect()
-                    };
-                    return Some(CamHead { weights });
-                }
-                _ => return None,
-            }
-        }
-        None
     }
 }
 

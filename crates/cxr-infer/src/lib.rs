@@ -7,6 +7,7 @@
 //! The plan is shared; each worker thread opens its own [`Session`] (tract's per-run state), so
 //! scoring scales across images rather than inside one.
 
+mod cam_head;
 pub mod catalog;
 pub mod explain;
 pub mod int8_float;

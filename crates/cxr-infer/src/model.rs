@@ -65,7 +65,7 @@ pub struct Model {
     /// Size of the ONNX file in bytes.
     pub file_size: u64,
     /// Class-activation-map head read from the ONNX initializers, when the card exports a feature map.
-    pub(crate) cam_head: Option<crate::explain::CamHead>,
+    pub(crate) cam_head: Option<crate::cam_head::CamHead>,
     /// Set when the graph was rewritten to take patches (see [`crate::patch_input`]).
     input_layout: Option<PatchLayout>,
     /// Set when an int8 graph's integer ops run as float products (see [`crate::int8_float`]).
@@ -141,7 +141,7 @@ impl Model {
         let proto = decode_onnx(model_path, bytes)?;
         check_graph_against_card(&proto, &card, card_path, model_path)?;
         let cam_head = match &card.io.feature_map {
-            Some(_) => crate::explain::CamHead::from_onnx(&proto, &card),
+            Some(_) => crate::cam_head::CamHead::from_onnx(&proto, &card),
             None => None,
         };
         let float_int8 = if form.int8_as_float { int8_float::rewrite(&proto) } else { None };

@@ -4,7 +4,7 @@ use crate::network::{Head, Network};
 use crate::onnx_export::{self, ExportError, FEATURES_NAME, INPUT_NAME, PROBABILITIES_NAME, ParamValues};
 use crate::zoo;
 use crate::tch_backend::{TchNetwork, param_values};
-use crate::train::{BEST_WEIGHTS, STATE_FILE, TrainError, TrainState, read_state};
+use crate::run::{BEST_WEIGHTS, STATE_FILE, TrainError, TrainState, read_state};
 use cxr_core::card::{CardError, ModelIo, RESEARCH_USE_ONLY, TrainingRecord, sha256_hex};
 use cxr_core::plot::{EpochPoint, PlotError, PlotFiles, training_curves};
 use cxr_core::{ClassSet, ModelCard, Preprocess};
@@ -115,7 +115,7 @@ fn base_card(network: &Network, preprocess: Preprocess, class_set: ClassSet, onn
     }
 }
 
-fn card_for(state: &TrainState, best: &crate::train::BestEpoch, onnx_path: &Path, bytes: &[u8]) -> ModelCard {
+fn card_for(state: &TrainState, best: &crate::run::BestEpoch, onnx_path: &Path, bytes: &[u8]) -> ModelCard {
     let config = &state.config;
     let epochs_trained = state.history.last().map_or(0, |r| r.epoch);
     let aug = &config.augmentation;

@@ -19,7 +19,7 @@
 use crate::data::{ImageCache, LabeledImage, TrainingData, bar_style, class_counts, target_of};
 use crate::network::NodeId;
 use crate::tch_backend::{TchNetwork, batch_tensor};
-use crate::train::{TrainConfig, TrainError};
+use crate::run::{FeatureRecord, TrainConfig, TrainError};
 use cxr_core::card::sha256_hex;
 use cxr_core::{ClassSet, Preprocess};
 use indicatif::ProgressBar;
@@ -105,21 +105,6 @@ struct FeatureSidecar {
     unreadable: Vec<String>,
     images: usize,
     extraction_seconds: f64,
-}
-
-/// How a run got its features, for the state file and the model card.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FeatureRecord {
-    /// The cache file, in the run directory.
-    pub file: String,
-    /// Name of the node whose output was cached.
-    pub node: String,
-    pub dimensions: i64,
-    pub images: usize,
-    /// Decoding plus backbone, when the features were computed.
-    pub extraction_seconds: f64,
-    /// True when this invocation read them from the cache file instead of computing them.
-    pub reused: bool,
 }
 
 /// Train and val features, the files left out, and how they were obtained.

@@ -13,6 +13,7 @@ pub mod network;
 pub mod onnx_export;
 pub mod pretrained;
 pub mod quantize;
+pub mod run;
 pub mod tch_backend;
 pub mod train;
 pub mod zoo;

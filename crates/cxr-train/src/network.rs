@@ -119,8 +119,8 @@ pub struct Network {
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
-    #[error("unknown architecture `{0}`; known: {known}", known = crate::zoo::ARCHITECTURES.join(", "))]
-    UnknownArchitecture(String),
+    #[error("unknown architecture `{name}`; known: {known}")]
+    UnknownArchitecture { name: String, known: String },
     #[error("network {network}: node `{node}`: {problem}")]
     Invalid { network: String, node: String, problem: String },
 }

@@ -22,7 +22,7 @@ pub fn build(name: &str, image_size: Option<i64>, class_set: ClassSet) -> Result
         "resnet18" => Ok(resnet18(image_size.unwrap_or(224), head)),
         "densenet121" => Ok(densenet121(image_size.unwrap_or(224), head)),
         "vgg16" => Ok(vgg16(image_size.unwrap_or(224), head)),
-        other => Err(NetworkError::UnknownArchitecture(other.to_owned())),
+        other => Err(NetworkError::UnknownArchitecture { name: other.to_owned(), known: ARCHITECTURES.join(", ") }),
     }
 }
 

@@ -20,9 +20,19 @@ fn main() {
             }
             let profile = loaded.profile(&input, batch, runs).unwrap_or_else(|e| panic!("{e}"));
             let total: f64 = profile.iter().map(|n| n.median_ms).sum();
-            println!("\n{} batch {batch}: {total:.3} ms over {} nodes (medians of {runs} runs)", model.label(), profile.len());
+            println!(
+                "\n{} batch {batch}: {total:.3} ms over {} nodes (medians of {runs} runs)",
+                model.label(),
+                profile.len()
+            );
             for node in profile.iter().take(12) {
-                println!("  {:>8.3} ms {:>5.1}%  {:<28} {}", node.median_ms, 100.0 * node.median_ms / total, node.op, node.node);
+                println!(
+                    "  {:>8.3} ms {:>5.1}%  {:<28} {}",
+                    node.median_ms,
+                    100.0 * node.median_ms / total,
+                    node.op,
+                    node.node
+                );
                 if node.op == "OptMatMul" {
                     println!("                          {}", node.detail);
                 }

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "cxr", version, about = "COVID-19 chest X-ray classifier for the edge (research use only, not for diagnosis)")]
+#[command(
+    name = "cxr",
+    version,
+    about = "COVID-19 chest X-ray classifier for the edge (research use only, not for diagnosis)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -69,5 +73,3 @@ fn main() -> ExitCode {
         }
     }
 }
-
-

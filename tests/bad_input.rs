@@ -39,7 +39,8 @@ fn datasets() -> PathBuf {
 
 /// The `n`-th real image (name order) of a dataset folder.
 fn real(folder: &str, n: usize) -> PathBuf {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(datasets().join(folder)).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(datasets().join(folder)).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     files.swap_remove(n)
 }
@@ -167,7 +168,7 @@ fn predict(file: &Path) -> Setup {
 
 fn score(inputs: &[&Path], out: &Path, extra: &[&str]) -> Setup {
     let mut a: Vec<OsString> = vec!["score".into()];
-    a.extend(inputs.iter().map(|p| OsString::from(p)));
+    a.extend(inputs.iter().map(OsString::from));
     a.extend(["--out".into(), out.into()]);
     a.extend(extra.iter().map(OsString::from));
     args(a)
@@ -196,7 +197,15 @@ fn cxr() -> Command {
 
 /// Runs `cxr` with `model` on `args`, waiting for it; used by setups that need an earlier run.
 fn run_score(dir: &Path, model: &Path, setup: Setup) -> std::process::Output {
-    cxr().current_dir(dir).arg(&setup.args[0]).arg("-m").arg(model).args(&setup.args[1..]).timeout(TIME_LIMIT).output().unwrap()
+    cxr()
+        .current_dir(dir)
+        .arg(&setup.args[0])
+        .arg("-m")
+        .arg(model)
+        .args(&setup.args[1..])
+        .timeout(TIME_LIMIT)
+        .output()
+        .unwrap()
 }
 
 fn cases() -> Vec<Case> {
@@ -205,22 +214,49 @@ fn cases() -> Vec<Case> {
         // ---------------------------------------------------------- files that must score
         Case { name: "real JPEG", setup: |d, _| predict(&copy(&real_jpeg(0), d, "x.jpg")), expect: Scored },
         Case { name: "real PNG", setup: |d, _| predict(&copy(&real_png(), d, "x.png")), expect: Scored },
-        Case { name: "real X-ray as DICOM", setup: |d, _| predict(&write(d, "x.dcm", &real_dicom(|_| {}))), expect: Scored },
-        Case { name: "DICOM without extension", setup: |d, _| predict(&write(d, "IM0001", &real_dicom(|_| {}))), expect: Scored },
-        Case { name: "JPEG named .png", setup: |d, _| predict(&copy(&real_jpeg(0), d, "mislabelled.png")), expect: Scored },
-        Case { name: "PNG named .dcm", setup: |d, _| predict(&copy(&real_png(), d, "mislabelled.dcm")), expect: Scored },
+        Case {
+            name: "real X-ray as DICOM",
+            setup: |d, _| predict(&write(d, "x.dcm", &real_dicom(|_| {}))),
+            expect: Scored,
+        },
+        Case {
+            name: "DICOM without extension",
+            setup: |d, _| predict(&write(d, "IM0001", &real_dicom(|_| {}))),
+            expect: Scored,
+        },
+        Case {
+            name: "JPEG named .png",
+            setup: |d, _| predict(&copy(&real_jpeg(0), d, "mislabelled.png")),
+            expect: Scored,
+        },
+        Case {
+            name: "PNG named .dcm",
+            setup: |d, _| predict(&copy(&real_png(), d, "mislabelled.dcm")),
+            expect: Scored,
+        },
         Case {
             name: "16-bit PNG",
             setup: |d, _| {
                 let img = decoded(&real_jpeg(0));
-                let wide = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(img.width, img.height, |x, y| image::Luma([(img.get(x, y) * 65535.0) as u16]));
+                let wide = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(img.width, img.height, |x, y| {
+                    image::Luma([(img.get(x, y) * 65535.0) as u16])
+                });
                 predict(&write(d, "x16.png", &encode(wide, image::ImageFormat::Png)))
             },
             expect: Scored,
         },
         Case {
             name: "RGB copy of a grey X-ray",
-            setup: |d, _| predict(&write(d, "rgb.png", &encode(image::DynamicImage::ImageLuma8(luma8(&decoded(&real_jpeg(0)))).to_rgb8(), image::ImageFormat::Png))),
+            setup: |d, _| {
+                predict(&write(
+                    d,
+                    "rgb.png",
+                    &encode(
+                        image::DynamicImage::ImageLuma8(luma8(&decoded(&real_jpeg(0)))).to_rgb8(),
+                        image::ImageFormat::Png,
+                    ),
+                ))
+            },
             expect: Scored,
         },
         Case {
@@ -233,8 +269,16 @@ fn cases() -> Vec<Case> {
             expect: Scored,
         },
         // ---------------------------------------------------------- unreadable or not images
-        Case { name: "0-byte file", setup: |d, _| predict(&write(d, "empty.png", b"")), expect: Refused { code: 1, says: &["empty.png: empty file (0 bytes)"] } },
-        Case { name: "missing file", setup: |d, _| predict(&d.join("missing.png")), expect: Refused { code: 1, says: &["missing.png: cannot read file: No such file"] } },
+        Case {
+            name: "0-byte file",
+            setup: |d, _| predict(&write(d, "empty.png", b"")),
+            expect: Refused { code: 1, says: &["empty.png: empty file (0 bytes)"] },
+        },
+        Case {
+            name: "missing file",
+            setup: |d, _| predict(&d.join("missing.png")),
+            expect: Refused { code: 1, says: &["missing.png: cannot read file: No such file"] },
+        },
         Case {
             name: "dangling symlink",
             setup: |d, _| {
@@ -244,8 +288,16 @@ fn cases() -> Vec<Case> {
             },
             expect: Refused { code: 1, says: &["dangling.png: cannot read file: No such file"] },
         },
-        Case { name: "text named .png", setup: |d, _| predict(&write(d, "text.png", b"hello, this is not an image\n")), expect: Refused { code: 1, says: &["text.png: not a PNG, JPEG or DICOM file"] } },
-        Case { name: "GIF", setup: |d, _| predict(&write(d, "anim.gif", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;")), expect: Refused { code: 1, says: &["anim.gif: not a PNG, JPEG or DICOM file"] } },
+        Case {
+            name: "text named .png",
+            setup: |d, _| predict(&write(d, "text.png", b"hello, this is not an image\n")),
+            expect: Refused { code: 1, says: &["text.png: not a PNG, JPEG or DICOM file"] },
+        },
+        Case {
+            name: "GIF",
+            setup: |d, _| predict(&write(d, "anim.gif", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;")),
+            expect: Refused { code: 1, says: &["anim.gif: not a PNG, JPEG or DICOM file"] },
+        },
         Case {
             name: "truncated PNG",
             setup: |d, _| {
@@ -271,16 +323,34 @@ fn cases() -> Vec<Case> {
                 predict(&write(d, "crc.png", &png))
             },
             // A readable cause, not a Rust debug struct.
-            expect: Refused { code: 1, says: &["crc.png: cannot decode image: corrupt PNG: its compressed pixel data (IDAT) is damaged"] },
+            expect: Refused {
+                code: 1,
+                says: &["crc.png: cannot decode image: corrupt PNG: its compressed pixel data (IDAT) is damaged"],
+            },
         },
         // ---------------------------------------------------------- size, special files (defects 2, 3)
-        Case { name: "/dev/zero", setup: |_, _| predict(Path::new("/dev/zero")), expect: Refused { code: 1, says: &["/dev/zero: a device, not a regular file"] } },
-        Case { name: "FIFO named .png", setup: |d, _| predict(&fifo(d, "p.png")), expect: Refused { code: 1, says: &["p.png: a FIFO (named pipe), not a regular file"] } },
-        Case { name: "folder given as a file", setup: |d, _| predict(d), expect: Refused { code: 1, says: &["a folder, not a regular file"] } },
+        Case {
+            name: "/dev/zero",
+            setup: |_, _| predict(Path::new("/dev/zero")),
+            expect: Refused { code: 1, says: &["/dev/zero: a device, not a regular file"] },
+        },
+        Case {
+            name: "FIFO named .png",
+            setup: |d, _| predict(&fifo(d, "p.png")),
+            expect: Refused { code: 1, says: &["p.png: a FIFO (named pipe), not a regular file"] },
+        },
+        Case {
+            name: "folder given as a file",
+            setup: |d, _| predict(d),
+            expect: Refused { code: 1, says: &["a folder, not a regular file"] },
+        },
         Case {
             name: "3 GB sparse file after a real PNG header",
             setup: |d, _| predict(&sparse(d, "big.png", &std::fs::read(real_png()).unwrap(), 3 << 30)),
-            expect: Refused { code: 1, says: &["big.png: 3221225472 bytes, more than a ", "PNG can take", "refusing to read it"] },
+            expect: Refused {
+                code: 1,
+                says: &["big.png: 3221225472 bytes, more than a ", "PNG can take", "refusing to read it"],
+            },
         },
         Case {
             name: "3 GB sparse file that is no image",
@@ -335,56 +405,100 @@ fn cases() -> Vec<Case> {
                 jpeg[sof + 5..sof + 9].copy_from_slice(&[0x1B, 0x58, 0x1B, 0x58]);
                 predict(&write(d, "liar.jpg", &jpeg))
             },
-            expect: Refused { code: 1, says: &["liar.jpg: cannot decode image: corrupt JPEG: its header promises 7000×7000 pixels"] },
+            expect: Refused {
+                code: 1,
+                says: &["liar.jpg: cannot decode image: corrupt JPEG: its header promises 7000×7000 pixels"],
+            },
         },
         // ---------------------------------------------------------- DICOM (defect 9 and older checks)
         Case {
             name: "DICOM Window Width 0",
-            setup: |d, _| predict(&write(d, "w0.dcm", &real_dicom(|o| {
-                set(o, tags::WINDOW_CENTER, VR::DS, "128".into());
-                set(o, tags::WINDOW_WIDTH, VR::DS, "0".into());
-            }))),
+            setup: |d, _| {
+                predict(&write(
+                    d,
+                    "w0.dcm",
+                    &real_dicom(|o| {
+                        set(o, tags::WINDOW_CENTER, VR::DS, "128".into());
+                        set(o, tags::WINDOW_WIDTH, VR::DS, "0".into());
+                    }),
+                ))
+            },
             expect: Refused { code: 1, says: &["w0.dcm: cannot decode image: Window Width (0028,1051) is 0"] },
         },
         Case {
             name: "DICOM Rescale Slope 0",
-            setup: |d, _| predict(&write(d, "s0.dcm", &real_dicom(|o| {
-                set(o, tags::RESCALE_SLOPE, VR::DS, "0".into());
-                set(o, tags::RESCALE_INTERCEPT, VR::DS, "0".into());
-            }))),
+            setup: |d, _| {
+                predict(&write(
+                    d,
+                    "s0.dcm",
+                    &real_dicom(|o| {
+                        set(o, tags::RESCALE_SLOPE, VR::DS, "0".into());
+                        set(o, tags::RESCALE_INTERCEPT, VR::DS, "0".into());
+                    }),
+                ))
+            },
             expect: Refused { code: 1, says: &["s0.dcm: cannot decode image: Rescale Slope (0028,1053) is 0"] },
         },
         Case {
             name: "DICOM pixel data longer than Rows × Columns",
-            setup: |d, _| predict(&write(d, "long.dcm", &real_dicom(|o| {
-                let rows = o.element(tags::ROWS).unwrap().to_int::<u16>().unwrap();
-                set(o, tags::ROWS, VR::US, PrimitiveValue::from(rows / 2));
-            }))),
-            expect: Refused { code: 1, says: &["long.dcm: cannot decode image: pixel data is", "Rows/Columns do not describe this data"] },
+            setup: |d, _| {
+                predict(&write(
+                    d,
+                    "long.dcm",
+                    &real_dicom(|o| {
+                        let rows = o.element(tags::ROWS).unwrap().to_int::<u16>().unwrap();
+                        set(o, tags::ROWS, VR::US, PrimitiveValue::from(rows / 2));
+                    }),
+                ))
+            },
+            expect: Refused {
+                code: 1,
+                says: &["long.dcm: cannot decode image: pixel data is", "Rows/Columns do not describe this data"],
+            },
         },
         Case {
             name: "DICOM pixel data shorter than Rows × Columns",
-            setup: |d, _| predict(&write(d, "shortpx.dcm", &real_dicom(|o| {
-                let rows = o.element(tags::ROWS).unwrap().to_int::<u16>().unwrap();
-                set(o, tags::ROWS, VR::US, PrimitiveValue::from(rows * 2));
-            }))),
+            setup: |d, _| {
+                predict(&write(
+                    d,
+                    "shortpx.dcm",
+                    &real_dicom(|o| {
+                        let rows = o.element(tags::ROWS).unwrap().to_int::<u16>().unwrap();
+                        set(o, tags::ROWS, VR::US, PrimitiveValue::from(rows * 2));
+                    }),
+                ))
+            },
             expect: Refused { code: 1, says: &["shortpx.dcm: cannot decode image"] },
         },
         Case {
             name: "DICOM without pixel data",
-            setup: |d, _| predict(&write(d, "report.dcm", &real_dicom(|o| {
-                o.remove_element(tags::PIXEL_DATA);
-            }))),
+            setup: |d, _| {
+                predict(&write(
+                    d,
+                    "report.dcm",
+                    &real_dicom(|o| {
+                        o.remove_element(tags::PIXEL_DATA);
+                    }),
+                ))
+            },
             expect: Refused { code: 1, says: &["report.dcm: unsupported DICOM: no pixel data"] },
         },
         Case {
             name: "multi-frame DICOM",
-            setup: |d, _| predict(&write(d, "cine.dcm", &real_dicom(|o| set(o, tags::NUMBER_OF_FRAMES, VR::IS, "2".into())))),
+            setup: |d, _| {
+                predict(&write(d, "cine.dcm", &real_dicom(|o| set(o, tags::NUMBER_OF_FRAMES, VR::IS, "2".into()))))
+            },
             expect: Refused { code: 1, says: &["cine.dcm: unsupported DICOM: 2 frames"] },
         },
         Case {
             name: "colour DICOM",
-            setup: |d, _| predict(&write(d, "rgb.dcm", &real_dicom(|o| set(o, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "RGB".into())))),
+            setup: |d, _| {
+                predict(&write(
+                    d,
+                    "rgb.dcm",
+                    &real_dicom(|o| set(o, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "RGB".into())),
+                ))
+            },
             expect: Refused { code: 1, says: &["rgb.dcm: unsupported DICOM: colour image"] },
         },
         Case {
@@ -398,18 +512,67 @@ fn cases() -> Vec<Case> {
             expect: Refused { code: 1, says: &["junk.dcm: cannot decode image: not a readable DICOM file"] },
         },
         // ---------------------------------------------------------- degenerate images (defect 10)
-        Case { name: "1×1 image", setup: |d, _| predict(&write(d, "dot.png", &encode(image::GrayImage::from_pixel(1, 1, image::Luma([200])), image::ImageFormat::Png))), expect: Refused { code: 1, says: &["dot.png: image is 1×1 pixels, under the 64-pixel minimum side"] } },
-        Case { name: "1×100000 image", setup: |d, _| predict(&write(d, "tall.png", &encode(image::GrayImage::from_fn(1, 100_000, |_, y| image::Luma([y as u8])), image::ImageFormat::Png))), expect: Refused { code: 1, says: &["tall.png: image is 1×100000 pixels"] } },
-        Case { name: "100000×1 image", setup: |d, _| predict(&write(d, "wide.png", &encode(image::GrayImage::from_fn(100_000, 1, |x, _| image::Luma([x as u8])), image::ImageFormat::Png))), expect: Refused { code: 1, says: &["wide.png: image is 100000×1 pixels"] } },
+        Case {
+            name: "1×1 image",
+            setup: |d, _| {
+                predict(&write(
+                    d,
+                    "dot.png",
+                    &encode(image::GrayImage::from_pixel(1, 1, image::Luma([200])), image::ImageFormat::Png),
+                ))
+            },
+            expect: Refused { code: 1, says: &["dot.png: image is 1×1 pixels, under the 64-pixel minimum side"] },
+        },
+        Case {
+            name: "1×100000 image",
+            setup: |d, _| {
+                predict(&write(
+                    d,
+                    "tall.png",
+                    &encode(
+                        image::GrayImage::from_fn(1, 100_000, |_, y| image::Luma([y as u8])),
+                        image::ImageFormat::Png,
+                    ),
+                ))
+            },
+            expect: Refused { code: 1, says: &["tall.png: image is 1×100000 pixels"] },
+        },
+        Case {
+            name: "100000×1 image",
+            setup: |d, _| {
+                predict(&write(
+                    d,
+                    "wide.png",
+                    &encode(
+                        image::GrayImage::from_fn(100_000, 1, |x, _| image::Luma([x as u8])),
+                        image::ImageFormat::Png,
+                    ),
+                ))
+            },
+            expect: Refused { code: 1, says: &["wide.png: image is 100000×1 pixels"] },
+        },
         Case {
             name: "X-ray squeezed to 2000×100",
             setup: |d, _| {
                 let img = luma8(&decoded(&real_jpeg(0)));
-                predict(&write(d, "strip.png", &encode(image::imageops::resize(&img, 2000, 100, image::imageops::FilterType::Triangle), image::ImageFormat::Png)))
+                predict(&write(
+                    d,
+                    "strip.png",
+                    &encode(
+                        image::imageops::resize(&img, 2000, 100, image::imageops::FilterType::Triangle),
+                        image::ImageFormat::Png,
+                    ),
+                ))
             },
             expect: Refused { code: 1, says: &["strip.png: image is 2000×100 pixels, more elongated than 4:1"] },
         },
-        Case { name: "all-black 512² image", setup: |d, _| predict(&write(d, "black.png", &encode(image::GrayImage::new(512, 512), image::ImageFormat::Png))), expect: Refused { code: 1, says: &["black.png: every pixel has the same grey value"] } },
+        Case {
+            name: "all-black 512² image",
+            setup: |d, _| {
+                predict(&write(d, "black.png", &encode(image::GrayImage::new(512, 512), image::ImageFormat::Png)))
+            },
+            expect: Refused { code: 1, says: &["black.png: every pixel has the same grey value"] },
+        },
         // ---------------------------------------------------------- folders (defects 1, 3, 7)
         Case {
             name: "symlink cycle in a folder",
@@ -544,19 +707,47 @@ fn cases() -> Vec<Case> {
             },
             expect: Refused { code: 2, says: &["out.csv: "] },
         },
-        Case { name: "-j 1000", setup: |d, _| score(&[&copy(&real_jpeg(0), d, "x.jpg")], &d.join("out.csv"), &["-j", "1000"]), expect: Refused { code: 2, says: &["-j 1000: more workers than 4 per core"] } },
+        Case {
+            name: "-j 1000",
+            setup: |d, _| score(&[&copy(&real_jpeg(0), d, "x.jpg")], &d.join("out.csv"), &["-j", "1000"]),
+            expect: Refused { code: 2, says: &["-j 1000: more workers than 4 per core"] },
+        },
         // ---------------------------------------------------------- messages (defects 11, 12, 13)
         Case {
             name: "cause said once",
-            setup: |d, _| args([OsString::from("explain"), d.join("nothere.png").into(), "--out".into(), d.join("heat.png").into()]),
-            expect: Refused { code: 2, says: &["nothere.png: cannot read file: No such file or directory (os error 2)\n"] },
+            setup: |d, _| {
+                args([
+                    OsString::from("explain"),
+                    d.join("nothere.png").into(),
+                    "--out".into(),
+                    d.join("heat.png").into(),
+                ])
+            },
+            expect: Refused {
+                code: 2,
+                says: &["nothere.png: cannot read file: No such file or directory (os error 2)\n"],
+            },
         },
-        Case { name: "-m nonexistent.onnx", setup: |d, _| args([OsString::from("predict"), "-m".into(), d.join("nonexistent.onnx").into(), d.join("x.png").into()]), expect: Refused { code: 2, says: &["nonexistent.onnx: cannot read model: No such file"] } },
+        Case {
+            name: "-m nonexistent.onnx",
+            setup: |d, _| {
+                args([
+                    OsString::from("predict"),
+                    "-m".into(),
+                    d.join("nonexistent.onnx").into(),
+                    d.join("x.png").into(),
+                ])
+            },
+            expect: Refused { code: 2, says: &["nonexistent.onnx: cannot read model: No such file"] },
+        },
         Case {
             name: "-m a file that is not ONNX",
             setup: |d, _| {
                 let onnx = write(d, "fake.onnx", b"not a model");
-                let mut card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(workspace().join("models/seed-cnn.card.json")).unwrap()).unwrap();
+                let mut card: serde_json::Value = serde_json::from_str(
+                    &std::fs::read_to_string(workspace().join("models/seed-cnn.card.json")).unwrap(),
+                )
+                .unwrap();
                 card["file"] = "fake.onnx".into();
                 card["sha256"] = cxr_core::card::sha256_hex(b"not a model").into();
                 write(d, "fake.card.json", card.to_string().as_bytes());
@@ -564,26 +755,75 @@ fn cases() -> Vec<Case> {
             },
             expect: Refused { code: 2, says: &["fake.onnx: not an ONNX model", "in builds with the `train` feature"] },
         },
-        Case { name: "data index of a missing folder", setup: |d, _| args([OsString::from("data"), "index".into(), d.join("nonexistent").into(), "--out".into(), d.join("m.csv").into()]), expect: Refused { code: 2, says: &["nonexistent: no such folder"] } },
+        Case {
+            name: "data index of a missing folder",
+            setup: |d, _| {
+                args([
+                    OsString::from("data"),
+                    "index".into(),
+                    d.join("nonexistent").into(),
+                    "--out".into(),
+                    d.join("m.csv").into(),
+                ])
+            },
+            expect: Refused { code: 2, says: &["nonexistent: no such folder"] },
+        },
         Case {
             name: "data index into a missing folder",
-            setup: |d, _| args([OsString::from("data"), "index".into(), datasets().join("hannover-covid").into(), "--out".into(), d.join("nonexistent/x.csv").into()]),
+            setup: |d, _| {
+                args([
+                    OsString::from("data"),
+                    "index".into(),
+                    datasets().join("hannover-covid").into(),
+                    "--out".into(),
+                    d.join("nonexistent/x.csv").into(),
+                ])
+            },
             expect: Refused { code: 2, says: &["x.csv: cannot write the manifest there: folder", "does not exist"] },
         },
-        Case { name: "data stats of an empty file", setup: |d, _| args([OsString::from("data"), "stats".into(), write(d, "empty.csv", b"").into()]), expect: Refused { code: 2, says: &["empty.csv: not a cxr manifest CSV: empty file"] } },
-        Case { name: "data stats of a binary file", setup: |d, _| args([OsString::from("data"), "stats".into(), write(d, "bin.csv", &[0x89, b'P', b'N', b'G', 0, 0, 1, 2, b'\n', 7]).into()]), expect: Refused { code: 2, says: &["bin.csv: not a cxr manifest CSV"] } },
+        Case {
+            name: "data stats of an empty file",
+            setup: |d, _| args([OsString::from("data"), "stats".into(), write(d, "empty.csv", b"").into()]),
+            expect: Refused { code: 2, says: &["empty.csv: not a cxr manifest CSV: empty file"] },
+        },
+        Case {
+            name: "data stats of a binary file",
+            setup: |d, _| {
+                args([
+                    OsString::from("data"),
+                    "stats".into(),
+                    write(d, "bin.csv", &[0x89, b'P', b'N', b'G', 0, 0, 1, 2, b'\n', 7]).into(),
+                ])
+            },
+            expect: Refused { code: 2, says: &["bin.csv: not a cxr manifest CSV"] },
+        },
         Case {
             name: "explain into a missing folder fails before computing",
-            setup: |d, _| args([OsString::from("explain"), copy(&real_jpeg(0), d, "x.jpg").into(), "--out".into(), d.join("nonexistent/x.png").into()]),
+            setup: |d, _| {
+                args([
+                    OsString::from("explain"),
+                    copy(&real_jpeg(0), d, "x.jpg").into(),
+                    "--out".into(),
+                    d.join("nonexistent/x.png").into(),
+                ])
+            },
             expect: Refused { code: 2, says: &["x.png: cannot write the heatmap there: folder"] },
         },
-        Case { name: "bench --runs 0", setup: |_, _| args(["bench", "--runs", "0"]), expect: Refused { code: 2, says: &["--runs"] } },
+        Case {
+            name: "bench --runs 0",
+            setup: |_, _| args(["bench", "--runs", "0"]),
+            expect: Refused { code: 2, says: &["--runs"] },
+        },
         Case {
             name: "info of a card whose model fails its sha256",
             setup: |d, _| {
                 let card = d.join("t.card.json");
                 std::fs::copy(workspace().join("models/seed-cnn.card.json"), &card).unwrap();
-                let file = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&card).unwrap()).unwrap()["file"].as_str().unwrap().to_owned();
+                let file = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&card).unwrap()).unwrap()
+                    ["file"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
                 write(d, &file, b"tampered");
                 args([OsString::from("info"), card.into()])
             },
@@ -630,7 +870,10 @@ fn check(case: &Case, dir: &Path, model: &Path) -> Result<(), String> {
     let output = cmd.args(&setup.args[1..]).timeout(TIME_LIMIT).output().map_err(|e| e.to_string())?;
     drop(setup.hold);
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    let code = output.status.code().ok_or_else(|| format!("killed ({}): a hang past {TIME_LIMIT:?}?\n{stderr}", output.status))?;
+    let code = output
+        .status
+        .code()
+        .ok_or_else(|| format!("killed ({}): a hang past {TIME_LIMIT:?}?\n{stderr}", output.status))?;
     let fail = |what: String| Err(format!("{what}\nexit {code}\nstdout: {stdout}\nstderr: {stderr}"));
     match &case.expect {
         Expect::Scored => {
@@ -658,7 +901,11 @@ fn check(case: &Case, dir: &Path, model: &Path) -> Result<(), String> {
             if code != *expected {
                 return fail(format!("expected exit {expected}"));
             }
-            let rows: Vec<csv::StringRecord> = csv::Reader::from_path(dir.join("out.csv")).map_err(|e| e.to_string())?.records().map(Result::unwrap).collect();
+            let rows: Vec<csv::StringRecord> = csv::Reader::from_path(dir.join("out.csv"))
+                .map_err(|e| e.to_string())?
+                .records()
+                .map(Result::unwrap)
+                .collect();
             let mut seen = HashSet::new();
             for row in &rows {
                 let file = std::fs::canonicalize(dir.join(&row[0])).unwrap_or_else(|_| PathBuf::from(&row[0]));
@@ -669,7 +916,10 @@ fn check(case: &Case, dir: &Path, model: &Path) -> Result<(), String> {
             let error_texts: Vec<&str> = rows.iter().map(|r| &r[r.len() - 1]).filter(|e| !e.is_empty()).collect();
             let ok = rows.len() - error_texts.len();
             if ok != *scored || error_texts.len() != errors.len() {
-                return fail(format!("expected {scored} scored and {} error rows, got {ok} and {error_texts:?}", errors.len()));
+                return fail(format!(
+                    "expected {scored} scored and {} error rows, got {ok} and {error_texts:?}",
+                    errors.len()
+                ));
             }
             if let Some(missing) = errors.iter().find(|e| !error_texts.iter().any(|t| t.contains(*e))) {
                 return fail(format!("no error row says {missing:?}: {error_texts:?}"));

@@ -33,17 +33,25 @@ fn folds_keep_patients_apart_and_out_of_fold_scores_each_film_once_at_its_models
     let dir = tempfile::tempdir().unwrap();
     let stored = workspace().join("models/splits/within-source-all.csv");
     let folds = dir.path().join("folds");
-    cxr().args(["data", "folds"]).arg(&stored).args(["--source", SOURCE, "--folds", "3", "--only-source", "--out"]).arg(&folds).assert().success();
+    cxr()
+        .args(["data", "folds"])
+        .arg(&stored)
+        .args(["--source", SOURCE, "--folds", "3", "--only-source", "--out"])
+        .arg(&folds)
+        .assert()
+        .success();
 
     // Every film of the collection is in exactly one fold's test split; within a fold no split
     // group (patient ∪ near-duplicate) is both tested and trained or validated on, and with
     // --only-source nothing of another collection trains.
-    let source_films: BTreeSet<String> = rows(&stored).into_iter().filter(|r| r["source"] == SOURCE).map(|r| r["path"].clone()).collect();
+    let source_films: BTreeSet<String> =
+        rows(&stored).into_iter().filter(|r| r["source"] == SOURCE).map(|r| r["path"].clone()).collect();
     assert!(source_films.len() > 500, "the collection has {} films in the stored split", source_films.len());
     let mut tested: BTreeMap<String, usize> = BTreeMap::new();
     for k in 0..3 {
         let fold = rows(&folds.join(format!("fold-{k}.csv")));
-        let test_groups: BTreeSet<&str> = fold.iter().filter(|r| r["split"] == "test").map(|r| r["split_group"].as_str()).collect();
+        let test_groups: BTreeSet<&str> =
+            fold.iter().filter(|r| r["split"] == "test").map(|r| r["split_group"].as_str()).collect();
         for r in &fold {
             match r["split"].as_str() {
                 "test" => {
@@ -52,13 +60,20 @@ fn folds_keep_patients_apart_and_out_of_fold_scores_each_film_once_at_its_models
                 }
                 "train" | "val" => {
                     assert_eq!(r["source"], SOURCE, "--only-source trains on the collection alone");
-                    assert!(!test_groups.contains(r["split_group"].as_str()), "fold {k}: {} shares a patient or picture with a test film", r["path"]);
+                    assert!(
+                        !test_groups.contains(r["split_group"].as_str()),
+                        "fold {k}: {} shares a patient or picture with a test film",
+                        r["path"]
+                    );
                 }
                 _ => {}
             }
         }
         let negatives = fold.iter().filter(|r| r["split"] == "test" && r["label"] != "covid").count();
-        assert!((25..=38).contains(&negatives), "fold {k} tests {negatives} non-COVID films: the classes are not spread evenly");
+        assert!(
+            (25..=38).contains(&negatives),
+            "fold {k} tests {negatives} non-COVID films: the classes are not spread evenly"
+        );
     }
     assert_eq!(tested.keys().cloned().collect::<BTreeSet<_>>(), source_films);
     assert!(tested.values().all(|&n| n == 1));
@@ -67,12 +82,18 @@ fn folds_keep_patients_apart_and_out_of_fold_scores_each_film_once_at_its_models
     let report = dir.path().join("report");
     let models = ["seed-cnn", "resnet18-scratch", "seed-cnn-int8"];
     let mut eval = cxr();
-    eval.args(["eval", "--out-of-fold", "--data"]).arg(&folds).arg("--data-root").arg(datasets()).args(["--source", SOURCE, "--report"]).arg(&report);
+    eval.args(["eval", "--out-of-fold", "--data"])
+        .arg(&folds)
+        .arg("--data-root")
+        .arg(datasets())
+        .args(["--source", SOURCE, "--report"])
+        .arg(&report);
     for m in models {
         eval.args(["-m", m]);
     }
     eval.assert().success();
-    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap()).unwrap();
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap()).unwrap();
     let predictions = rows(&report.join("predictions.csv"));
     assert_eq!(predictions.len(), source_films.len());
     assert_eq!(metrics["full"]["images"].as_u64().unwrap() as usize, source_films.len());
@@ -81,15 +102,26 @@ fn folds_keep_patients_apart_and_out_of_fold_scores_each_film_once_at_its_models
     let thresholds: Vec<f64> = models
         .iter()
         .map(|m| {
-            let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(workspace().join(format!("models/{m}.card.json"))).unwrap()).unwrap();
+            let card: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(workspace().join(format!("models/{m}.card.json"))).unwrap(),
+            )
+            .unwrap();
             card["threshold"].as_f64().unwrap()
         })
         .collect();
     let fold_of: HashMap<PathBuf, usize> = (0..3)
-        .flat_map(|k| rows(&folds.join(format!("fold-{k}.csv"))).into_iter().filter(|r| r["split"] == "test").map(move |r| (datasets().join(&r["path"]), k)))
+        .flat_map(|k| {
+            rows(&folds.join(format!("fold-{k}.csv")))
+                .into_iter()
+                .filter(|r| r["split"] == "test")
+                .map(move |r| (datasets().join(&r["path"]), k))
+        })
         .collect();
     let (mut tp, mut tn, mut pairs, mut wins) = (0u64, 0u64, 0u64, 0.0);
-    let scored: Vec<(f64, bool, usize)> = predictions.iter().map(|p| (p["p_covid"].parse().unwrap(), p["label"] == "covid", fold_of[Path::new(&p["path"])])).collect();
+    let scored: Vec<(f64, bool, usize)> = predictions
+        .iter()
+        .map(|p| (p["p_covid"].parse().unwrap(), p["label"] == "covid", fold_of[Path::new(&p["path"])]))
+        .collect();
     for &(p, covid, k) in &scored {
         match (p >= thresholds[k], covid) {
             (true, true) => tp += 1,
@@ -100,13 +132,23 @@ fn folds_keep_patients_apart_and_out_of_fold_scores_each_film_once_at_its_models
             for &(q, other, _) in &scored {
                 if !other {
                     pairs += 1;
-                    wins += if p > q { 1.0 } else if p == q { 0.5 } else { 0.0 };
+                    wins += if p > q {
+                        1.0
+                    } else if p == q {
+                        0.5
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
     }
     let at = &metrics["full"]["at_threshold"];
-    assert_eq!((at["true_positives"].as_u64().unwrap(), at["true_negatives"].as_u64().unwrap()), (tp, tn), "each film is decided at its own fold model's threshold");
+    assert_eq!(
+        (at["true_positives"].as_u64().unwrap(), at["true_negatives"].as_u64().unwrap()),
+        (tp, tn),
+        "each film is decided at its own fold model's threshold"
+    );
     let within = &metrics["full"]["within_source"];
     assert_eq!(within["pairs"].as_u64().unwrap(), pairs);
     assert!((within["auc"]["estimate"].as_f64().unwrap() - wins / pairs as f64).abs() < 1e-12);

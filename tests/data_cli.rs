@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 
 fn datasets() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
-    cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
+    cxr_core::dataset::shared_datasets(workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
 }
 
 /// The first `n` files of a dataset folder, copied into `to` (created).
 fn copy_first(from: &Path, to: &Path, n: usize) -> Vec<String> {
     std::fs::create_dir_all(to).unwrap();
-    let mut names: Vec<String> = std::fs::read_dir(from).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(from).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     names.truncate(n);
     for name in &names {
@@ -32,7 +33,8 @@ fn small_collections(dir: &Path) -> PathBuf {
     copy_first(&src.join("covid19-radiography/COVID"), &data.join("covid19-radiography/COVID"), 8);
     copy_first(&src.join("nih-chestxray14-sample/No_findings"), &data.join("covid19-radiography/Normal"), 0);
     let kermany = copy_first(&src.join("chest_xray/train/NORMAL"), &data.join("scratch"), 1);
-    std::fs::rename(data.join("scratch").join(&kermany[0]), data.join("covid19-radiography/Normal/Normal-9999.jpg")).unwrap();
+    std::fs::rename(data.join("scratch").join(&kermany[0]), data.join("covid19-radiography/Normal/Normal-9999.jpg"))
+        .unwrap();
     std::fs::remove_dir(data.join("scratch")).unwrap();
     copy_first(&src.join("nih-chestxray14-sample/No_findings"), &data.join("nih-chestxray14-sample/No_findings"), 5);
     copy_first(&src.join("nih-chestxray14-sample/Pneumonia"), &data.join("nih-chestxray14-sample/Pneumonia"), 5);
@@ -42,7 +44,11 @@ fn small_collections(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(hannover.join("png")).unwrap();
     for row in &rows[1..] {
         let image_id = row.split(',').nth(1).unwrap();
-        std::fs::copy(src.join(format!("hannover-covid/png/{image_id}.png")), hannover.join(format!("png/{image_id}.png"))).unwrap();
+        std::fs::copy(
+            src.join(format!("hannover-covid/png/{image_id}.png")),
+            hannover.join(format!("png/{image_id}.png")),
+        )
+        .unwrap();
     }
     std::fs::write(hannover.join("data.csv"), rows.join("\n") + "\n").unwrap();
     data
@@ -57,30 +63,23 @@ fn index_then_stats_on_real_images_in_their_layouts() {
     let dir = tempfile::tempdir().unwrap();
     let data = small_collections(dir.path());
     let manifest = dir.path().join("manifest.csv");
-    cxr()
-        .args(["data", "index"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&manifest)
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("chest_xray (Kermany chest_xray").and(predicate::str::contains("hannover-covid")));
+    cxr().args(["data", "index"]).arg(&data).arg("--out").arg(&manifest).assert().success().stdout(
+        predicate::str::contains("chest_xray (Kermany chest_xray").and(predicate::str::contains("hannover-covid")),
+    );
 
     let csv = std::fs::read_to_string(&manifest).unwrap();
-    assert!(csv.starts_with("path,source,patient_id,view,label,width,height,phash,dup_group,split_group,split\n"), "{csv}");
+    assert!(
+        csv.starts_with("path,source,patient_id,view,label,width,height,phash,dup_group,split_group,split\n"),
+        "{csv}"
+    );
     assert_eq!(csv.lines().count(), 1 + 16 + 9 + 10 + 6);
     assert!(Path::new(&dir.path().join("manifest.json")).is_file());
 
-    cxr()
-        .args(["data", "stats"])
-        .arg(&manifest)
-        .assert()
-        .success()
-        .stdout(
-            predicate::str::contains("leakage check: OK")
-                .and(predicate::str::contains("1 across sources"))
-                .and(predicate::str::contains("chest_xray ↔ covid19-radiography: 1 groups")),
-        );
+    cxr().args(["data", "stats"]).arg(&manifest).assert().success().stdout(
+        predicate::str::contains("leakage check: OK")
+            .and(predicate::str::contains("1 across sources"))
+            .and(predicate::str::contains("chest_xray ↔ covid19-radiography: 1 groups")),
+    );
 
     // Same seed → byte-identical manifest; holdout → only that source in `holdout`.
     let again = dir.path().join("again.csv");
@@ -132,7 +131,12 @@ fn stats_fails_when_a_patient_straddles_two_splits() {
         lines.push(format!("{},{}", &copy[..copy.rfind(',').unwrap()], first));
     }
     std::fs::write(&manifest, lines.join("\n") + "\n").unwrap();
-    cxr().args(["data", "stats"]).arg(&manifest).assert().code(1).stdout(predicate::str::contains("leakage check: FAILED"));
+    cxr()
+        .args(["data", "stats"])
+        .arg(&manifest)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("leakage check: FAILED"));
 }
 
 #[test]

@@ -61,7 +61,16 @@ fn predict_prints_class_probability_model_and_notice() {
     let dir = tempfile::tempdir().unwrap();
     let model = model();
     let files = [images("covid19-radiography/COVID", 1), images("covid19-radiography/Normal", 1)].concat();
-    let out = cxr(dir.path()).arg("predict").arg("--model").arg(&model).args(&files).assert().success().get_output().stdout.clone();
+    let out = cxr(dir.path())
+        .arg("predict")
+        .arg("--model")
+        .arg(&model)
+        .args(&files)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("research use only, not for diagnosis"), "{text}");
     assert!(text.contains("P(covid) = "), "{text}");
@@ -69,7 +78,17 @@ fn predict_prints_class_probability_model_and_notice() {
     let sha = ModelCard::load(&ModelCard::path_for(&model)).unwrap().sha256;
     assert!(text.contains(&sha[..12]), "names the model's sha256: {text}");
 
-    let out = cxr(dir.path()).arg("predict").arg("--json").arg("--model").arg(&model).args(&files).assert().success().get_output().stdout.clone();
+    let out = cxr(dir.path())
+        .arg("predict")
+        .arg("--json")
+        .arg("--model")
+        .arg(&model)
+        .args(&files)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(json["model"]["sha256"], sha.as_str());
     let predictions = json["predictions"].as_array().unwrap();
@@ -110,7 +129,8 @@ fn predict_without_a_model_runs_the_one_models_default_names() {
 
     let listed = cxr(dir.path()).arg("models").assert().success().get_output().stdout.clone();
     let listed = String::from_utf8(listed).unwrap();
-    let line = listed.lines().find(|l| l.contains("(embedded, default)")).unwrap_or_else(|| panic!("no default in: {listed}"));
+    let line =
+        listed.lines().find(|l| l.contains("(embedded, default)")).unwrap_or_else(|| panic!("no default in: {listed}"));
     assert!(line.split_whitespace().any(|w| w == name), "{listed}");
 }
 
@@ -129,7 +149,15 @@ fn score_keeps_going_past_corrupt_files_and_exits_1() {
     std::fs::write(data.join("truncated.jpg"), &jpeg[..300]).unwrap();
     std::fs::write(data.join("README"), "these are notes, not an image\n").unwrap();
     let out = dir.path().join("results.csv");
-    let assert = cxr(dir.path()).arg("score").arg(dir.path().join("data")).arg("--out").arg(&out).arg("--model").arg(&model).assert().code(1);
+    let assert = cxr(dir.path())
+        .arg("score")
+        .arg(dir.path().join("data"))
+        .arg("--out")
+        .arg(&out)
+        .arg("--model")
+        .arg(&model)
+        .assert()
+        .code(1);
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
     assert!(stderr.contains("3 failed"), "{stderr}");
 
@@ -171,10 +199,23 @@ fn resumed_score_completes_the_set_without_scoring_anything_twice() {
     bytes.extend_from_slice(b",0.12");
     std::fs::write(&out, bytes).unwrap();
 
-    let refused = cxr(dir.path()).arg("score").arg(&everything).arg("-o").arg(&out).arg("--model").arg(&model).assert().code(2);
-    assert!(String::from_utf8_lossy(&refused.get_output().stderr).contains("--resume"), "an existing output is never overwritten silently");
+    let refused =
+        cxr(dir.path()).arg("score").arg(&everything).arg("-o").arg(&out).arg("--model").arg(&model).assert().code(2);
+    assert!(
+        String::from_utf8_lossy(&refused.get_output().stderr).contains("--resume"),
+        "an existing output is never overwritten silently"
+    );
 
-    let resumed = cxr(dir.path()).arg("score").arg(&everything).arg("-o").arg(&out).arg("--resume").arg("--model").arg(&model).assert().success();
+    let resumed = cxr(dir.path())
+        .arg("score")
+        .arg(&everything)
+        .arg("-o")
+        .arg(&out)
+        .arg("--resume")
+        .arg("--model")
+        .arg(&model)
+        .assert()
+        .success();
     assert!(String::from_utf8_lossy(&resumed.get_output().stderr).contains("3 images to score"));
     let paths: Vec<String> = read_csv(&out).iter().map(|r| r[0].to_owned()).collect();
     assert_eq!(paths.len(), 6, "{paths:?}");
@@ -197,12 +238,20 @@ fn score_killed_mid_run_resumes_to_the_rows_of_an_uninterrupted_run() {
     std::fs::write(&list, all.iter().map(|f| f.display().to_string() + "\n").collect::<String>()).unwrap();
     let score = |out: &Path| {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("cxr"));
-        cmd.env("CXR_MODELS", dir.path()).current_dir(dir.path()).arg("score").arg(&list).arg("-o").arg(out).args(["-j", "1", "--model"]).arg(&model);
+        cmd.env("CXR_MODELS", dir.path())
+            .current_dir(dir.path())
+            .arg("score")
+            .arg(&list)
+            .arg("-o")
+            .arg(out)
+            .args(["-j", "1", "--model"])
+            .arg(&model);
         cmd
     };
     let killed = dir.path().join("killed.csv");
     let mut child = score(&killed).stderr(std::process::Stdio::null()).spawn().unwrap();
-    let rows_in = |path: &Path| std::fs::read(path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count().saturating_sub(1));
+    let rows_in =
+        |path: &Path| std::fs::read(path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count().saturating_sub(1));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while rows_in(&killed) < 5 {
         assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
@@ -217,19 +266,33 @@ fn score_killed_mid_run_resumes_to_the_rows_of_an_uninterrupted_run() {
     let kept: Vec<&str> = before.split_inclusive('\n').filter(|l| l.ends_with('\n')).skip(1).collect();
     assert!(kept.len() >= 5 && kept.len() < all.len(), "{} rows before the kill", kept.len());
 
-    let resumed = cxr(dir.path()).arg("score").arg(&list).arg("-o").arg(&killed).arg("--resume").arg("--model").arg(&model).assert().success();
+    let resumed = cxr(dir.path())
+        .arg("score")
+        .arg(&list)
+        .arg("-o")
+        .arg(&killed)
+        .arg("--resume")
+        .arg("--model")
+        .arg(&model)
+        .assert()
+        .success();
     let stderr = String::from_utf8_lossy(&resumed.get_output().stderr).into_owned();
     assert!(stderr.contains(&format!("{} images to score", all.len() - kept.len())), "{stderr}");
     let after = std::fs::read_to_string(&killed).unwrap();
     let after_rows: Vec<&str> = after.lines().skip(1).collect();
-    assert_eq!(after_rows[..kept.len()], kept.iter().map(|l| l.trim_end_matches('\n')).collect::<Vec<_>>()[..], "the killed run's rows are kept as written");
+    assert_eq!(
+        after_rows[..kept.len()],
+        kept.iter().map(|l| l.trim_end_matches('\n')).collect::<Vec<_>>()[..],
+        "the killed run's rows are kept as written"
+    );
 
     let whole = dir.path().join("whole.csv");
     let finished = score(&whole).output().unwrap();
     assert!(finished.status.success(), "the uninterrupted run: {}", String::from_utf8_lossy(&finished.stderr));
     let by_path = |path: &Path| {
         let rows = read_csv(path);
-        let map: std::collections::BTreeMap<String, csv::StringRecord> = rows.iter().map(|r| (r[0].to_owned(), r.clone())).collect();
+        let map: std::collections::BTreeMap<String, csv::StringRecord> =
+            rows.iter().map(|r| (r[0].to_owned(), r.clone())).collect();
         assert_eq!(map.len(), rows.len(), "{}: a path scored twice", path.display());
         map
     };
@@ -267,17 +330,30 @@ fn eval_on_a_folder_per_class_writes_metrics_plots_and_report() {
         .arg(&model)
         .assert()
         .success();
-    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap()).unwrap();
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(metrics["full"]["images"], 12);
     assert_eq!(metrics["full"]["positives"], 6);
-    assert!(metrics["full"]["at_threshold"]["sensitivity"]["lower"].is_number(), "sensitivity has a CI: {}", metrics["full"]["at_threshold"]);
+    assert!(
+        metrics["full"]["at_threshold"]["sensitivity"]["lower"].is_number(),
+        "sensitivity has a CI: {}",
+        metrics["full"]["at_threshold"]
+    );
 
     // Every score is the model's own (`cxr predict`, a separate path through the code), and the
     // AUCs and the sensitivity are what the scores written give when counted here.
     let rows = read_csv(&report.join("predictions.csv"));
     assert_eq!(rows.len(), 12);
     let paths: Vec<&str> = rows.iter().map(|r| &r[0]).collect();
-    let predicted = cxr(dir.path()).args(["predict", "--json", "--model"]).arg(&model).args(&paths).assert().success().get_output().stdout.clone();
+    let predicted = cxr(dir.path())
+        .args(["predict", "--json", "--model"])
+        .arg(&model)
+        .args(&paths)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let predicted: serde_json::Value = serde_json::from_slice(&predicted).unwrap();
     let score = |row: &csv::StringRecord, column: usize| -> f64 { row[column].parse().unwrap() };
     for (row, p) in rows.iter().zip(predicted["predictions"].as_array().unwrap()) {
@@ -298,7 +374,10 @@ fn eval_on_a_folder_per_class_writes_metrics_plots_and_report() {
         }
     }
     let html = std::fs::read_to_string(report.join("report.html")).unwrap();
-    assert!(html.contains("<svg") && html.contains("AUC") && html.contains("Research use only"), "self-contained report");
+    assert!(
+        html.contains("<svg") && html.contains("AUC") && html.contains("Research use only"),
+        "self-contained report"
+    );
     assert!(html.contains("Shortcut check") && html.contains("Per source"));
     assert!(!html.contains("src=\""), "no external files referenced");
 }
@@ -310,7 +389,13 @@ fn mann_whitney_auc(scores: &[f64], positive: &[bool]) -> f64 {
     for (p, _) in scores.iter().zip(positive).filter(|(_, is)| **is) {
         for (n, _) in scores.iter().zip(positive).filter(|(_, is)| !**is) {
             pairs += 1.0;
-            right += if p > n { 1.0 } else if p == n { 0.5 } else { 0.0 };
+            right += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
         }
     }
     right / pairs
@@ -362,7 +447,11 @@ fn explain_writes_the_heatmap_of_the_method_asked_for() {
     let tiny = tiny(dir.path(), "tiny");
     let image = &images("covid19-radiography/COVID", 1)[0];
     let img = cxr_core::load_image(image).unwrap();
-    let runs = [(model(), None, Method::Occlusion), (tiny.clone(), Some("cam"), Method::ClassActivationMap), (tiny, Some("occlusion"), Method::Occlusion)];
+    let runs = [
+        (model(), None, Method::Occlusion),
+        (tiny.clone(), Some("cam"), Method::ClassActivationMap),
+        (tiny, Some("occlusion"), Method::Occlusion),
+    ];
     let mut written = Vec::new();
     for (i, (model_path, flag, method)) in runs.iter().enumerate() {
         let out = dir.path().join(format!("heat-{i}.png"));
@@ -378,7 +467,8 @@ fn explain_writes_the_heatmap_of_the_method_asked_for() {
         let heat = model.session().explain(&img, Some(*method)).unwrap();
         assert_eq!(heat.method, *method);
         // Drawn over the film at the film's own resolution.
-        let expected = cxr_infer::explain::overlay(&img, &model.card.preprocess.to_film(&heat.image(), img.width, img.height));
+        let expected =
+            cxr_infer::explain::overlay(&img, &model.card.preprocess.to_film(&heat.image(), img.width, img.height));
         let png = image::open(&out).unwrap().to_rgb8();
         assert_eq!(png.dimensions(), (img.width, img.height));
         assert!(png == expected, "{}: {out:?} is not the overlay of its {method:?} map", model_path.display());
@@ -418,12 +508,15 @@ fn models_lists_cards_info_prints_one_and_bench_measures_it() {
     let dir = tempfile::tempdir().unwrap();
     tiny(dir.path(), "tiny-a");
     TinyCnn { int8: true, ..TinyCnn::default() }.write(dir.path(), "tiny-b").unwrap();
-    TinyCnn { class_set: ClassSet::ThreeClass, ..TinyCnn::default() }.write(dir.path(), "tiny-three-class-with-a-long-name").unwrap();
+    TinyCnn { class_set: ClassSet::ThreeClass, ..TinyCnn::default() }
+        .write(dir.path(), "tiny-three-class-with-a-long-name")
+        .unwrap();
     let out = cxr(dir.path()).arg("models").assert().success().get_output().stdout.clone();
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("tiny-a") && text.contains("tiny-b") && text.contains("int8"), "{text}");
     // One column per field however long a name is, and the class set shown.
-    let architecture_at: Vec<usize> = text.lines().filter(|l| l.starts_with("tiny")).map(|l| l.find("tiny-cnn").unwrap()).collect();
+    let architecture_at: Vec<usize> =
+        text.lines().filter(|l| l.starts_with("tiny")).map(|l| l.find("tiny-cnn").unwrap()).collect();
     assert!(architecture_at.len() == 3 && architecture_at.iter().all(|&c| c == architecture_at[0]), "{text}");
     assert!(text.lines().any(|l| l.starts_with("tiny-three-class") && l.contains("three-class")), "{text}");
     assert!(text.lines().any(|l| l.starts_with("tiny-a ") && l.contains("binary")), "{text}");
@@ -432,18 +525,42 @@ fn models_lists_cards_info_prints_one_and_bench_measures_it() {
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("tiny-cnn") && text.contains("sha256") && text.contains("threshold"), "{text}");
 
-    let out = cxr(dir.path()).args(["bench", "--json", "--runs", "3", "--model", "tiny-a", "--model", "tiny-b"]).assert().success().get_output().stdout.clone();
+    let out = cxr(dir.path())
+        .args(["bench", "--json", "--runs", "3", "--model", "tiny-a", "--model", "tiny-b"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let results: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let results = results.as_array().unwrap();
     assert_eq!(results.len(), 2);
     // The int8 model runs as f32 products on x86-64 unless told otherwise, and says so.
     let default_int8 = if cfg!(target_arch = "x86_64") { "f32" } else { "int8" };
-    assert_eq!((results[0]["kernels"].as_str(), results[1]["kernels"].as_str()), (Some("f32"), Some(default_int8)), "{results:?}");
-    let out = cxr(dir.path()).env("CXR_INT8_KERNELS", "integer").args(["bench", "--json", "--runs", "1", "--model", "tiny-b"]).assert().success().get_output().stdout.clone();
+    assert_eq!(
+        (results[0]["kernels"].as_str(), results[1]["kernels"].as_str()),
+        (Some("f32"), Some(default_int8)),
+        "{results:?}"
+    );
+    let out = cxr(dir.path())
+        .env("CXR_INT8_KERNELS", "integer")
+        .args(["bench", "--json", "--runs", "1", "--model", "tiny-b"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let integer: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(integer[0]["kernels"], "int8", "{integer}");
     for r in results {
-        for field in ["load_ms", "first_inference_ms", "latency_p50_ms", "latency_p95_ms", "throughput_images_per_s", "file_size_bytes"] {
+        for field in [
+            "load_ms",
+            "first_inference_ms",
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "throughput_images_per_s",
+            "file_size_bytes",
+        ] {
             assert!(r[field].as_f64().is_some_and(|v| v > 0.0), "{field}: {r}");
         }
     }

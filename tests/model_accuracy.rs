@@ -82,7 +82,9 @@ impl Pending {
     }
 
     fn same_images(&self, other: &Pending) -> bool {
-        self.split_file == other.split_file && self.stored().split == other.stored().split && self.stored().sources == other.stored().sources
+        self.split_file == other.split_file
+            && self.stored().split == other.stored().split
+            && self.stored().sources == other.stored().sources
     }
 }
 
@@ -92,7 +94,13 @@ fn re_evaluate(pending: &[&Pending], datasets: &Path) -> Vec<serde_json::Value> 
     let (split_file, stored) = (&pending[0].split_file, pending[0].stored());
     let report = tempfile::tempdir().unwrap();
     let mut eval = Command::cargo_bin("cxr").unwrap();
-    eval.arg("eval").arg("--data").arg(split_file).arg("--data-root").arg(datasets).args(["--split", &stored.split, "--occlude-center", "--json", "--report"]).arg(report.path());
+    eval.arg("eval")
+        .arg("--data")
+        .arg(split_file)
+        .arg("--data-root")
+        .arg(datasets)
+        .args(["--split", &stored.split, "--occlude-center", "--json", "--report"])
+        .arg(report.path());
     for source in &stored.sources {
         eval.args(["--source", source]);
     }
@@ -125,26 +133,59 @@ fn re_evaluate(pending: &[&Pending], datasets: &Path) -> Vec<serde_json::Value> 
 /// Compares one re-measured report with the card's record; returns what differs.
 fn compare(p: &Pending, metrics: &serde_json::Value, measured: &mut Vec<Measured>) -> Vec<String> {
     let (card, record) = (&p.card, &p.record);
-    let at = format!("{} `{}` on {} ({} {:?})", card.name, record.name, p.stored().file, p.stored().split, p.stored().sources);
+    let at = format!(
+        "{} `{}` on {} ({} {:?})",
+        card.name,
+        record.name,
+        p.stored().file,
+        p.stored().split,
+        p.stored().sources
+    );
     let mut problems = Vec::new();
-    let mut check = |what: &str, recorded: Option<f64>, measured: Option<f64>, tolerance: f64| match (recorded, measured) {
-        (Some(r), Some(m)) if (r - m).abs() <= tolerance => {}
-        (None, _) => {}
-        (r, m) => problems.push(format!("{at}: {what} {m:?}, the card records {r:?} (tolerance {tolerance})")),
-    };
+    let mut check =
+        |what: &str, recorded: Option<f64>, measured: Option<f64>, tolerance: f64| match (recorded, measured) {
+            (Some(r), Some(m)) if (r - m).abs() <= tolerance => {}
+            (None, _) => {}
+            (r, m) => problems.push(format!("{at}: {what} {m:?}, the card records {r:?} (tolerance {tolerance})")),
+        };
     let full = &metrics["full"];
     let occluded = &metrics["occluded_center"];
     let auc = full["auc"]["auc"].as_f64();
     let within = full["within_source"]["auc"]["estimate"].as_f64();
     check("AUC", Some(record.auc), auc, AUC_TOLERANCE);
     check("AUC with the centre occluded", record.auc_occluded_center, occluded["auc"]["auc"].as_f64(), AUC_TOLERANCE);
-    check("sensitivity", record.sensitivity, full["at_threshold"]["sensitivity"]["estimate"].as_f64(), PROPORTION_TOLERANCE);
-    check("specificity", record.specificity, full["at_threshold"]["specificity"]["estimate"].as_f64(), PROPORTION_TOLERANCE);
+    check(
+        "sensitivity",
+        record.sensitivity,
+        full["at_threshold"]["sensitivity"]["estimate"].as_f64(),
+        PROPORTION_TOLERANCE,
+    );
+    check(
+        "specificity",
+        record.specificity,
+        full["at_threshold"]["specificity"]["estimate"].as_f64(),
+        PROPORTION_TOLERANCE,
+    );
     if let Some(w) = &record.within_source {
         check("within-source AUC", Some(w.auc), within, AUC_TOLERANCE);
-        check("within-source AUC lower bound", Some(w.auc_ci95[0]), full["within_source"]["auc"]["lower"].as_f64(), AUC_TOLERANCE);
-        check("within-source AUC upper bound", Some(w.auc_ci95[1]), full["within_source"]["auc"]["upper"].as_f64(), AUC_TOLERANCE);
-        check("within-source AUC with the centre occluded", w.auc_occluded_center, occluded["within_source"]["auc"]["estimate"].as_f64(), AUC_TOLERANCE);
+        check(
+            "within-source AUC lower bound",
+            Some(w.auc_ci95[0]),
+            full["within_source"]["auc"]["lower"].as_f64(),
+            AUC_TOLERANCE,
+        );
+        check(
+            "within-source AUC upper bound",
+            Some(w.auc_ci95[1]),
+            full["within_source"]["auc"]["upper"].as_f64(),
+            AUC_TOLERANCE,
+        );
+        check(
+            "within-source AUC with the centre occluded",
+            w.auc_occluded_center,
+            occluded["within_source"]["auc"]["estimate"].as_f64(),
+            AUC_TOLERANCE,
+        );
         check("within-source pairs", Some(w.pairs as f64), full["within_source"]["pairs"].as_f64(), 0.0);
     }
     let images = metrics["data"]["scored"].as_u64().expect("images scored");
@@ -167,7 +208,8 @@ fn compare(p: &Pending, metrics: &serde_json::Value, measured: &mut Vec<Measured
 
 #[test]
 fn every_shipped_model_matches_its_card_and_every_recorded_figure() {
-    let datasets = cxr_core::dataset::shared_datasets(workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"));
+    let datasets =
+        cxr_core::dataset::shared_datasets(workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"));
     let cards = cards();
     assert!(!cards.is_empty(), "no model cards in models/");
     let mut pending = Vec::new();
@@ -175,7 +217,8 @@ fn every_shipped_model_matches_its_card_and_every_recorded_figure() {
     for card_path in cards {
         let card = ModelCard::load(&card_path).unwrap_or_else(|e| panic!("{e}"));
         let model_path = card_path.parent().unwrap().join(&card.file);
-        let bytes = std::fs::read(&model_path).unwrap_or_else(|e| panic!("{}: {e} (named by {})", model_path.display(), card_path.display()));
+        let bytes = std::fs::read(&model_path)
+            .unwrap_or_else(|e| panic!("{}: {e} (named by {})", model_path.display(), card_path.display()));
         if let Err(e) = card.verify(&card_path, &model_path, &bytes) {
             problems.push(e.to_string());
             continue;
@@ -186,7 +229,11 @@ fn every_shipped_model_matches_its_card_and_every_recorded_figure() {
                 card_path.display()
             ));
         }
-        if !card.evaluations.iter().any(|e| e.name == WITHIN_SOURCE && e.within_source.is_some() && e.stored_split.is_some()) {
+        if !card
+            .evaluations
+            .iter()
+            .any(|e| e.name == WITHIN_SOURCE && e.within_source.is_some() && e.stored_split.is_some())
+        {
             problems.push(format!("{}: no `{WITHIN_SOURCE}` evaluation on a stored split; record one (`cxr eval --source … --record {WITHIN_SOURCE}`)", card_path.display()));
         }
         for record in card.evaluations.iter().filter(|e| e.stored_split.is_some()).cloned() {
@@ -215,12 +262,15 @@ fn every_shipped_model_matches_its_card_and_every_recorded_figure() {
 
 /// Each int8 model's re-measured test AUC against its fp32 parent's, where both are shipped.
 fn int8_twins_within_bound(pending: &[Pending], measured: &[Measured]) -> Vec<String> {
-    let test_auc = |name: &str| measured.iter().find(|m| m.model == name && m.evaluation == "test").map(|m| m.measured_auc);
+    let test_auc =
+        |name: &str| measured.iter().find(|m| m.model == name && m.evaluation == "test").map(|m| m.measured_auc);
     let mut problems = Vec::new();
     let mut pairs = 0;
     for p in pending.iter().filter(|p| p.record.name == "test") {
         let Some(q) = &p.card.quantization else { continue };
-        let Some(parent) = pending.iter().find(|f| f.record.name == "test" && f.card.file == q.from_file) else { continue };
+        let Some(parent) = pending.iter().find(|f| f.record.name == "test" && f.card.file == q.from_file) else {
+            continue;
+        };
         let (Some(int8), Some(fp32)) = (test_auc(&p.card.name), test_auc(&parent.card.name)) else { continue };
         pairs += 1;
         if (int8 - fp32).abs() > INT8_AUC_BOUND {
@@ -237,7 +287,9 @@ fn int8_twins_within_bound(pending: &[Pending], measured: &[Measured]) -> Vec<St
 /// Writes the table where CI keeps it: straight to stderr (the harness captures only `eprintln!`)
 /// and as JSON under the target folder.
 fn report(measured: &[Measured]) {
-    let mut table = String::from("\nmodel accuracy on stored splits (recorded → measured; within-source AUC first where recorded):\n");
+    let mut table = String::from(
+        "\nmodel accuracy on stored splits (recorded → measured; within-source AUC first where recorded):\n",
+    );
     let width = measured.iter().map(|m| m.model.chars().count()).max().unwrap_or(0);
     for m in measured {
         let within = match (m.recorded_within_source_auc, m.measured_within_source_auc) {
@@ -257,5 +309,6 @@ fn report(measured: &[Measured]) {
     }
     let _ = std::io::stderr().write_all(table.as_bytes());
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("model-accuracy.json");
-    std::fs::write(&path, serde_json::to_string_pretty(measured).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    std::fs::write(&path, serde_json::to_string_pretty(measured).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }

@@ -26,19 +26,28 @@ fn rows(path: &Path) -> BTreeMap<PathBuf, (String, String)> {
     for r in reader.records() {
         let r = r.unwrap();
         let file = std::fs::canonicalize(base.join(&r[0])).unwrap();
-        assert!(rows.insert(file, (r[1].to_owned(), r[r.len() - 1].to_owned())).is_none(), "{} twice in {}", &r[0], path.display());
+        assert!(
+            rows.insert(file, (r[1].to_owned(), r[r.len() - 1].to_owned())).is_none(),
+            "{} twice in {}",
+            &r[0],
+            path.display()
+        );
     }
     rows
 }
 
 #[test]
 fn shards_cover_every_image_once_and_merge_to_the_unsharded_run() {
-    let datasets = cxr_core::dataset::shared_datasets(workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"));
+    let datasets =
+        cxr_core::dataset::shared_datasets(workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"));
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    for (from, to, n) in [("covid19-radiography/COVID", "ward-a", 25), ("nih-chestxray14-sample/No_findings", "ward-b/2020", 25)] {
+    for (from, to, n) in
+        [("covid19-radiography/COVID", "ward-a", 25), ("nih-chestxray14-sample/No_findings", "ward-b/2020", 25)]
+    {
         std::fs::create_dir_all(data.join(to)).unwrap();
-        let mut names: Vec<_> = std::fs::read_dir(datasets.join(from)).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut names: Vec<_> =
+            std::fs::read_dir(datasets.join(from)).unwrap().map(|e| e.unwrap().file_name()).collect();
         names.sort();
         for name in &names[..n] {
             std::fs::copy(datasets.join(from).join(name), data.join(to).join(name)).unwrap();
@@ -56,8 +65,18 @@ fn shards_cover_every_image_once_and_merge_to_the_unsharded_run() {
     let mut parts = Vec::new();
     for k in 0..3 {
         let part = dir.path().join(format!("part-{k}.csv"));
-        let (cwd, inputs) = if k == 1 { (elsewhere.path(), [data.join("ward-a"), data.join("ward-b")]) } else { (dir.path(), ["ward-a".into(), "ward-b".into()]) };
-        cxr(cwd).arg("score").args(inputs).args(["--shard", &format!("{k}/3"), "--out"]).arg(&part).assert().code(predicates::ord::le(1));
+        let (cwd, inputs) = if k == 1 {
+            (elsewhere.path(), [data.join("ward-a"), data.join("ward-b")])
+        } else {
+            (dir.path(), ["ward-a".into(), "ward-b".into()])
+        };
+        cxr(cwd)
+            .arg("score")
+            .args(inputs)
+            .args(["--shard", &format!("{k}/3"), "--out"])
+            .arg(&part)
+            .assert()
+            .code(predicates::ord::le(1));
         let shard = rows(&part);
         assert!((8..=30).contains(&shard.len()), "shard {k} holds {} of 51", shard.len());
         for (file, row) in &shard {
@@ -68,8 +87,16 @@ fn shards_cover_every_image_once_and_merge_to_the_unsharded_run() {
     }
     assert_eq!(union, full.keys().cloned().collect());
     let again = dir.path().join("part-1-again.csv");
-    cxr(dir.path()).args(["score", "ward-b", "ward-a", "--shard", "1/3", "--out"]).arg(&again).assert().code(predicates::ord::le(1));
-    assert_eq!(rows(&again).keys().collect::<Vec<_>>(), rows(&parts[1]).keys().collect::<Vec<_>>(), "listing the inputs in another order moved files between shards");
+    cxr(dir.path())
+        .args(["score", "ward-b", "ward-a", "--shard", "1/3", "--out"])
+        .arg(&again)
+        .assert()
+        .code(predicates::ord::le(1));
+    assert_eq!(
+        rows(&again).keys().collect::<Vec<_>>(),
+        rows(&parts[1]).keys().collect::<Vec<_>>(),
+        "listing the inputs in another order moved files between shards"
+    );
 
     // The merge holds every input once, the 0-byte file as its error row, and exits 1 for it.
     let merge = |shards: &[&PathBuf], out: &str| {
@@ -82,7 +109,11 @@ fn shards_cover_every_image_once_and_merge_to_the_unsharded_run() {
     assert!(full.iter().any(|(f, (_, e))| f.ends_with("empty.png") && !e.is_empty()));
 
     merge(&[&parts[0], &parts[2]], "lost.csv").failure().stderr(predicates::str::contains("have no row"));
-    merge(&[&parts[0], &parts[1], &parts[2], &parts[2]], "twice.csv").failure().stderr(predicates::str::contains("have two rows"));
+    merge(&[&parts[0], &parts[1], &parts[2], &parts[2]], "twice.csv")
+        .failure()
+        .stderr(predicates::str::contains("have two rows"));
     assert!(!dir.path().join("lost.csv").exists() && !dir.path().join("twice.csv").exists());
-    merge(&[&parts[0], &parts[1], &parts[2]], "merged.csv").failure().stderr(predicates::str::contains("already exists"));
+    merge(&[&parts[0], &parts[1], &parts[2]], "merged.csv")
+        .failure()
+        .stderr(predicates::str::contains("already exists"));
 }

@@ -98,7 +98,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         print_table(&results);
     }
     if let Some(path) = &args.save {
-        std::fs::write(path, serde_json::to_string_pretty(&results)? + "\n").with_context(|| format!("{}: cannot write the results", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&results)? + "\n")
+            .with_context(|| format!("{}: cannot write the results", path.display()))?;
         eprintln!("saved {} results to {}", results.len(), path.display());
     }
     match &args.baseline {
@@ -110,15 +111,23 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 /// Each model against its row (same name and batch) in the baseline file; exit 1 when any got
 /// slower than `max_slowdown` percent, relative to the reference network.
 fn compare(results: &[BenchResult], path: &std::path::Path, max_slowdown: f64) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the baseline", path.display()))?;
-    let baseline: Vec<BenchResult> = serde_json::from_str(&text).with_context(|| format!("{}: not a `cxr bench --save` file", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the baseline", path.display()))?;
+    let baseline: Vec<BenchResult> =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a `cxr bench --save` file", path.display()))?;
     let width = super::column_width("MODEL", results.iter().map(|r| r.model.as_str()));
     println!("{:<width$} {:>12} {:>12} {:>8}  against {}", "MODEL", "BASELINE ×", "NOW ×", "CHANGE", path.display());
     let mut slower = Vec::new();
     for r in results {
         let base = baseline.iter().find(|b| b.model == r.model && b.batch == r.batch);
         let (Some(now), Some(then)) = (r.relative_p50, base.and_then(|b| b.relative_p50)) else {
-            println!("{:<width$} {:>12} {:>12.3} {:>8}  (not in the baseline)", r.model, "-", r.relative_p50.unwrap_or(f64::NAN), "-");
+            println!(
+                "{:<width$} {:>12} {:>12.3} {:>8}  (not in the baseline)",
+                r.model,
+                "-",
+                r.relative_p50.unwrap_or(f64::NAN),
+                "-"
+            );
             continue;
         };
         let change = (now / then - 1.0) * 100.0;
@@ -149,7 +158,10 @@ fn default_models() -> anyhow::Result<Vec<String>> {
             models.push(m.card_path.display().to_string());
         }
     }
-    anyhow::ensure!(!models.is_empty(), "no models to benchmark: this binary has none embedded and none were found; pass --model PATH");
+    anyhow::ensure!(
+        !models.is_empty(),
+        "no models to benchmark: this binary has none embedded and none were found; pass --model PATH"
+    );
     Ok(models)
 }
 
@@ -168,8 +180,13 @@ fn bench_in_child(model: &str, args: &BenchArgs) -> anyhow::Result<BenchResult> 
         cmd.args(["--jobs", &jobs.to_string()]);
     }
     let output = cmd.output().context("cannot run a benchmark child")?;
-    anyhow::ensure!(output.status.success(), "benchmark of {model} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
-    let mut results: Vec<BenchResult> = serde_json::from_slice(&output.stdout).context("benchmark child printed no results")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "benchmark of {model} failed: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let mut results: Vec<BenchResult> =
+        serde_json::from_slice(&output.stdout).context("benchmark child printed no results")?;
     results.pop().context("benchmark child printed no results")
 }
 
@@ -251,7 +268,9 @@ fn throughput(model: &Model, input: &[f32], batch: usize, jobs: Option<usize>) -
     let runs = ((threads * 16).max(32) / batch).max(threads);
     let started = Instant::now();
     pool.install(|| {
-        (0..runs).into_par_iter().try_for_each_init(|| model.session(), |session, _| session.run(input, batch).map(|_| ()))
+        (0..runs)
+            .into_par_iter()
+            .try_for_each_init(|| model.session(), |session, _| session.run(input, batch).map(|_| ()))
     })?;
     Ok(((runs * batch) as f64 / started.elapsed().as_secs_f64(), threads))
 }
@@ -277,7 +296,18 @@ fn print_table(results: &[BenchResult]) {
     let width = super::column_width("MODEL", results.iter().map(|r| r.model.as_str()));
     println!(
         "{:<width$} {:<6} {:<7} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>12} {:>9}",
-        "MODEL", "PREC", "KERNELS", "BATCH", "SIZE MB", "LOAD ms", "FIRST ms", "PRE ms", "p50 ms", "p95 ms", "IMAGES/s", "PEAK MB"
+        "MODEL",
+        "PREC",
+        "KERNELS",
+        "BATCH",
+        "SIZE MB",
+        "LOAD ms",
+        "FIRST ms",
+        "PRE ms",
+        "p50 ms",
+        "p95 ms",
+        "IMAGES/s",
+        "PEAK MB"
     );
     for r in results {
         println!(
@@ -304,6 +334,11 @@ fn print_table(results: &[BenchResult]) {
 fn parse_batch(arg: &str) -> Result<Batch, String> {
     match arg {
         "symbolic" | "N" => Ok(Batch::Symbolic),
-        n => n.parse().ok().filter(|&n| n > 0).map(Batch::Fixed).ok_or_else(|| format!("batch must be a positive number or `symbolic`, not `{n}`")),
+        n => n
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .map(Batch::Fixed)
+            .ok_or_else(|| format!("batch must be a positive number or `symbolic`, not `{n}`")),
     }
 }

@@ -103,12 +103,21 @@ fn folds(args: FoldsArgs) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::read(&args.manifest)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create the folder", args.out.display()))?;
     for fold in 0..args.folds {
-        let cross = manifest.cross_fit(&args.source, args.folds, fold, args.seed, args.only_source).with_context(|| args.manifest.display().to_string())?;
+        let cross = manifest
+            .cross_fit(&args.source, args.folds, fold, args.seed, args.only_source)
+            .with_context(|| args.manifest.display().to_string())?;
         let path = args.out.join(format!("fold-{fold}.csv"));
         cross.write(&path)?;
         let count = |split: Split| cross.entries.iter().filter(|e| e.source == args.source && e.split == split).count();
         let trained = cross.entries.iter().filter(|e| e.split == Split::Train).count();
-        println!("{}: {} films of {} to test, {} train and {} val of it, {trained} train images in all", path.display(), count(Split::Test), args.source, count(Split::Train), count(Split::Val));
+        println!(
+            "{}: {} films of {} to test, {} train and {} val of it, {trained} train images in all",
+            path.display(),
+            count(Split::Test),
+            args.source,
+            count(Split::Train),
+            count(Split::Val)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -137,10 +146,20 @@ impl IndexProgress for Bar {
 fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
     // Checked before minutes of fingerprinting, not after.
     for root in &args.roots {
-        anyhow::ensure!(root.is_dir(), "{}: {}", root.display(), if root.exists() { "not a folder" } else { "no such folder" });
+        anyhow::ensure!(
+            root.is_dir(),
+            "{}: {}",
+            root.display(),
+            if root.exists() { "not a folder" } else { "no such folder" }
+        );
     }
     let out_dir = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    anyhow::ensure!(out_dir.is_dir(), "{}: cannot write the manifest there: folder {} does not exist", args.out.display(), out_dir.display());
+    anyhow::ensure!(
+        out_dir.is_dir(),
+        "{}: cannot write the manifest there: folder {} does not exist",
+        args.out.display(),
+        out_dir.display()
+    );
     let config = IndexConfig {
         split: SplitConfig {
             seed: args.seed,
@@ -190,7 +209,9 @@ fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
     );
     println!("wrote {} and {}", args.out.display(), Manifest::sidecar_path(&args.out).display());
     if problems > 0 {
-        eprintln!("warning: {problems} unreadable images, collections or folders (listed above); the manifest holds the rest");
+        eprintln!(
+            "warning: {problems} unreadable images, collections or folders (listed above); the manifest holds the rest"
+        );
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
@@ -200,10 +221,7 @@ fn holdout_note(holdouts: &[String]) -> String {
     if holdouts.is_empty() {
         String::new()
     } else {
-        format!(
-            ", held out: {} (their copies in other sources are `excluded`, used nowhere)",
-            holdouts.join(", ")
-        )
+        format!(", held out: {} (their copies in other sources are `excluded`, used nowhere)", holdouts.join(", "))
     }
 }
 
@@ -225,7 +243,10 @@ fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
             meta.split.test,
             holdout_note(&meta.split.holdout_sources)
         ),
-        None => println!("(no sidecar {} found: seed and skip reports unknown)", Manifest::sidecar_path(&args.manifest).display()),
+        None => println!(
+            "(no sidecar {} found: seed and skip reports unknown)",
+            Manifest::sidecar_path(&args.manifest).display()
+        ),
     }
     println!();
 
@@ -238,8 +259,10 @@ fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
     let mut split_totals = vec![0usize; used_splits.len()];
     for source in &sources {
         for class in Class::ALL {
-            let row: Vec<usize> =
-                used_splits.iter().map(|&s| counts.get(&(source.to_string(), class, s)).copied().unwrap_or(0)).collect();
+            let row: Vec<usize> = used_splits
+                .iter()
+                .map(|&s| counts.get(&(source.to_string(), class, s)).copied().unwrap_or(0))
+                .collect();
             if row.iter().all(|&c| c == 0) {
                 continue;
             }
@@ -281,7 +304,8 @@ fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
     for ((a, b), n) in &pairs {
         println!("  {a} ↔ {b}: {n} groups");
     }
-    let mut examples: Vec<&Vec<usize>> = groups.iter().filter(|g| distinct(g, &manifest, |e| e.source.clone()) > 1).collect();
+    let mut examples: Vec<&Vec<usize>> =
+        groups.iter().filter(|g| distinct(g, &manifest, |e| e.source.clone()) > 1).collect();
     examples.extend(groups.iter().filter(|g| distinct(g, &manifest, |e| e.source.clone()) == 1));
     for g in examples.into_iter().take(args.examples) {
         println!("  group {} ({} images):", manifest.entries[g[0]].dup_group.unwrap_or_default(), g.len());

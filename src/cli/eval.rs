@@ -27,7 +27,10 @@ use clap::Args;
 use cxr_core::Class;
 use cxr_core::lung_mask::LungMasks;
 use cxr_eval::scoring::ScoreOptions;
-use cxr_eval::{DataSummary, EvalReport, Labelled, Metrics, ModelSummary, OCCLUDED_FRACTION, Scored, labelled_images, only_sources, score_all};
+use cxr_eval::{
+    DataSummary, EvalReport, Labelled, Metrics, ModelSummary, OCCLUDED_FRACTION, Scored, labelled_images, only_sources,
+    score_all,
+};
 use cxr_infer::Model;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -87,8 +90,13 @@ pub struct EvalArgs {
 
 /// Exit code 1 when any image failed to score (the metrics use the others).
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let models: Vec<Model> = args.models.iter().map(|m| ModelArg { model: m.clone() }.load()).collect::<anyhow::Result<_>>()?;
-    anyhow::ensure!(args.record.is_none() || !args.data.is_dir(), "--record needs a manifest (so CI can re-run the evaluation); {} is a folder", args.data.display());
+    let models: Vec<Model> =
+        args.models.iter().map(|m| ModelArg { model: m.clone() }.load()).collect::<anyhow::Result<_>>()?;
+    anyhow::ensure!(
+        args.record.is_none() || !args.data.is_dir(),
+        "--record needs a manifest (so CI can re-run the evaluation); {} is a folder",
+        args.data.display()
+    );
     let reports = if args.out_of_fold { out_of_fold(&args, &models)? } else { per_model(&args, &models)? };
 
     if let Some(name) = &args.record {
@@ -100,7 +108,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
 
     if args.json {
         let reports: Vec<&EvalReport> = reports.iter().map(|(r, _)| r).collect();
-        println!("{}", if let [one] = reports[..] { serde_json::to_string_pretty(one)? } else { serde_json::to_string_pretty(&reports)? });
+        println!(
+            "{}",
+            if let [one] = reports[..] {
+                serde_json::to_string_pretty(one)?
+            } else {
+                serde_json::to_string_pretty(&reports)?
+            }
+        );
     } else {
         for (report, html) in &reports {
             print_summary(report, html);
@@ -118,15 +133,26 @@ fn per_model(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRepor
         eprintln!("skipped {} images under {} whose folders name no class", set.unlabelled, args.data.display());
     }
     let items = only_sources(set.items, &args.sources, &args.data)?;
-    anyhow::ensure!(!items.is_empty(), "{}: no labelled images found{}", args.data.display(), set.split.as_deref().map_or(String::new(), |s| format!(" in split {s}")));
+    anyhow::ensure!(
+        !items.is_empty(),
+        "{}: no labelled images found{}",
+        args.data.display(),
+        set.split.as_deref().map_or(String::new(), |s| format!(" in split {s}"))
+    );
     for folder in &folders {
-        std::fs::create_dir_all(folder).with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
     }
     let masks = lung_masks(args, &args.data)?;
     let scored = score_with_progress(models, &items, args, masks.as_ref())?;
     let mut reports = Vec::new();
     for ((model, scored), folder) in models.iter().zip(&scored).zip(&folders) {
-        let report = EvalReport::assemble(model, ModelSummary::of(model), scored, data_summary(args, set.split.clone(), items.len(), set.unlabelled))?;
+        let report = EvalReport::assemble(
+            model,
+            ModelSummary::of(model),
+            scored,
+            data_summary(args, set.split.clone(), items.len(), set.unlabelled),
+        )?;
         reports.push((write_report(model, report, scored, folder)?, folder.join("report.html")));
     }
     Ok(reports)
@@ -136,32 +162,62 @@ fn per_model(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRepor
 /// pooled out-of-fold scores, so that every film of the cross-fitted source is scored once, by the
 /// one model that did not train on it.
 fn out_of_fold(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalReport, PathBuf)>> {
-    anyhow::ensure!(args.data.is_dir(), "--out-of-fold needs --data to be a folder from `cxr data folds`; {} is not a folder", args.data.display());
-    anyhow::ensure!(args.record.is_none(), "--record writes into one model's card; out-of-fold scores come from {} models", models.len());
+    anyhow::ensure!(
+        args.data.is_dir(),
+        "--out-of-fold needs --data to be a folder from `cxr data folds`; {} is not a folder",
+        args.data.display()
+    );
+    anyhow::ensure!(
+        args.record.is_none(),
+        "--record writes into one model's card; out-of-fold scores come from {} models",
+        models.len()
+    );
     let fold = |k: usize| args.data.join(format!("fold-{k}.csv"));
-    anyhow::ensure!(models.len() >= 2 && !fold(models.len()).exists(), "--out-of-fold needs one --model per fold of {}, in fold order; {} given", args.data.display(), models.len());
+    anyhow::ensure!(
+        models.len() >= 2 && !fold(models.len()).exists(),
+        "--out-of-fold needs one --model per fold of {}, in fold order; {} given",
+        args.data.display(),
+        models.len()
+    );
     let summary = ModelSummary::out_of_fold(models)?;
     let (mut scored, mut images, mut split) = (Vec::new(), 0, None);
     for (k, model) in models.iter().enumerate() {
         let manifest = fold(k);
-        anyhow::ensure!(manifest.is_file(), "{}: missing; --out-of-fold needs one fold manifest per --model", manifest.display());
+        anyhow::ensure!(
+            manifest.is_file(),
+            "{}: missing; --out-of-fold needs one fold manifest per --model",
+            manifest.display()
+        );
         let set = labelled_images(&manifest, args.split.as_deref(), args.data_root.as_deref())?;
         let items = only_sources(set.items, &args.sources, &manifest)?;
-        anyhow::ensure!(!items.is_empty(), "{}: no labelled images found in split {}", manifest.display(), set.split.as_deref().unwrap_or("test"));
+        anyhow::ensure!(
+            !items.is_empty(),
+            "{}: no labelled images found in split {}",
+            manifest.display(),
+            set.split.as_deref().unwrap_or("test")
+        );
         images += items.len();
         split = set.split;
         let masks = lung_masks(args, &manifest)?;
         scored.extend(score_with_progress(std::slice::from_ref(model), &items, args, masks.as_ref())?.remove(0));
     }
-    std::fs::create_dir_all(&args.report).with_context(|| format!("{}: cannot create the report folder", args.report.display()))?;
+    std::fs::create_dir_all(&args.report)
+        .with_context(|| format!("{}: cannot create the report folder", args.report.display()))?;
     let report = EvalReport::assemble(&models[0], summary, &scored, data_summary(args, split, images, 0))?;
     Ok(vec![(write_report(&models[0], report, &scored, &args.report)?, args.report.join("report.html"))])
 }
 
 /// `score_all` with a progress bar (drawn only on a terminal).
-fn score_with_progress(models: &[Model], items: &[Labelled], args: &EvalArgs, masks: Option<&LungMasks>) -> anyhow::Result<Vec<Vec<Scored>>> {
+fn score_with_progress(
+    models: &[Model],
+    items: &[Labelled],
+    args: &EvalArgs,
+    masks: Option<&LungMasks>,
+) -> anyhow::Result<Vec<Vec<Scored>>> {
     let progress = ProgressBar::new(items.len() as u64);
-    progress.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  eta {eta}").expect("valid template"));
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  eta {eta}").expect("valid template"),
+    );
     let options = ScoreOptions { occlude_center: args.occlude_center, lung_masks: masks, jobs: args.jobs };
     let scored = score_all(models, items, options, &|| progress.inc(1))?;
     progress.finish_and_clear();
@@ -185,9 +241,16 @@ fn data_summary(args: &EvalArgs, split: Option<String>, images: usize, unlabelle
 /// `--lung-masks`, read with image paths relative to `--data-root` (or the data's own folder).
 fn lung_masks(args: &EvalArgs, data: &Path) -> anyhow::Result<Option<LungMasks>> {
     let Some(list) = &args.lung_masks else { return Ok(None) };
-    let root = args.data_root.clone().unwrap_or_else(|| if data.is_dir() { data.to_owned() } else { data.parent().unwrap_or(Path::new(".")).to_owned() });
+    let root = args.data_root.clone().unwrap_or_else(|| {
+        if data.is_dir() { data.to_owned() } else { data.parent().unwrap_or(Path::new(".")).to_owned() }
+    });
     let masks = LungMasks::read(list, &root)?;
-    anyhow::ensure!(!masks.is_empty(), "{}: none of the films it names is under {}; pass --data-root, the folder its `image` paths are relative to", list.display(), root.display());
+    anyhow::ensure!(
+        !masks.is_empty(),
+        "{}: none of the films it names is under {}; pass --data-root, the folder its `image` paths are relative to",
+        list.display(),
+        root.display()
+    );
     Ok(Some(masks))
 }
 
@@ -201,18 +264,26 @@ fn report_folders(report: &Path, models: &[Model]) -> Vec<PathBuf> {
     names
         .iter()
         .enumerate()
-        .map(|(i, name)| if names.iter().filter(|n| *n == name).count() > 1 { report.join(format!("{name}-{}", i + 1)) } else { report.join(name) })
+        .map(|(i, name)| {
+            if names.iter().filter(|n| *n == name).count() > 1 {
+                report.join(format!("{name}-{}", i + 1))
+            } else {
+                report.join(name)
+            }
+        })
         .collect()
 }
 
 /// Writes metrics.json, predictions.csv, the plots and report.html of `report` into `folder`.
 fn write_report(model: &Model, report: EvalReport, scored: &[Scored], folder: &Path) -> anyhow::Result<EvalReport> {
     let metrics_path = folder.join("metrics.json");
-    std::fs::write(&metrics_path, serde_json::to_string_pretty(&report)?).with_context(|| format!("{}: cannot write", metrics_path.display()))?;
+    std::fs::write(&metrics_path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("{}: cannot write", metrics_path.display()))?;
     write_predictions(&folder.join("predictions.csv"), model, scored)?;
     let plots = report::plots(folder, &report)?;
     let html_path = folder.join("report.html");
-    std::fs::write(&html_path, report::html(&report, &model.card, &plots)?).with_context(|| format!("{}: cannot write", html_path.display()))?;
+    std::fs::write(&html_path, report::html(&report, &model.card, &plots)?)
+        .with_context(|| format!("{}: cannot write", html_path.display()))?;
     Ok(report)
 }
 
@@ -223,10 +294,23 @@ fn write_predictions(path: &Path, model: &Model, scored: &[Scored]) -> anyhow::R
     w.write_record(["path", "source", "label", "p_covid", "class", "p_covid_occluded_center", "error"])?;
     for s in scored {
         let (p, class, occluded, error) = match &s.result {
-            Ok((p, o)) => (format!("{:.6}", p.probabilities[covid]), names[p.class_index].to_owned(), o.as_ref().map_or(String::new(), |o| format!("{:.6}", o.probabilities[covid])), String::new()),
+            Ok((p, o)) => (
+                format!("{:.6}", p.probabilities[covid]),
+                names[p.class_index].to_owned(),
+                o.as_ref().map_or(String::new(), |o| format!("{:.6}", o.probabilities[covid])),
+                String::new(),
+            ),
             Err(e) => (String::new(), String::new(), String::new(), e.clone()),
         };
-        w.write_record([s.item.path.display().to_string(), s.item.source.clone(), s.item.label.to_string(), p, class, occluded, error])?;
+        w.write_record([
+            s.item.path.display().to_string(),
+            s.item.source.clone(),
+            s.item.label.to_string(),
+            p,
+            class,
+            occluded,
+            error,
+        ])?;
     }
     w.flush()?;
     Ok(())
@@ -235,7 +319,12 @@ fn write_predictions(path: &Path, model: &Model, scored: &[Scored]) -> anyhow::R
 fn print_summary(report: &EvalReport, html: &Path) {
     let line = |label: &str, m: &Metrics| {
         let within = match &m.within_source {
-            Some(w) => format!("{} over {} same-source pairs ({})", w.auc.display(3), w.pairs, w.sources.iter().map(|s| s.source.as_str()).collect::<Vec<_>>().join(", ")),
+            Some(w) => format!(
+                "{} over {} same-source pairs ({})",
+                w.auc.display(3),
+                w.pairs,
+                w.sources.iter().map(|s| s.source.as_str()).collect::<Vec<_>>().join(", ")
+            ),
             None => format!("n/a ({})", m.within_source_note.as_deref().unwrap_or("")),
         };
         let auc = m.auc.map_or_else(|| format!("n/a ({})", m.auc_note.as_deref().unwrap_or("")), |d| d.ci.display(3));
@@ -243,7 +332,13 @@ fn print_summary(report: &EvalReport, html: &Path) {
         let sp = m.at_threshold.specificity.interval.map_or("n/a".into(), |i| i.display(3));
         println!("{label}: within-source AUC {within}");
         println!("{:width$}  AUC over all pairs {auc}", "", width = label.len());
-        println!("{:width$}  sensitivity {se}, specificity {sp} at P(covid) ≥ {:.3}, ECE {:.3}", "", report.model.threshold, m.calibration.expected_calibration_error, width = label.len());
+        println!(
+            "{:width$}  sensitivity {se}, specificity {sp} at P(covid) ≥ {:.3}, ECE {:.3}",
+            "",
+            report.model.threshold,
+            m.calibration.expected_calibration_error,
+            width = label.len()
+        );
     };
     println!(
         "{} on {} ({} images, {} COVID, {} failed)",

@@ -32,7 +32,12 @@ pub enum MethodArg {
 pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     // Checked before seconds of occlusion, not after.
     let out_dir = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    anyhow::ensure!(out_dir.is_dir(), "{}: cannot write the heatmap there: folder {} does not exist", args.out.display(), out_dir.display());
+    anyhow::ensure!(
+        out_dir.is_dir(),
+        "{}: cannot write the heatmap there: folder {} does not exist",
+        args.out.display(),
+        out_dir.display()
+    );
     let model = args.model.load()?;
     let img = cxr_core::load_image(&args.file)?;
     let method = args.method.map(|m| match m {
@@ -40,7 +45,10 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         MethodArg::Occlusion => Method::Occlusion,
     });
     if method == Some(Method::ClassActivationMap) && model.default_explain_method() != Method::ClassActivationMap {
-        eprintln!("note: {} exports no usable feature map for a class activation map; using occlusion", model.card.name);
+        eprintln!(
+            "note: {} exports no usable feature map for a class activation map; using occlusion",
+            model.card.name
+        );
     }
     let heat = model.session().explain(&img, method)?;
     let on_film = model.card.preprocess.to_film(&heat.image(), img.width, img.height);

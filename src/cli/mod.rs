@@ -1,7 +1,7 @@
 //! One module per subcommand; each exposes its clap arguments and a `run` returning the exit code.
 
-pub mod data;
 pub mod bench;
+pub mod data;
 pub mod eval;
 pub mod explain;
 pub mod models;

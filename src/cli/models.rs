@@ -69,11 +69,15 @@ pub fn run_models(args: ModelsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let width = super::column_width("NAME", models.iter().map(|m| m.card.name.as_str()));
-    println!("{:<width$} {:<18} {:<11} {:<9} {:>9}  {:<21} {:<8} {:<21}", "NAME", "ARCHITECTURE", "CLASSES", "PRECISION", "SIZE", "WITHIN-SOURCE AUC", "OCCLUDED", "TEST AUC");
+    println!(
+        "{:<width$} {:<18} {:<11} {:<9} {:>9}  {:<21} {:<8} {:<21}",
+        "NAME", "ARCHITECTURE", "CLASSES", "PRECISION", "SIZE", "WITHIN-SOURCE AUC", "OCCLUDED", "TEST AUC"
+    );
     for m in &models {
         let size = m.file_size.map_or("missing".into(), human_size);
         let within = m.card.headline().and_then(|e| e.within_source.as_ref());
-        let within_auc = within.map_or("-".into(), |w| format!("{:.3} ({:.3}–{:.3})", w.auc, w.auc_ci95[0], w.auc_ci95[1]));
+        let within_auc =
+            within.map_or("-".into(), |w| format!("{:.3} ({:.3}–{:.3})", w.auc, w.auc_ci95[0], w.auc_ci95[1]));
         let occluded = within.and_then(|w| w.auc_occluded_center).map_or("-".into(), |a| format!("{a:.3}"));
         let auc = test_auc(m).map_or("-".into(), |(auc, ci)| format!("{auc:.3} ({:.3}–{:.3})", ci[0], ci[1]));
         let marker = if m.embedded { "(embedded, default)" } else { "" };
@@ -82,7 +86,10 @@ pub fn run_models(args: ModelsArgs) -> anyhow::Result<ExitCode> {
             cxr_core::ClassSet::Binary => "binary",
             cxr_core::ClassSet::ThreeClass => "three-class",
         };
-        println!("{:<width$} {:<18} {:<11} {:<9} {:>9}  {:<21} {:<8} {:<21} {marker}", m.card.name, m.card.architecture, classes, m.card.precision, size, within_auc, occluded, auc);
+        println!(
+            "{:<width$} {:<18} {:<11} {:<9} {:>9}  {:<21} {:<8} {:<21} {marker}",
+            m.card.name, m.card.architecture, classes, m.card.precision, size, within_auc, occluded, auc
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -135,7 +142,9 @@ pub struct InfoArgs {
 
 /// Prints a model card.
 pub fn run_info(args: InfoArgs) -> anyhow::Result<ExitCode> {
-    let found = catalog().card(&ModelSource::parse(&args.model)).with_context(|| format!("cannot find model `{}`", args.model))?;
+    let found = catalog()
+        .card(&ModelSource::parse(&args.model))
+        .with_context(|| format!("cannot find model `{}`", args.model))?;
     let card = &found.card;
     if let Some(problem) = file_problem(&found) {
         eprintln!("warning: {problem}; this model will not load");
@@ -155,9 +164,20 @@ pub fn run_info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     }
     println!("classes:       {}", card.class_names().join(", "));
     let p = &card.preprocess;
-    println!("input:         `{}` N×{}×{}×{}, resize {:?}, normalize {:?}", card.io.input, p.channels, p.size, p.size, p.resize, p.normalize);
-    println!("outputs:       probabilities `{}`{}", card.io.probabilities, card.io.feature_map.as_ref().map_or(String::new(), |f| format!(", feature map `{f}`")));
-    println!("threshold:     {} {}", card.threshold, if card.threshold_rule.is_empty() { String::new() } else { format!("({})", card.threshold_rule) });
+    println!(
+        "input:         `{}` N×{}×{}×{}, resize {:?}, normalize {:?}",
+        card.io.input, p.channels, p.size, p.size, p.resize, p.normalize
+    );
+    println!(
+        "outputs:       probabilities `{}`{}",
+        card.io.probabilities,
+        card.io.feature_map.as_ref().map_or(String::new(), |f| format!(", feature map `{f}`"))
+    );
+    println!(
+        "threshold:     {} {}",
+        card.threshold,
+        if card.threshold_rule.is_empty() { String::new() } else { format!("({})", card.threshold_rule) }
+    );
     if let Some(t) = &card.training {
         println!(
             "training:      {} train / {} val images, {} epochs, split seed {}, train seed {}{}",
@@ -166,7 +186,11 @@ pub fn run_info(args: InfoArgs) -> anyhow::Result<ExitCode> {
             t.epochs,
             t.split_seed,
             t.train_seed,
-            if t.holdout_sources.is_empty() { String::new() } else { format!(", held-out sources: {}", t.holdout_sources.join(", ")) }
+            if t.holdout_sources.is_empty() {
+                String::new()
+            } else {
+                format!(", held-out sources: {}", t.holdout_sources.join(", "))
+            }
         );
     }
     // The headline first: the within-source figure a source-recognising model cannot fake.
@@ -174,7 +198,13 @@ pub fn run_info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     for e in headline.into_iter().chain(card.evaluations.iter().filter(|e| Some(*e) != headline)) {
         let mut line = format!("evaluation:    {} ({} images): ", e.name, e.images);
         if let Some(w) = &e.within_source {
-            line += &format!("within-source AUC {:.3} (95% CI {:.3}–{:.3}) over {}", w.auc, w.auc_ci95[0], w.auc_ci95[1], w.sources.join(", "));
+            line += &format!(
+                "within-source AUC {:.3} (95% CI {:.3}–{:.3}) over {}",
+                w.auc,
+                w.auc_ci95[0],
+                w.auc_ci95[1],
+                w.sources.join(", ")
+            );
             if let Some(a) = w.auc_occluded_center {
                 line += &format!(", {a:.3} with centre occluded");
             }

@@ -37,13 +37,22 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
 fn print_text(model: &Model, results: &[(PathBuf, Result<Prediction, String>)]) {
     let names = model.class_set().names();
     let covid = model.class_set().index(cxr_core::Class::Covid);
-    println!("model {} ({}, {}, sha256 {}), threshold P(covid) ≥ {:.3}", model.card.name, model.card.architecture, model.card.precision, model.short_sha(), model.card.threshold);
+    println!(
+        "model {} ({}, {}, sha256 {}), threshold P(covid) ≥ {:.3}",
+        model.card.name,
+        model.card.architecture,
+        model.card.precision,
+        model.short_sha(),
+        model.card.threshold
+    );
     for (path, result) in results {
         match result {
             Ok(p) => {
-                let mut line = format!("{}: {}  P(covid) = {:.3}", path.display(), names[p.class_index], p.probabilities[covid]);
+                let mut line =
+                    format!("{}: {}  P(covid) = {:.3}", path.display(), names[p.class_index], p.probabilities[covid]);
                 if names.len() > 2 {
-                    let all: Vec<String> = names.iter().zip(&p.probabilities).map(|(n, v)| format!("{n} {v:.3}")).collect();
+                    let all: Vec<String> =
+                        names.iter().zip(&p.probabilities).map(|(n, v)| format!("{n} {v:.3}")).collect();
                     line += &format!("  ({})", all.join(", "));
                 }
                 println!("{line}");

@@ -11,9 +11,9 @@
 mod shard;
 
 use super::models::ModelArg;
-use cxr_core::walk::walk;
 use anyhow::{Context, bail};
 use clap::Args;
+use cxr_core::walk::walk;
 use cxr_infer::Model;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -74,7 +74,8 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     }
     let (file, done) = open_output(&args.out, &header, &model, args.resume)?;
     let in_shard = |l: &&Listed| args.shard.is_none_or(|s| s.holds(&l.key));
-    let todo: Vec<&PathBuf> = inputs.images.iter().filter(in_shard).map(|l| &l.path).filter(|p| !done.contains(&identity(p))).collect();
+    let todo: Vec<&PathBuf> =
+        inputs.images.iter().filter(in_shard).map(|l| &l.path).filter(|p| !done.contains(&identity(p))).collect();
     if let Some(shard) = args.shard {
         eprintln!("shard {shard}: {} of {} images", inputs.images.iter().filter(in_shard).count(), inputs.images.len());
     }
@@ -83,7 +84,8 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     }
     let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(file);
     // A folder that cannot be listed gets its error row once, from shard 0, so a merge finds one.
-    let unreadable: &[(PathBuf, String)] = if args.shard.is_none_or(|s| s.index == 0) { &inputs.unreadable } else { &[] };
+    let unreadable: &[(PathBuf, String)] =
+        if args.shard.is_none_or(|s| s.index == 0) { &inputs.unreadable } else { &[] };
     let failed = std::sync::atomic::AtomicUsize::new(unreadable.len());
     for (folder, reason) in unreadable {
         eprintln!("error: {}: {reason}", folder.display());
@@ -159,7 +161,13 @@ fn header(model: &Model) -> Vec<String> {
     h
 }
 
-fn score_row(model: &Model, path: &Path, probabilities: Option<&[f32]>, class: Option<usize>, error: &str) -> Vec<String> {
+fn score_row(
+    model: &Model,
+    path: &Path,
+    probabilities: Option<&[f32]>,
+    class: Option<usize>,
+    error: &str,
+) -> Vec<String> {
     let names = model.class_set().names();
     let mut row = vec![path.display().to_string()];
     match probabilities {
@@ -181,11 +189,20 @@ fn score_row(model: &Model, path: &Path, probabilities: Option<&[f32]>, class: O
 /// without a last line cut off by a kill, so every file ends up with exactly one row.
 fn open_output(out: &Path, header: &[String], model: &Model, resume: bool) -> anyhow::Result<(File, HashSet<PathBuf>)> {
     let cannot = |what: &str| format!("{}: cannot {what}", out.display());
-    let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(out).with_context(|| cannot("open for writing"))?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(out)
+        .with_context(|| cannot("open for writing"))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            bail!("{}: another `cxr score` is writing to it (it holds the file's lock); wait for it to finish, or choose another --out", out.display())
+            bail!(
+                "{}: another `cxr score` is writing to it (it holds the file's lock); wait for it to finish, or choose another --out",
+                out.display()
+            )
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(anyhow::Error::new(e).context(cannot("lock"))),
     }
@@ -281,13 +298,21 @@ fn collect_inputs(inputs: &[PathBuf], split: Option<cxr_core::Split>) -> anyhow:
             let manifest = cxr_core::Manifest::read(input)?;
             let base = input.parent().unwrap_or(Path::new("."));
             images.extend(
-                manifest.entries.iter().filter(|e| split.is_none_or(|s| e.split == s)).map(|e| listed(resolve_listed(base, &e.path), &e.path)),
+                manifest
+                    .entries
+                    .iter()
+                    .filter(|e| split.is_none_or(|s| e.split == s))
+                    .map(|e| listed(resolve_listed(base, &e.path), &e.path)),
             );
         } else if ext.as_deref() == Some("txt") {
-            let text = std::fs::read_to_string(input).with_context(|| format!("{}: cannot read list", input.display()))?;
+            let text =
+                std::fs::read_to_string(input).with_context(|| format!("{}: cannot read list", input.display()))?;
             let base = input.parent().unwrap_or(Path::new("."));
             images.extend(
-                text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(|l| listed(resolve_listed(base, Path::new(l)), Path::new(l))),
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(|l| listed(resolve_listed(base, Path::new(l)), Path::new(l))),
             );
         } else if input.exists() || input.symlink_metadata().is_ok() {
             images.push(listed(input.clone(), input));

@@ -4,8 +4,8 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use cxr_core::ClassSet;
 use cxr_core::preprocess::Intensity;
-use cxr_train::train::{EPOCHS_CSV, TrainConfig};
 use cxr_train::quantize::{Calibration, QuantizeOptions, quantize_file};
+use cxr_train::train::{EPOCHS_CSV, TrainConfig};
 use cxr_train::{Augmentation, TrainingData, export_checkpoint};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -222,7 +222,8 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     for unreadable in &state.data.unreadable {
         eprintln!("warning: left out: {unreadable}");
     }
-    std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create output folder", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("{}: cannot create output folder", args.out.display()))?;
     let onnx = args.out.join(format!("{name}.onnx"));
     let card = export_checkpoint(&run_dir, &onnx)?;
     eprintln!(

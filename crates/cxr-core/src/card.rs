@@ -158,7 +158,9 @@ pub enum CardError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a valid model card: {source}")]
     Json { path: PathBuf, source: serde_json::Error },
-    #[error("{model}: sha256 is {actual} but its card {card} says {expected}; the model file and card do not belong together (put the model's own card beside it, or fix the card)")]
+    #[error(
+        "{model}: sha256 is {actual} but its card {card} says {expected}; the model file and card do not belong together (put the model's own card beside it, or fix the card)"
+    )]
     Sha256Mismatch { model: PathBuf, card: PathBuf, expected: String, actual: String },
 }
 

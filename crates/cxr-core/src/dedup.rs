@@ -132,9 +132,9 @@ mod tests {
     fn finds_pairs_within_the_distance_once_each() {
         let prints = vec![
             fingerprint(0, 0),
-            fingerprint(0b1011, 0),             // 3 bits from #0, same picture
-            fingerprint(u64::MAX, 0),            // far in hash
-            fingerprint(0b1, 10),                // close in hash, different picture
+            fingerprint(0b1011, 0),                // 3 bits from #0, same picture
+            fingerprint(u64::MAX, 0),              // far in hash
+            fingerprint(0b1, 10),                  // close in hash, different picture
             fingerprint(0xFFFF_0000_0000_0000, 0), // 16 bits away
         ];
         let criteria = DuplicateCriteria { max_distance: 4, min_correlation: 0.9 };

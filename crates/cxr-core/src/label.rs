@@ -29,19 +29,13 @@ impl Class {
     /// (`COVID-19`, `No_findings`, `Viral Pneumonia`, `PNEUMONIA`…) to a class.
     /// Returns `None` for anything it does not recognise, so callers can count and report it.
     pub fn from_folder_name(name: &str) -> Option<Class> {
-        let n: String = name
-            .trim()
-            .to_ascii_lowercase()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' })
-            .collect();
+        let n: String =
+            name.trim().to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' }).collect();
         let n = n.split_whitespace().collect::<Vec<_>>().join(" ");
         match n.as_str() {
             "covid" | "covid 19" | "covid19" | "covid positive" | "positive" => Some(Class::Covid),
             "normal" | "no findings" | "no finding" | "healthy" | "negative" => Some(Class::Normal),
-            "pneumonia" | "viral pneumonia" | "bacterial pneumonia" | "lung opacity" => {
-                Some(Class::Pneumonia)
-            }
+            "pneumonia" | "viral pneumonia" | "bacterial pneumonia" | "lung opacity" => Some(Class::Pneumonia),
             _ => None,
         }
     }
@@ -88,6 +82,7 @@ impl ClassSet {
         }
     }
 
+    #[allow(clippy::len_without_is_empty)] // a class set always has classes
     pub fn len(self) -> usize {
         self.names().len()
     }

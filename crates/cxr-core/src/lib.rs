@@ -10,9 +10,9 @@ pub mod label;
 pub mod lung_mask;
 pub mod manifest;
 pub mod metrics;
+pub mod phash;
 #[cfg(feature = "plots")]
 pub mod plot;
-pub mod phash;
 pub mod preprocess;
 pub mod results;
 pub mod split;

@@ -82,10 +82,22 @@ pub struct FittedMask {
 impl FittedMask {
     /// Loads the mask of `film` (whose decoded size is `film_size`) and fits it exactly as
     /// `preprocess` fits the film, without the film's intensity remapping.
-    pub fn load(mask: &Path, film: &Path, film_size: (u32, u32), preprocess: &Preprocess) -> Result<FittedMask, LungMaskError> {
+    pub fn load(
+        mask: &Path,
+        film: &Path,
+        film_size: (u32, u32),
+        preprocess: &Preprocess,
+    ) -> Result<FittedMask, LungMaskError> {
         let grey = load_image(mask)?;
         if (grey.width, grey.height) != film_size {
-            return Err(LungMaskError::Size { mask: mask.to_owned(), film: film.to_owned(), mask_w: grey.width, mask_h: grey.height, film_w: film_size.0, film_h: film_size.1 });
+            return Err(LungMaskError::Size {
+                mask: mask.to_owned(),
+                film: film.to_owned(),
+                mask_w: grey.width,
+                mask_h: grey.height,
+                film_w: film_size.0,
+                film_h: film_size.1,
+            });
         }
         Ok(FittedMask::fit(&grey, preprocess))
     }
@@ -138,12 +150,20 @@ impl Attribution {
         }
         let n = films.len() as f64;
         let mean = films.iter().map(|f| f.0).sum::<f64>() / n;
-        let sd = if films.len() > 1 { (films.iter().map(|f| (f.0 - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
+        let sd = if films.len() > 1 {
+            (films.iter().map(|f| (f.0 - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            0.0
+        };
         let half = Z_95 * sd / n.sqrt();
         Some(Attribution {
             method: method.to_owned(),
             films: films.len(),
-            share_inside_lungs: Interval { estimate: mean, lower: (mean - half).max(0.0), upper: (mean + half).min(1.0) },
+            share_inside_lungs: Interval {
+                estimate: mean,
+                lower: (mean - half).max(0.0),
+                upper: (mean + half).min(1.0),
+            },
             lung_area_share: films.iter().map(|f| f.1).sum::<f64>() / n,
         })
     }
@@ -158,7 +178,13 @@ mod tests {
     fn evidence_inside_the_mask_counts_only_its_positive_part() {
         // A 4×4 input whose left half is lung.
         let mask = GreyImage::new(4, 4, (0..16).map(|i| if i % 4 < 2 { 1.0 } else { 0.0 }).collect());
-        let p = Preprocess { size: 4, resize: ResizeMode::Stretch, channels: 1, normalize: Normalize::Unit, intensity: Intensity::Equalize };
+        let p = Preprocess {
+            size: 4,
+            resize: ResizeMode::Stretch,
+            channels: 1,
+            normalize: Normalize::Unit,
+            intensity: Intensity::Equalize,
+        };
         let fitted = FittedMask::fit(&mask, &p);
         assert_eq!(fitted.area_share(), 0.5, "the film's equalisation does not touch the mask");
         // 3 units of positive evidence in the lungs, 1 outside; negative evidence is ignored.
@@ -182,7 +208,9 @@ mod tests {
 
     #[test]
     fn the_shipped_mask_list_reads_and_finds_its_films() {
-        let root = crate::dataset::shared_datasets(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().parent().unwrap()).expect("real X-rays are needed");
+        let root =
+            crate::dataset::shared_datasets(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().parent().unwrap())
+                .expect("real X-rays are needed");
         let list = root.parent().unwrap().join("annotations/lung-masks-v7/masks.csv");
         let masks = LungMasks::read(&list, &root).unwrap();
         assert_eq!(masks.len(), 427, "every mask's film is in the shared copy");

@@ -92,7 +92,9 @@ pub enum ManifestError {
     Split(#[from] SplitError),
     #[error("--holdout-source `{name}` is not one of the sources found: {found}")]
     UnknownHoldoutSource { name: String, found: String },
-    #[error("no readable collection found under {roots}; expected ieee8023, Radiography, Kermany, Hannover, NIH, CoronaHack or class-per-folder layouts")]
+    #[error(
+        "no readable collection found under {roots}; expected ieee8023, Radiography, Kermany, Hannover, NIH, CoronaHack or class-per-folder layouts"
+    )]
     NothingToIndex { roots: String },
     #[error("no image of source `{0}` in the manifest")]
     NoSuchSource(String),
@@ -108,7 +110,8 @@ impl Manifest {
 
     pub fn write(&self, csv_path: &Path) -> Result<(), ManifestError> {
         let csv_err = |source| ManifestError::Write { path: csv_path.to_owned(), source };
-        let file = std::fs::File::create(csv_path).map_err(|source| ManifestError::Io { path: csv_path.to_owned(), source })?;
+        let file = std::fs::File::create(csv_path)
+            .map_err(|source| ManifestError::Io { path: csv_path.to_owned(), source })?;
         let mut writer = csv::Writer::from_writer(file);
         for entry in &self.entries {
             writer.serialize(entry).map_err(csv_err)?;
@@ -125,11 +128,14 @@ impl Manifest {
 
     /// Reads a manifest CSV and, when present, its sidecar.
     pub fn read(csv_path: &Path) -> Result<Manifest, ManifestError> {
-        let bytes = std::fs::read(csv_path).map_err(|source| ManifestError::Io { path: csv_path.to_owned(), source })?;
+        let bytes =
+            std::fs::read(csv_path).map_err(|source| ManifestError::Io { path: csv_path.to_owned(), source })?;
         let entries = Self::parse_entries(csv_path, &bytes)?;
         let sidecar = Self::sidecar_path(csv_path);
         let meta = match std::fs::read_to_string(&sidecar) {
-            Ok(text) => Some(serde_json::from_str(&text).map_err(|source| ManifestError::Json { path: sidecar, source })?),
+            Ok(text) => {
+                Some(serde_json::from_str(&text).map_err(|source| ManifestError::Json { path: sidecar, source })?)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(source) => return Err(ManifestError::Io { path: sidecar, source }),
         };
@@ -177,8 +183,19 @@ impl Manifest {
     /// (85 : 15, grouped and stratified); copies of a test film in other sources become
     /// `excluded`, copies of the others follow them into `train` or `val`. Other sources keep their splits, or are all `excluded` with `only_source`, so
     /// a model can be trained on the contrast inside one collection alone.
-    pub fn cross_fit(&self, source: &str, folds: usize, fold: usize, seed: u64, only_source: bool) -> Result<Manifest, ManifestError> {
-        let items: Vec<SplitItem> = self.entries.iter().map(|e| SplitItem { group: e.split_group, source: &e.source, label: e.label }).collect();
+    pub fn cross_fit(
+        &self,
+        source: &str,
+        folds: usize,
+        fold: usize,
+        seed: u64,
+        only_source: bool,
+    ) -> Result<Manifest, ManifestError> {
+        let items: Vec<SplitItem> = self
+            .entries
+            .iter()
+            .map(|e| SplitItem { group: e.split_group, source: &e.source, label: e.label })
+            .collect();
         let assigned = assign_folds(&items, source, folds, seed)?;
         if assigned.iter().all(Option::is_none) {
             return Err(ManifestError::NoSuchSource(source.to_owned()));
@@ -186,7 +203,8 @@ impl Manifest {
         if fold >= folds {
             return Err(ManifestError::NoSuchFold { fold, folds });
         }
-        let rest: Vec<SplitItem> = items.iter().zip(&assigned).filter(|(_, f)| f.is_some_and(|f| f != fold)).map(|(i, _)| *i).collect();
+        let rest: Vec<SplitItem> =
+            items.iter().zip(&assigned).filter(|(_, f)| f.is_some_and(|f| f != fold)).map(|(i, _)| *i).collect();
         let config = SplitConfig { seed, train: 0.85, val: 0.15, test: 0.0, holdout_sources: Vec::new() };
         let mut rest_splits = assign_splits(&rest, &config)?.into_iter();
         let mut manifest = self.clone();
@@ -194,7 +212,8 @@ impl Manifest {
         let mut of_group: HashMap<usize, Split> = HashMap::new();
         for (entry, f) in manifest.entries.iter_mut().zip(&assigned) {
             if let Some(f) = f {
-                entry.split = if *f == fold { Split::Test } else { rest_splits.next().expect("one split per remaining film") };
+                entry.split =
+                    if *f == fold { Split::Test } else { rest_splits.next().expect("one split per remaining film") };
                 of_group.insert(entry.split_group, entry.split);
             }
         }
@@ -307,7 +326,11 @@ impl IndexProgress for () {}
 ///
 /// A collection that cannot be read is reported in its [`CollectionReport::error`] and the
 /// others are still indexed; undecodable images are counted in their collection's skip report.
-pub fn index_datasets(roots: &[PathBuf], config: &IndexConfig, progress: &dyn IndexProgress) -> Result<Manifest, ManifestError> {
+pub fn index_datasets(
+    roots: &[PathBuf],
+    config: &IndexConfig,
+    progress: &dyn IndexProgress,
+) -> Result<Manifest, ManifestError> {
     config.split.validate()?;
     let discovery = dataset::discover(roots);
     let mut reports = Vec::new();
@@ -466,7 +489,8 @@ mod hex_u64 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
         let text = String::deserialize(deserializer)?;
-        u64::from_str_radix(text.trim(), 16).map_err(|e| D::Error::custom(format!("phash `{text}` is not 16 hex digits: {e}")))
+        u64::from_str_radix(text.trim(), 16)
+            .map_err(|e| D::Error::custom(format!("phash `{text}` is not 16 hex digits: {e}")))
     }
 }
 
@@ -493,10 +517,20 @@ mod tests {
     /// A collection with both classes, and another source holding a copy of one of its films.
     fn manifest() -> Manifest {
         let mut entries: Vec<ManifestEntry> = (0..60)
-            .map(|i| entry(&format!("a/{i}.png"), "a", if i % 4 == 0 { Class::Normal } else { Class::Covid }, i / 2, Split::Holdout))
+            .map(|i| {
+                entry(
+                    &format!("a/{i}.png"),
+                    "a",
+                    if i % 4 == 0 { Class::Normal } else { Class::Covid },
+                    i / 2,
+                    Split::Holdout,
+                )
+            })
             .collect();
         entries.push(entry("b/copy-of-a0.png", "b", Class::Covid, 0, Split::Train));
-        entries.extend((0..10).map(|i| entry(&format!("b/{i}.png"), "b", Class::Normal, 100 + i, if i < 7 { Split::Train } else { Split::Val })));
+        entries.extend((0..10).map(|i| {
+            entry(&format!("b/{i}.png"), "b", Class::Normal, 100 + i, if i < 7 { Split::Train } else { Split::Val })
+        }));
         Manifest { entries, meta: None }
     }
 
@@ -516,7 +550,10 @@ mod tests {
                 Split::Test => assert_eq!(copy.split, Split::Excluded, "a copy of a test film is used nowhere"),
                 split => assert_eq!(copy.split, split, "a copy follows its original into train or val"),
             }
-            assert!(cross.entries[61..].iter().all(|e| matches!(e.split, Split::Train | Split::Val)), "other sources keep their splits");
+            assert!(
+                cross.entries[61..].iter().all(|e| matches!(e.split, Split::Train | Split::Val)),
+                "other sources keep their splits"
+            );
             let only = m.cross_fit("a", 3, fold, 42, true).unwrap();
             assert!(only.entries.iter().filter(|e| e.source == "b").all(|e| e.split == Split::Excluded));
         }
@@ -525,4 +562,3 @@ mod tests {
         assert!(matches!(m.cross_fit("a", 3, 3, 42, false), Err(ManifestError::NoSuchFold { fold: 3, folds: 3 })));
     }
 }
-

@@ -148,11 +148,7 @@ mod tests {
 
     fn resized(image: &GreyImage, width: u32, height: u32) -> GreyImage {
         let pixels = (0..height)
-            .flat_map(|y| {
-                (0..width).map(move |x| {
-                    image.get(x * image.width / width, y * image.height / height)
-                })
-            })
+            .flat_map(|y| (0..width).map(move |x| image.get(x * image.width / width, y * image.height / height)))
             .collect();
         GreyImage::new(width, height, pixels)
     }

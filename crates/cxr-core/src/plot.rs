@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::coord::Shift;
-use plotters::coord::types::RangedCoordf64;
 use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -37,10 +37,7 @@ pub enum PlotError {
     #[error("{path}: cannot draw plot: {reason}")]
     Draw { path: PathBuf, reason: String },
     #[error("{path}: cannot write plot: {source} (check that the folder exists and is writable)")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("{path}: cannot encode PNG: {reason}")]
     Encode { path: PathBuf, reason: String },
     #[error("{path}: nothing to plot: {reason}")]
@@ -71,11 +68,7 @@ pub struct WithinSourceSeries<'a> {
 /// Writes a forest plot of the within-source AUC: one row per source with its AUC and 95%
 /// interval, and the pooled figure at the bottom, for each series side by side. Chance (0.5) is
 /// drawn as a line, since a model that recognises hospitals, not disease, sits on it.
-pub fn within_source_plot(
-    base: &Path,
-    title: &str,
-    series: &[WithinSourceSeries<'_>],
-) -> Result<PlotFiles, PlotError> {
+pub fn within_source_plot(base: &Path, title: &str, series: &[WithinSourceSeries<'_>]) -> Result<PlotFiles, PlotError> {
     let Some(first) = series.first() else {
         return Err(no_data(base, "no within-source AUC to draw"));
     };
@@ -96,34 +89,18 @@ pub fn roc_plot(
     if series.is_empty() {
         return Err(no_data(base, "no ROC curves given"));
     }
-    write_png_and_svg(
-        &RocFigure {
-            title,
-            series,
-            operating_point,
-        },
-        base,
-        (900, 820),
-    )
+    write_png_and_svg(&RocFigure { title, series, operating_point }, base, (900, 820))
 }
 
 /// Writes a reliability diagram (observed fraction against mean predicted probability per bin)
 /// above a bar chart of how many images fall in each bin.
-pub fn calibration_plot(
-    base: &Path,
-    title: &str,
-    calibration: &Calibration,
-) -> Result<PlotFiles, PlotError> {
+pub fn calibration_plot(base: &Path, title: &str, calibration: &Calibration) -> Result<PlotFiles, PlotError> {
     write_png_and_svg(&CalibrationFigure { title, calibration }, base, (900, 900))
 }
 
 /// Writes a confusion-matrix heatmap: colour is the row share (per-class recall on the
 /// diagonal), each cell printed with its count and percentage.
-pub fn confusion_plot(
-    base: &Path,
-    title: &str,
-    matrix: &ConfusionMatrix,
-) -> Result<PlotFiles, PlotError> {
+pub fn confusion_plot(base: &Path, title: &str, matrix: &ConfusionMatrix) -> Result<PlotFiles, PlotError> {
     if matrix.class_names.is_empty() {
         return Err(no_data(base, "the confusion matrix has no classes"));
     }
@@ -141,25 +118,12 @@ pub fn score_histogram(
     class_names: [&str; 2],
 ) -> Result<PlotFiles, PlotError> {
     if scores.len() != positives.len() {
-        return Err(no_data(
-            base,
-            &format!("{} scores but {} labels", scores.len(), positives.len()),
-        ));
+        return Err(no_data(base, &format!("{} scores but {} labels", scores.len(), positives.len())));
     }
     if !scores.iter().any(|s| s.is_finite()) {
         return Err(no_data(base, "no finite scores"));
     }
-    write_png_and_svg(
-        &HistogramFigure {
-            title,
-            scores,
-            positives,
-            threshold,
-            class_names,
-        },
-        base,
-        (1000, 700),
-    )
+    write_png_and_svg(&HistogramFigure { title, scores, positives, threshold, class_names }, base, (1000, 700))
 }
 
 /// One epoch of a training run, as the training curves show it.
@@ -175,7 +139,12 @@ pub struct EpochPoint {
 
 /// Writes training curves: losses on the left, accuracies and validation AUC on the right, with
 /// the kept epoch marked, so over- and under-fitting show at a glance.
-pub fn training_curves(base: &Path, title: &str, epochs: &[EpochPoint], kept_epoch: Option<u32>) -> Result<PlotFiles, PlotError> {
+pub fn training_curves(
+    base: &Path,
+    title: &str,
+    epochs: &[EpochPoint],
+    kept_epoch: Option<u32>,
+) -> Result<PlotFiles, PlotError> {
     if epochs.is_empty() {
         return Err(no_data(base, "no finished epochs"));
     }
@@ -183,10 +152,7 @@ pub fn training_curves(base: &Path, title: &str, epochs: &[EpochPoint], kept_epo
 }
 
 fn no_data(base: &Path, reason: &str) -> PlotError {
-    PlotError::NoData {
-        path: base.to_path_buf(),
-        reason: reason.to_string(),
-    }
+    PlotError::NoData { path: base.to_path_buf(), reason: reason.to_string() }
 }
 
 /// A picture that can be drawn on any plotters back-end, so PNG and SVG share one drawing.
@@ -214,18 +180,12 @@ fn with_suffix(base: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn write_png_and_svg(
-    figure: &impl Figure,
-    base: &Path,
-    (width, height): (u32, u32),
-) -> Result<PlotFiles, PlotError> {
+fn write_png_and_svg(figure: &impl Figure, base: &Path, (width, height): (u32, u32)) -> Result<PlotFiles, PlotError> {
     register_font();
     let png = with_suffix(base, ".png");
     let svg = with_suffix(base, ".svg");
-    let draw_error = |path: &Path, e: &dyn std::fmt::Display| PlotError::Draw {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
+    let draw_error =
+        |path: &Path, e: &dyn std::fmt::Display| PlotError::Draw { path: path.to_path_buf(), reason: e.to_string() };
 
     let mut pixels = vec![0u8; width as usize * height as usize * 3];
     {
@@ -248,19 +208,10 @@ fn write_png_and_svg(
         image::ImageFormat::Png,
     )
     .map_err(|e| match e {
-        image::ImageError::IoError(source) => PlotError::Write {
-            path: png.clone(),
-            source,
-        },
-        other => PlotError::Encode {
-            path: png.clone(),
-            reason: other.to_string(),
-        },
+        image::ImageError::IoError(source) => PlotError::Write { path: png.clone(), source },
+        other => PlotError::Encode { path: png.clone(), reason: other.to_string() },
     })?;
-    std::fs::write(&svg, svg_text).map_err(|source| PlotError::Write {
-        path: svg.clone(),
-        source,
-    })?;
+    std::fs::write(&svg, svg_text).map_err(|source| PlotError::Write { path: svg.clone(), source })?;
     Ok(PlotFiles { png, svg })
 }
 
@@ -342,27 +293,15 @@ impl Figure for RocFigure<'_> {
                 Some(ci) => ci.display(3),
                 None => format!("{:.3}", s.curve.auc),
             };
-            let label = format!(
-                "{}: AUC {auc_text}; {} pos / {} neg",
-                s.label, s.curve.positives, s.curve.negatives
-            );
+            let label = format!("{}: AUC {auc_text}; {} pos / {} neg", s.label, s.curve.positives, s.curve.negatives);
             chart
-                .draw_series(LineSeries::new(
-                    s.curve.points.iter().map(|p| (p.fpr, p.tpr)),
-                    colour.stroke_width(3),
-                ))?
+                .draw_series(LineSeries::new(s.curve.points.iter().map(|p| (p.fpr, p.tpr)), colour.stroke_width(3)))?
                 .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 30, y)], colour.stroke_width(3))
-                });
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 30, y)], colour.stroke_width(3)));
         }
         if let Some(op) = self.operating_point {
-            let label = format!(
-                "threshold {:.3}: sensitivity {:.3}, specificity {:.3}",
-                op.threshold,
-                op.tpr,
-                1.0 - op.fpr
-            );
+            let label =
+                format!("threshold {:.3}: sensitivity {:.3}, specificity {:.3}", op.threshold, op.tpr, 1.0 - op.fpr);
             chart
                 .draw_series([Circle::new((op.fpr, op.tpr), 8, RED.filled())])?
                 .label(label)
@@ -383,11 +322,8 @@ impl Figure for WithinSourceFigure<'_> {
         root.fill(&WHITE)?;
         // Rows from the top: each source of the first series, then the pooled figure.
         let first = self.series[0].within;
-        let mut names: Vec<String> = first
-            .sources
-            .iter()
-            .map(|s| format!("{} ({}+{})", s.source, s.positives, s.negatives))
-            .collect();
+        let mut names: Vec<String> =
+            first.sources.iter().map(|s| format!("{} ({}+{})", s.source, s.positives, s.negatives)).collect();
         names.push(format!("pooled ({} pairs)", first.pairs));
         let rows = names.len() as f64;
         let mut chart = ChartBuilder::on(root)
@@ -428,7 +364,11 @@ impl Figure for WithinSourceFigure<'_> {
                 }
             }
             points.push((offset, s.within.auc, true));
-            chart.draw_series(points.iter().map(|&(y, ci, _)| PathElement::new([(ci.lower, y), (ci.upper, y)], colour.stroke_width(3))))?;
+            chart.draw_series(
+                points
+                    .iter()
+                    .map(|&(y, ci, _)| PathElement::new([(ci.lower, y), (ci.upper, y)], colour.stroke_width(3))),
+            )?;
             chart
                 .draw_series(points.iter().map(|&(y, ci, pooled)| {
                     let size = if pooled { 11 } else { 7 };
@@ -460,20 +400,11 @@ impl Figure for CalibrationFigure<'_> {
             .y_label_area_size(75)
             .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
         draw_unit_square(&mut chart, None, "Observed fraction positive", "perfect calibration")?;
-        let observed: Vec<(f64, f64)> = c
-            .bins
-            .iter()
-            .filter_map(|b| Some((b.mean_predicted?, b.observed_fraction?)))
-            .collect();
-        let label = format!(
-            "model: ECE {:.3}, Brier {:.3}, n = {}",
-            c.expected_calibration_error, c.brier_score, c.n
-        );
+        let observed: Vec<(f64, f64)> =
+            c.bins.iter().filter_map(|b| Some((b.mean_predicted?, b.observed_fraction?))).collect();
+        let label = format!("model: ECE {:.3}, Brier {:.3}, n = {}", c.expected_calibration_error, c.brier_score, c.n);
         chart
-            .draw_series(LineSeries::new(
-                observed.iter().copied(),
-                BLUE.stroke_width(3),
-            ))?
+            .draw_series(LineSeries::new(observed.iter().copied(), BLUE.stroke_width(3)))?
             .label(label)
             .legend(|(x, y)| PathElement::new([(x, y), (x + 30, y)], BLUE.stroke_width(3)));
         chart.draw_series(observed.iter().map(|&p| Circle::new(p, 6, BLUE.filled())))?;
@@ -500,10 +431,7 @@ impl Figure for CalibrationFigure<'_> {
             .draw()?;
         counts.draw_series(c.bins.iter().filter(|b| b.count > 0).map(|b| {
             let gap = (b.upper - b.lower) * 0.05;
-            Rectangle::new(
-                [(b.lower + gap, 0), (b.upper - gap, b.count as i32)],
-                BLUE.mix(0.6).filled(),
-            )
+            Rectangle::new([(b.lower + gap, 0), (b.upper - gap, b.count as i32)], BLUE.mix(0.6).filled())
         }))?;
         Ok(())
     }
@@ -562,14 +490,9 @@ impl Figure for ConfusionFigure<'_> {
                 )])?;
                 let ink = if share > 0.55 { &WHITE } else { &BLACK };
                 let centre = Pos::new(HPos::Center, VPos::Center);
-                let big = TextStyle::from(("sans-serif", 36).into_font())
-                    .color(ink)
-                    .pos(centre);
-                let small = TextStyle::from(("sans-serif", 18).into_font())
-                    .color(ink)
-                    .pos(centre);
-                let (px, py) =
-                    chart.backend_coord(&(SegmentValue::CenterOf(x), SegmentValue::CenterOf(y)));
+                let big = TextStyle::from(("sans-serif", 36).into_font()).color(ink).pos(centre);
+                let small = TextStyle::from(("sans-serif", 18).into_font()).color(ink).pos(centre);
+                let (px, py) = chart.backend_coord(&(SegmentValue::CenterOf(x), SegmentValue::CenterOf(y)));
                 root.draw(&Text::new(count.to_string(), (px, py - 14), big))?;
                 let detail = match shares {
                     Some(_) => format!("{:.1}%", share * 100.0),
@@ -607,10 +530,7 @@ impl Figure for HistogramFigure<'_> {
         root.fill(&WHITE)?;
         const BINS: usize = 25;
         let finite = || self.scores.iter().copied().filter(|s| s.is_finite());
-        let (mut lo, mut hi) = (
-            finite().fold(f64::INFINITY, f64::min),
-            finite().fold(f64::NEG_INFINITY, f64::max),
-        );
+        let (mut lo, mut hi) = (finite().fold(f64::INFINITY, f64::min), finite().fold(f64::NEG_INFINITY, f64::max));
         // Probabilities get the full [0, 1] axis so plots of different models compare at a glance.
         if lo >= 0.0 && hi <= 1.0 {
             (lo, hi) = (0.0, 1.0);
@@ -623,12 +543,7 @@ impl Figure for HistogramFigure<'_> {
         }
         let width = (hi - lo) / BINS as f64;
         let mut counts = [[0usize; BINS]; 2];
-        for (&s, &positive) in self
-            .scores
-            .iter()
-            .zip(self.positives)
-            .filter(|(s, _)| s.is_finite())
-        {
+        for (&s, &positive) in self.scores.iter().zip(self.positives).filter(|(s, _)| s.is_finite()) {
             let bin = (((s - lo) / width) as usize).min(BINS - 1);
             counts[positive as usize][bin] += 1;
         }
@@ -654,215 +569,22 @@ impl Figure for HistogramFigure<'_> {
             let n: usize = counts[class].iter().sum();
             let label = format!("{} (n = {n})", self.class_names[class]);
             chart
-                .draw_series(
-                    counts[class]
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, c)| **c > 0)
-                        .map(|(b, &c)| {
-                            let x0 = lo + b as f64 * width;
-                            Rectangle::new(
-                                [(x0, 0), (x0 + width, c as i32)],
-                                colour.mix(0.5).filled(),
-                            )
-                        }),
-                )?
+                .draw_series(counts[class].iter().enumerate().filter(|(_, c)| **c > 0).map(|(b, &c)| {
+                    let x0 = lo + b as f64 * width;
+                    Rectangle::new([(x0, 0), (x0 + width, c as i32)], colour.mix(0.5).filled())
+                }))?
                 .label(label)
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 7), (x + 25, y + 7)], colour.mix(0.5).filled())
-                });
+                .legend(move |(x, y)| Rectangle::new([(x, y - 7), (x + 25, y + 7)], colour.mix(0.5).filled()));
         }
         if self.threshold.is_finite() {
             let t = self.threshold;
             chart
-                .draw_series(DashedLineSeries::new(
-                    [(t, 0), (t, y_top)],
-                    10,
-                    6,
-                    RED.stroke_width(3),
-                ))?
+                .draw_series(DashedLineSeries::new([(t, 0), (t, y_top)], 10, 6, RED.stroke_width(3)))?
                 .label(format!("threshold {t:.3}"))
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 25, y)], RED.stroke_width(3)));
         }
         draw_legend(&mut chart, SeriesLabelPosition::UpperMiddle)?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::metrics::{Calibration, ConfusionMatrix, RocCurve};
-
-    fn assert_valid_pair(files: &PlotFiles, expect_width: u32) {
-        let img =
-            image::open(&files.png).unwrap_or_else(|e| panic!("{}: {e}", files.png.display()));
-        assert_eq!(img.width(), expect_width);
-        // A blank or text-less picture would be nearly one colour; a drawn plot has many.
-        let rgb = img.to_rgb8();
-        let dark = rgb.pixels().filter(|p| p.0.iter().all(|&c| c < 80)).count();
-        assert!(
-            dark > 500,
-            "{}: only {dark} dark pixels, text or axes missing",
-            files.png.display()
-        );
-        let svg = std::fs::read_to_string(&files.svg).unwrap();
-        assert!(svg.contains("<svg"), "{}", files.svg.display());
-        assert!(svg.contains("<text"), "{}: no text", files.svg.display());
-    }
-
-    fn example_scores() -> (Vec<f64>, Vec<bool>) {
-        // 60 samples, scores spread so that positives tend higher, with some overlap.
-        let scores: Vec<f64> = (0..60).map(|i| ((i * 37) % 60) as f64 / 59.0).collect();
-        let positives: Vec<bool> = scores
-            .iter()
-            .enumerate()
-            .map(|(i, &s)| s + if i % 5 == 0 { -0.4 } else { 0.1 } > 0.5)
-            .collect();
-        (scores, positives)
-    }
-
-    #[test]
-    fn within_source_forest_plot_names_every_source_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let rows: Vec<(&str, f64, bool)> = (0..60)
-            .map(|i| (if i % 2 == 0 { "hospital-a" } else { "hospital-b" }, (i * 37 % 23) as f64 / 23.0, i % 3 != 0))
-            .collect();
-        let within = crate::metrics::within_source(&rows).unwrap();
-        let files = within_source_plot(
-            &dir.path().join("within-source"),
-            "Within-source AUC",
-            &[WithinSourceSeries { label: "full image", within: &within }, WithinSourceSeries { label: "centre occluded", within: &within }],
-        )
-        .unwrap();
-        assert_valid_pair(&files, 1000);
-        let svg = std::fs::read_to_string(&files.svg).unwrap();
-        for name in ["hospital-a (", "hospital-b (", "pooled ("] {
-            assert_eq!(svg.matches(name).count(), 1, "{name} labels exactly one row");
-        }
-        assert!(within_source_plot(&dir.path().join("none"), "none", &[]).is_err());
-    }
-
-    #[test]
-    fn writes_all_four_plots_as_png_and_svg() {
-        let dir = tempfile::tempdir().unwrap();
-        let (scores, positives) = example_scores();
-        let roc = RocCurve::new(&scores, &positives).unwrap();
-        let flipped: Vec<f64> = scores
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s + (i % 7) as f64 * 0.13) % 1.0)
-            .collect();
-        let occluded = RocCurve::new(&flipped, &positives).unwrap();
-        let op = roc.threshold_for_sensitivity(0.9).unwrap();
-        let files = roc_plot(
-            &dir.path().join("roc"),
-            "ROC: COVID vs non-COVID",
-            &[
-                RocSeries {
-                    label: "full image",
-                    curve: &roc,
-                },
-                RocSeries {
-                    label: "lungs occluded",
-                    curve: &occluded,
-                },
-            ],
-            Some(op),
-        )
-        .unwrap();
-        assert_eq!(files.png, dir.path().join("roc.png"));
-        assert_valid_pair(&files, 900);
-
-        let calibration = Calibration::new(&scores, &positives, 10).unwrap();
-        assert_valid_pair(
-            &calibration_plot(&dir.path().join("calibration"), "Calibration", &calibration)
-                .unwrap(),
-            900,
-        );
-
-        let matrix = ConfusionMatrix::from_indices(
-            &["covid", "normal", "pneumonia"],
-            &[0, 0, 0, 1, 1, 1, 1, 2, 2, 2],
-            &[0, 0, 2, 1, 1, 1, 0, 2, 2, 1],
-        )
-        .unwrap();
-        assert_valid_pair(
-            &confusion_plot(&dir.path().join("confusion"), "Confusion matrix", &matrix).unwrap(),
-            900,
-        );
-
-        let hist = score_histogram(
-            &dir.path().join("scores"),
-            "Scores",
-            &scores,
-            &positives,
-            0.5,
-            ["non-covid", "covid"],
-        );
-        assert_valid_pair(&hist.unwrap(), 1000);
-    }
-
-    #[test]
-    fn small_matrices_and_unbounded_scores_draw() {
-        let dir = tempfile::tempdir().unwrap();
-        let binary = ConfusionMatrix::binary(
-            &[0.9, 0.2, 0.7],
-            &[true, false, false],
-            0.5,
-            &["non-covid", "covid"],
-        )
-        .unwrap();
-        assert_valid_pair(
-            &confusion_plot(&dir.path().join("binary"), "Binary", &binary).unwrap(),
-            900,
-        );
-        let single = ConfusionMatrix::from_indices(&["covid"], &[0, 0], &[0, 0]).unwrap();
-        assert_valid_pair(
-            &confusion_plot(&dir.path().join("single"), "One class", &single).unwrap(),
-            900,
-        );
-        // Logits, not probabilities, with a threshold outside the data and a NaN that is skipped.
-        let logits = [-3.0, -1.5, 0.2, 2.5, f64::NAN];
-        let hist = score_histogram(
-            &dir.path().join("logits"),
-            "Logits",
-            &logits,
-            &[false, false, true, true, true],
-            4.0,
-            ["neg", "pos"],
-        );
-        assert_valid_pair(&hist.unwrap(), 1000);
-        let constant = score_histogram(
-            &dir.path().join("constant"),
-            "Constant",
-            &[0.5; 3],
-            &[true, false, true],
-            f64::NAN,
-            ["neg", "pos"],
-        );
-        assert_valid_pair(&constant.unwrap(), 1000);
-    }
-
-    #[test]
-    fn unwritable_folder_is_an_error_naming_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().join("missing-folder").join("roc");
-        let (scores, positives) = example_scores();
-        let roc = RocCurve::new(&scores, &positives).unwrap();
-        let err = roc_plot(
-            &base,
-            "ROC",
-            &[RocSeries {
-                label: "m",
-                curve: &roc,
-            }],
-            None,
-        )
-        .unwrap_err();
-        assert!(matches!(err, PlotError::Write { .. }), "{err}");
-        assert!(err.to_string().contains("missing-folder"), "{err}");
-        assert!(roc_plot(&base, "ROC", &[], None).is_err());
     }
 }
 
@@ -879,15 +601,26 @@ impl Figure for CurvesFigure<'_> {
         let (left, right) = root.split_horizontally(700);
         let last = self.epochs.iter().map(|e| e.epoch).max().unwrap_or(1).max(2) as f64;
         let x_range = 1.0..last;
-        let max_loss = self.epochs.iter().flat_map(|e| [e.train_loss, e.val_loss]).filter(|v| v.is_finite()).fold(0.0, f64::max);
+        let max_loss =
+            self.epochs.iter().flat_map(|e| [e.train_loss, e.val_loss]).filter(|v| v.is_finite()).fold(0.0, f64::max);
         type Pick = fn(&EpochPoint) -> f64;
-        let panels: [(&DrawingArea<DB, Shift>, &str, f64, Vec<(&str, RGBColor, Pick)>); 2] = [
-            (&left, "Loss", (max_loss * 1.1).max(1e-3), vec![("train loss", BLUE, |e| e.train_loss), ("validation loss", ORANGE, |e| e.val_loss)]),
+        type Panel<'a, DB> = (&'a DrawingArea<DB, Shift>, &'a str, f64, Vec<(&'a str, RGBColor, Pick)>);
+        let panels: [Panel<DB>; 2] = [
+            (
+                &left,
+                "Loss",
+                (max_loss * 1.1).max(1e-3),
+                vec![("train loss", BLUE, |e| e.train_loss), ("validation loss", ORANGE, |e| e.val_loss)],
+            ),
             (
                 &right,
                 "Accuracy / AUC",
                 1.0,
-                vec![("train accuracy", BLUE, |e| e.train_acc), ("validation accuracy", ORANGE, |e| e.val_acc), ("validation AUC", GREEN, |e| e.val_auc)],
+                vec![
+                    ("train accuracy", BLUE, |e| e.train_acc),
+                    ("validation accuracy", ORANGE, |e| e.val_acc),
+                    ("validation AUC", GREEN, |e| e.val_auc),
+                ],
             ),
         ];
         for (area, y_desc, y_top, series) in panels {
@@ -916,7 +649,8 @@ impl Figure for CurvesFigure<'_> {
                     .legend(|(x, y)| PathElement::new([(x, y), (x + 30, y)], GREY.stroke_width(2)));
             }
             for (label, colour, pick) in series {
-                let points: Vec<(f64, f64)> = self.epochs.iter().map(|e| (e.epoch as f64, pick(e))).filter(|(_, v)| v.is_finite()).collect();
+                let points: Vec<(f64, f64)> =
+                    self.epochs.iter().map(|e| (e.epoch as f64, pick(e))).filter(|(_, v)| v.is_finite()).collect();
                 chart
                     .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(3)))?
                     .label(label)
@@ -926,5 +660,134 @@ impl Figure for CurvesFigure<'_> {
             draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{Calibration, ConfusionMatrix, RocCurve};
+
+    fn assert_valid_pair(files: &PlotFiles, expect_width: u32) {
+        let img = image::open(&files.png).unwrap_or_else(|e| panic!("{}: {e}", files.png.display()));
+        assert_eq!(img.width(), expect_width);
+        // A blank or text-less picture would be nearly one colour; a drawn plot has many.
+        let rgb = img.to_rgb8();
+        let dark = rgb.pixels().filter(|p| p.0.iter().all(|&c| c < 80)).count();
+        assert!(dark > 500, "{}: only {dark} dark pixels, text or axes missing", files.png.display());
+        let svg = std::fs::read_to_string(&files.svg).unwrap();
+        assert!(svg.contains("<svg"), "{}", files.svg.display());
+        assert!(svg.contains("<text"), "{}: no text", files.svg.display());
+    }
+
+    fn example_scores() -> (Vec<f64>, Vec<bool>) {
+        // 60 samples, scores spread so that positives tend higher, with some overlap.
+        let scores: Vec<f64> = (0..60).map(|i| ((i * 37) % 60) as f64 / 59.0).collect();
+        let positives: Vec<bool> =
+            scores.iter().enumerate().map(|(i, &s)| s + if i % 5 == 0 { -0.4 } else { 0.1 } > 0.5).collect();
+        (scores, positives)
+    }
+
+    #[test]
+    fn within_source_forest_plot_names_every_source_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows: Vec<(&str, f64, bool)> = (0..60)
+            .map(|i| (if i % 2 == 0 { "hospital-a" } else { "hospital-b" }, (i * 37 % 23) as f64 / 23.0, i % 3 != 0))
+            .collect();
+        let within = crate::metrics::within_source(&rows).unwrap();
+        let files = within_source_plot(
+            &dir.path().join("within-source"),
+            "Within-source AUC",
+            &[
+                WithinSourceSeries { label: "full image", within: &within },
+                WithinSourceSeries { label: "centre occluded", within: &within },
+            ],
+        )
+        .unwrap();
+        assert_valid_pair(&files, 1000);
+        let svg = std::fs::read_to_string(&files.svg).unwrap();
+        for name in ["hospital-a (", "hospital-b (", "pooled ("] {
+            assert_eq!(svg.matches(name).count(), 1, "{name} labels exactly one row");
+        }
+        assert!(within_source_plot(&dir.path().join("none"), "none", &[]).is_err());
+    }
+
+    #[test]
+    fn writes_all_four_plots_as_png_and_svg() {
+        let dir = tempfile::tempdir().unwrap();
+        let (scores, positives) = example_scores();
+        let roc = RocCurve::new(&scores, &positives).unwrap();
+        let flipped: Vec<f64> = scores.iter().enumerate().map(|(i, s)| (s + (i % 7) as f64 * 0.13) % 1.0).collect();
+        let occluded = RocCurve::new(&flipped, &positives).unwrap();
+        let op = roc.threshold_for_sensitivity(0.9).unwrap();
+        let files = roc_plot(
+            &dir.path().join("roc"),
+            "ROC: COVID vs non-COVID",
+            &[RocSeries { label: "full image", curve: &roc }, RocSeries { label: "lungs occluded", curve: &occluded }],
+            Some(op),
+        )
+        .unwrap();
+        assert_eq!(files.png, dir.path().join("roc.png"));
+        assert_valid_pair(&files, 900);
+
+        let calibration = Calibration::new(&scores, &positives, 10).unwrap();
+        assert_valid_pair(
+            &calibration_plot(&dir.path().join("calibration"), "Calibration", &calibration).unwrap(),
+            900,
+        );
+
+        let matrix = ConfusionMatrix::from_indices(
+            &["covid", "normal", "pneumonia"],
+            &[0, 0, 0, 1, 1, 1, 1, 2, 2, 2],
+            &[0, 0, 2, 1, 1, 1, 0, 2, 2, 1],
+        )
+        .unwrap();
+        assert_valid_pair(&confusion_plot(&dir.path().join("confusion"), "Confusion matrix", &matrix).unwrap(), 900);
+
+        let hist =
+            score_histogram(&dir.path().join("scores"), "Scores", &scores, &positives, 0.5, ["non-covid", "covid"]);
+        assert_valid_pair(&hist.unwrap(), 1000);
+    }
+
+    #[test]
+    fn small_matrices_and_unbounded_scores_draw() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary =
+            ConfusionMatrix::binary(&[0.9, 0.2, 0.7], &[true, false, false], 0.5, &["non-covid", "covid"]).unwrap();
+        assert_valid_pair(&confusion_plot(&dir.path().join("binary"), "Binary", &binary).unwrap(), 900);
+        let single = ConfusionMatrix::from_indices(&["covid"], &[0, 0], &[0, 0]).unwrap();
+        assert_valid_pair(&confusion_plot(&dir.path().join("single"), "One class", &single).unwrap(), 900);
+        // Logits, not probabilities, with a threshold outside the data and a NaN that is skipped.
+        let logits = [-3.0, -1.5, 0.2, 2.5, f64::NAN];
+        let hist = score_histogram(
+            &dir.path().join("logits"),
+            "Logits",
+            &logits,
+            &[false, false, true, true, true],
+            4.0,
+            ["neg", "pos"],
+        );
+        assert_valid_pair(&hist.unwrap(), 1000);
+        let constant = score_histogram(
+            &dir.path().join("constant"),
+            "Constant",
+            &[0.5; 3],
+            &[true, false, true],
+            f64::NAN,
+            ["neg", "pos"],
+        );
+        assert_valid_pair(&constant.unwrap(), 1000);
+    }
+
+    #[test]
+    fn unwritable_folder_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("missing-folder").join("roc");
+        let (scores, positives) = example_scores();
+        let roc = RocCurve::new(&scores, &positives).unwrap();
+        let err = roc_plot(&base, "ROC", &[RocSeries { label: "m", curve: &roc }], None).unwrap_err();
+        assert!(matches!(err, PlotError::Write { .. }), "{err}");
+        assert!(err.to_string().contains("missing-folder"), "{err}");
+        assert!(roc_plot(&base, "ROC", &[], None).is_err());
     }
 }

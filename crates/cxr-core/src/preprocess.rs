@@ -73,10 +73,16 @@ fn is_as_is(i: &Intensity) -> bool {
 
 impl Preprocess {
     /// The seed paper's input: 256×256 RGB, `x/255`.
-    pub const SEED: Preprocess =
-        Preprocess { size: 256, resize: ResizeMode::Stretch, channels: 3, normalize: Normalize::Unit, intensity: Intensity::AsIs };
+    pub const SEED: Preprocess = Preprocess {
+        size: 256,
+        resize: ResizeMode::Stretch,
+        channels: 3,
+        normalize: Normalize::Unit,
+        intensity: Intensity::AsIs,
+    };
 
     /// Number of `f32` values one image becomes.
+    #[allow(clippy::len_without_is_empty)] // an image always becomes values
     pub fn len(&self) -> usize {
         (self.channels * self.size * self.size) as usize
     }
@@ -134,7 +140,8 @@ impl Preprocess {
                 let mut out = GreyImage::new(width, height, vec![0.0; (width * height) as usize]);
                 for y in 0..side {
                     let start = ((y + oy) * width + ox) as usize;
-                    out.pixels[start..start + side as usize].copy_from_slice(&square.pixels[(y * side) as usize..((y + 1) * side) as usize]);
+                    out.pixels[start..start + side as usize]
+                        .copy_from_slice(&square.pixels[(y * side) as usize..((y + 1) * side) as usize]);
                 }
                 out
             }
@@ -263,7 +270,13 @@ mod tests {
     fn output_has_the_declared_shape_for_every_mode() {
         for resize in [ResizeMode::Stretch, ResizeMode::CenterCrop, ResizeMode::Letterbox] {
             for channels in [1, 3] {
-                let p = Preprocess { size: 32, resize, channels, normalize: Normalize::Imagenet, intensity: Intensity::AsIs };
+                let p = Preprocess {
+                    size: 32,
+                    resize,
+                    channels,
+                    normalize: Normalize::Imagenet,
+                    intensity: Intensity::AsIs,
+                };
                 assert_eq!(p.apply(&ramp(100, 60)).len(), p.len());
                 assert_eq!(p.apply(&ramp(7, 9)).len(), p.len());
             }
@@ -273,7 +286,13 @@ mod tests {
     #[test]
     fn normalisations_match_their_formulas() {
         let white = GreyImage::new(4, 4, vec![1.0; 16]);
-        let unit = Preprocess { size: 4, resize: ResizeMode::Stretch, channels: 1, normalize: Normalize::Unit, intensity: Intensity::AsIs };
+        let unit = Preprocess {
+            size: 4,
+            resize: ResizeMode::Stretch,
+            channels: 1,
+            normalize: Normalize::Unit,
+            intensity: Intensity::AsIs,
+        };
         assert!(unit.apply(&white).iter().all(|&v| (v - 1.0).abs() < 1e-6));
         let sym = Preprocess { normalize: Normalize::Symmetric, ..unit };
         assert!(sym.apply(&white).iter().all(|&v| (v - 1.0).abs() < 1e-6), "(255-127)/128 = 1");
@@ -286,7 +305,13 @@ mod tests {
 
     #[test]
     fn stretch_keeps_a_horizontal_ramp_monotonic_and_in_range() {
-        let p = Preprocess { size: 16, resize: ResizeMode::Stretch, channels: 1, normalize: Normalize::Unit, intensity: Intensity::AsIs };
+        let p = Preprocess {
+            size: 16,
+            resize: ResizeMode::Stretch,
+            channels: 1,
+            normalize: Normalize::Unit,
+            intensity: Intensity::AsIs,
+        };
         for src in [ramp(64, 64), ramp(10, 10), ramp(1000, 40)] {
             let v = p.apply(&src);
             let row = &v[0..16];
@@ -297,7 +322,13 @@ mod tests {
 
     #[test]
     fn letterbox_pads_with_black_and_keeps_aspect() {
-        let p = Preprocess { size: 10, resize: ResizeMode::Letterbox, channels: 1, normalize: Normalize::Unit, intensity: Intensity::AsIs };
+        let p = Preprocess {
+            size: 10,
+            resize: ResizeMode::Letterbox,
+            channels: 1,
+            normalize: Normalize::Unit,
+            intensity: Intensity::AsIs,
+        };
         let wide = GreyImage::new(20, 10, vec![1.0; 200]);
         let out = p.fit(&wide);
         assert_eq!(out.get(5, 0), 0.0, "top rows are padding");
@@ -308,12 +339,21 @@ mod tests {
     fn equalisation_flattens_the_histogram_keeps_the_order_and_is_idempotent() {
         // A dark, low-contrast film: values crowded in [0.1, 0.3].
         let dark = GreyImage::new(16, 16, (0..256).map(|i| 0.1 + 0.2 * ((i * 7919) % 256) as f32 / 255.0).collect());
-        let p = Preprocess { size: 16, resize: ResizeMode::Stretch, channels: 1, normalize: Normalize::Unit, intensity: Intensity::Equalize };
+        let p = Preprocess {
+            size: 16,
+            resize: ResizeMode::Stretch,
+            channels: 1,
+            normalize: Normalize::Unit,
+            intensity: Intensity::Equalize,
+        };
         let once = p.fit(&dark);
         let (lo, hi) = once.pixels.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
         assert_eq!((lo, hi), (1.0 / 256.0, 1.0), "256 distinct values spread over the whole range");
         for (a, b) in dark.pixels.iter().zip(&dark.pixels[1..]) {
-            let (ea, eb) = (once.pixels[dark.pixels.iter().position(|x| x == a).unwrap()], once.pixels[dark.pixels.iter().position(|x| x == b).unwrap()]);
+            let (ea, eb) = (
+                once.pixels[dark.pixels.iter().position(|x| x == a).unwrap()],
+                once.pixels[dark.pixels.iter().position(|x| x == b).unwrap()],
+            );
             assert_eq!(a < b, ea < eb, "order of grey levels is kept");
         }
         assert_eq!(p.fit(&once), once, "equalising an equalised image changes nothing");
@@ -327,7 +367,8 @@ mod tests {
         // A wide film whose right half is bright, fitted and mapped back in every mode.
         let film = GreyImage::new(40, 20, (0..800).map(|i| if i % 40 >= 20 { 1.0 } else { 0.0 }).collect());
         for resize in [ResizeMode::Stretch, ResizeMode::CenterCrop, ResizeMode::Letterbox] {
-            let p = Preprocess { size: 16, resize, channels: 1, normalize: Normalize::Unit, intensity: Intensity::AsIs };
+            let p =
+                Preprocess { size: 16, resize, channels: 1, normalize: Normalize::Unit, intensity: Intensity::AsIs };
             let back = p.to_film(&p.fit(&film), 40, 20);
             assert_eq!((back.width, back.height), (40, 20));
             assert!(back.get(25, 10) > 0.9, "{resize:?}: the bright half stays right");
@@ -340,7 +381,9 @@ mod tests {
 
     #[test]
     fn cards_without_intensity_read_as_is_and_as_is_is_not_written() {
-        let p: Preprocess = serde_json::from_str(r#"{"size": 96, "resize": "stretch", "channels": 3, "normalize": "imagenet"}"#).unwrap();
+        let p: Preprocess =
+            serde_json::from_str(r#"{"size": 96, "resize": "stretch", "channels": 3, "normalize": "imagenet"}"#)
+                .unwrap();
         assert_eq!(p.intensity, Intensity::AsIs);
         assert!(!serde_json::to_string(&p).unwrap().contains("intensity"), "old cards stay byte-identical");
         let eq = Preprocess { intensity: Intensity::Equalize, ..p };
@@ -349,7 +392,13 @@ mod tests {
 
     #[test]
     fn preprocess_round_trips_through_json() {
-        let p = Preprocess { size: 224, resize: ResizeMode::CenterCrop, channels: 3, normalize: Normalize::Imagenet, intensity: Intensity::AsIs };
+        let p = Preprocess {
+            size: 224,
+            resize: ResizeMode::CenterCrop,
+            channels: 3,
+            normalize: Normalize::Imagenet,
+            intensity: Intensity::AsIs,
+        };
         let json = serde_json::to_string(&p).unwrap();
         assert_eq!(serde_json::from_str::<Preprocess>(&json).unwrap(), p);
     }

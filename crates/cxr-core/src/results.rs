@@ -34,7 +34,13 @@ pub struct EarlierRun {
 
 /// Parses `bytes`, an earlier output of a run with columns `header` by the model `sha256`
 /// (called `model`); `path` names the file in messages. The last column is the error.
-pub fn read_earlier_run(path: &Path, bytes: &[u8], header: &[String], sha256: &str, model: &str) -> Result<EarlierRun, ResumeError> {
+pub fn read_earlier_run(
+    path: &Path,
+    bytes: &[u8],
+    header: &[String],
+    sha256: &str,
+    model: &str,
+) -> Result<EarlierRun, ResumeError> {
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(&bytes[..complete]);
     let found: Vec<String> = reader
@@ -54,7 +60,12 @@ pub fn read_earlier_run(path: &Path, bytes: &[u8], header: &[String], sha256: &s
         if let Some(found) = sha_column.and_then(|c| record.get(c))
             && found != sha256
         {
-            return Err(ResumeError::OtherModel { path: path.to_owned(), found: found.to_owned(), expected: sha256.to_owned(), model: model.to_owned() });
+            return Err(ResumeError::OtherModel {
+                path: path.to_owned(),
+                found: found.to_owned(),
+                expected: sha256.to_owned(),
+                model: model.to_owned(),
+            });
         }
         if record.get(error_column).is_some_and(|e| !e.is_empty()) {
             run.failed.push(record);

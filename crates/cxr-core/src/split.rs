@@ -162,7 +162,12 @@ pub fn assign_splits(items: &[SplitItem<'_>], config: &SplitConfig) -> Result<Ve
 /// This is how a collection's own non-COVID films can both train and test a model without a
 /// test image reaching training: train one model per fold on the other folds, score each film
 /// with the model that did not see it, and pool the out-of-fold scores.
-pub fn assign_folds(items: &[SplitItem<'_>], source: &str, folds: usize, seed: u64) -> Result<Vec<Option<usize>>, SplitError> {
+pub fn assign_folds(
+    items: &[SplitItem<'_>],
+    source: &str,
+    folds: usize,
+    seed: u64,
+) -> Result<Vec<Option<usize>>, SplitError> {
     if folds < 2 {
         return Err(SplitError::TooFewFolds(folds));
     }
@@ -290,10 +295,16 @@ mod tests {
         for (item, fold) in items.iter().zip(&folds) {
             assert_eq!(fold.is_some(), item.source == "a", "only the named source gets folds");
             let mut same_group = items.iter().zip(&folds).filter(|(o, _)| o.group == item.group && o.source == "a");
-            assert!(item.source != "a" || same_group.all(|(_, f)| f == fold), "group {} straddles two folds", item.group);
+            assert!(
+                item.source != "a" || same_group.all(|(_, f)| f == fold),
+                "group {} straddles two folds",
+                item.group
+            );
         }
         for class in [Class::Covid, Class::Normal] {
-            let per_fold: Vec<usize> = (0..5).map(|k| items.iter().zip(&folds).filter(|(i, f)| i.label == class && **f == Some(k)).count()).collect();
+            let per_fold: Vec<usize> = (0..5)
+                .map(|k| items.iter().zip(&folds).filter(|(i, f)| i.label == class && **f == Some(k)).count())
+                .collect();
             let (min, max) = (per_fold.iter().min().unwrap(), per_fold.iter().max().unwrap());
             assert!(max - min <= 3, "{class:?} per fold {per_fold:?}");
         }

@@ -48,7 +48,10 @@ fn every_collection_is_recognised_and_read_with_documented_counts() {
     assert_eq!(ieee.skipped.count("unknown finding `Lipoid`"), 3);
     assert_eq!(ieee.skipped.count("image already listed in an earlier row"), 4);
     assert_eq!(ieee.skipped.total() + ieee.records.len(), 673);
-    assert_eq!(count_by_label(&ieee.records), BTreeMap::from([(Class::Covid, 427), (Class::Normal, 19), (Class::Pneumonia, 74)]));
+    assert_eq!(
+        count_by_label(&ieee.records),
+        BTreeMap::from([(Class::Covid, 427), (Class::Normal, 19), (Class::Pneumonia, 74)])
+    );
     assert_eq!(ieee.records.iter().map(|r| &r.patient_id).collect::<BTreeSet<_>>().len(), 303);
 
     let kermany = read_collection(&root.join("chest_xray"), Layout::Kermany).unwrap();
@@ -111,7 +114,8 @@ fn whole_collection_index_groups_documented_duplicates_and_never_leaks() {
     }
     assert_eq!(manifest.entries.len(), 520 + 5840 + 8616 + 243 + 750);
     assert!(manifest.leaks().is_empty(), "{:?}", &manifest.leaks()[..5.min(manifest.leaks().len())]);
-    let by_path: HashMap<&Path, &cxr_core::ManifestEntry> = manifest.entries.iter().map(|e| (e.path.as_path(), e)).collect();
+    let by_path: HashMap<&Path, &cxr_core::ManifestEntry> =
+        manifest.entries.iter().map(|e| (e.path.as_path(), e)).collect();
 
     // The README: chest_xray holds 30 sets of byte-identical files; each must be one group.
     let identical = byte_identical_sets(&root.join("chest_xray"));
@@ -129,10 +133,10 @@ fn whole_collection_index_groups_documented_duplicates_and_never_leaks() {
         }
         m
     });
-    let with_kermany = |e: &cxr_core::ManifestEntry| e.dup_group.is_some_and(|g| group_sources[&g].contains("chest_xray"));
-    let normal_number = |e: &cxr_core::ManifestEntry| {
-        e.path.file_stem()?.to_str()?.strip_prefix("Normal-")?.parse::<u32>().ok()
-    };
+    let with_kermany =
+        |e: &cxr_core::ManifestEntry| e.dup_group.is_some_and(|g| group_sources[&g].contains("chest_xray"));
+    let normal_number =
+        |e: &cxr_core::ManifestEntry| e.path.file_stem()?.to_str()?.strip_prefix("Normal-")?.parse::<u32>().ok();
     let documented: Vec<_> =
         manifest.entries.iter().filter(|e| normal_number(e).is_some_and(|n| (63..=1403).contains(&n))).collect();
     assert_eq!(documented.len(), 1341);
@@ -146,7 +150,11 @@ fn whole_collection_index_groups_documented_duplicates_and_never_leaks() {
     let covid_copies = manifest
         .entries
         .iter()
-        .filter(|e| e.source == "covid19-radiography" && e.label == Class::Covid && e.dup_group.is_some_and(|g| group_sources[&g].len() > 1))
+        .filter(|e| {
+            e.source == "covid19-radiography"
+                && e.label == Class::Covid
+                && e.dup_group.is_some_and(|g| group_sources[&g].len() > 1)
+        })
         .count();
     let largest = manifest.duplicate_groups().first().map_or(0, Vec::len);
     eprintln!(
@@ -200,7 +208,9 @@ fn whole_collection_index_groups_documented_duplicates_and_never_leaks() {
     }
     let hannover_groups: BTreeSet<usize> =
         manifest.entries.iter().filter(|e| e.source == "hannover-covid").map(|e| e.split_group).collect();
-    for e in manifest.entries.iter().filter(|e| hannover_groups.contains(&e.split_group) && e.source != "hannover-covid") {
+    for e in
+        manifest.entries.iter().filter(|e| hannover_groups.contains(&e.split_group) && e.source != "hannover-covid")
+    {
         assert_eq!(e.split, Split::Excluded, "{} copies a held-out picture", e.path.display());
     }
 
@@ -225,7 +235,11 @@ fn bad_files_are_skipped_by_name_and_counted() {
         std::fs::copy(covid.join(format!("COVID-{n}.jpg")), data.join(format!("covid/COVID-{n}.jpg"))).unwrap();
     }
     std::fs::copy(root.join("hannover-covid/png/fff13f3a.png"), data.join("covid/h.png")).unwrap();
-    std::fs::copy(root.join("nih-chestxray14-sample/No_findings/").read_dir().unwrap().next().unwrap().unwrap().path(), data.join("normal/n.jpg")).unwrap();
+    std::fs::copy(
+        root.join("nih-chestxray14-sample/No_findings/").read_dir().unwrap().next().unwrap().unwrap().path(),
+        data.join("normal/n.jpg"),
+    )
+    .unwrap();
     std::fs::write(data.join("normal/empty.jpg"), b"").unwrap();
     let jpeg = std::fs::read(covid.join("COVID-4.jpg")).unwrap();
     std::fs::write(data.join("normal/truncated.jpg"), &jpeg[..jpeg.len() / 3]).unwrap();
@@ -234,7 +248,7 @@ fn bad_files_are_skipped_by_name_and_counted() {
     std::fs::create_dir_all(data.join("Lateral")).unwrap();
     std::fs::write(data.join("Lateral/x.png"), b"").unwrap();
 
-    let manifest = index_datasets(&[data.clone()], &IndexConfig::default(), &()).unwrap();
+    let manifest = index_datasets(std::slice::from_ref(&data), &IndexConfig::default(), &()).unwrap();
     let report = &manifest.meta.as_ref().unwrap().collections[0];
     assert_eq!(report.source, "mixed");
     assert_eq!(report.indexed, 5, "{}", report.skipped);
@@ -310,9 +324,11 @@ fn dump_candidate_pairs() {
     let root = datasets();
     let found = discover(std::slice::from_ref(&root));
     let records: Vec<_> = found.collections.iter().flat_map(|(p, l)| read_collection(p, *l).unwrap().records).collect();
-    let prints: Vec<Fingerprint> = records.iter().map(|r| Fingerprint::of(&cxr_core::load_image(&r.path).unwrap())).collect();
+    let prints: Vec<Fingerprint> =
+        records.iter().map(|r| Fingerprint::of(&cxr_core::load_image(&r.path).unwrap())).collect();
     let pairs = near_duplicate_pairs(&prints, DuplicateCriteria { max_distance: 16, min_correlation: 0.85 });
-    let out = std::env::var("CXR_PAIRS_OUT").unwrap_or_else(|_| std::env::temp_dir().join("pairs.tsv").display().to_string());
+    let out =
+        std::env::var("CXR_PAIRS_OUT").unwrap_or_else(|_| std::env::temp_dir().join("pairs.tsv").display().to_string());
     let mut text = String::new();
     for (a, b) in pairs {
         text += &format!(
@@ -342,7 +358,12 @@ fn montage_pairs() {
             let grey = cxr_core::load_image(Path::new(path)).unwrap();
             let img = image::GrayImage::from_raw(grey.width, grey.height, grey.to_luma8()).unwrap();
             let small = image::imageops::resize(&img, SIDE, SIDE, image::imageops::FilterType::Triangle);
-            image::imageops::replace(&mut canvas, &small, (col as u32 * (SIDE + 8)) as i64, (row as u32 * (SIDE + 8)) as i64);
+            image::imageops::replace(
+                &mut canvas,
+                &small,
+                (col as u32 * (SIDE + 8)) as i64,
+                (row as u32 * (SIDE + 8)) as i64,
+            );
         }
     }
     canvas.save(out).unwrap();

@@ -31,7 +31,8 @@ fn replay(target: &str, min_inputs: usize, run: impl Fn(&Path, &[u8])) {
     assert!(files.len() >= min_inputs, "fuzz/corpus/{target}: {} inputs, expected at least {min_inputs}", files.len());
     for (path, bytes) in &files {
         if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(path, bytes))) {
-            let what = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+            let what =
+                panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
             panic!("{}: panicked: {}", path.display(), what.unwrap_or_default());
         }
     }

@@ -198,8 +198,16 @@ fn huge_files_are_refused_from_their_header_without_reading_them() {
 
 #[test]
 fn images_that_cannot_be_a_chest_film_are_refused_with_the_reason() {
-    let ramp = |w: u32, h: u32| encode(image::GrayImage::from_fn(w, h, |x, y| Luma([((x + y) % 256) as u8])), ImageFormat::Png);
-    for (w, h, why) in [(1, 1, "under the 64-pixel minimum"), (1, 100_000, "under the 64-pixel minimum"), (100_000, 1, "under the 64-pixel minimum"), (64, 1000, "more elongated than 4:1"), (2000, 100, "more elongated than 4:1")] {
+    let ramp = |w: u32, h: u32| {
+        encode(image::GrayImage::from_fn(w, h, |x, y| Luma([((x + y) % 256) as u8])), ImageFormat::Png)
+    };
+    for (w, h, why) in [
+        (1, 1, "under the 64-pixel minimum"),
+        (1, 100_000, "under the 64-pixel minimum"),
+        (100_000, 1, "under the 64-pixel minimum"),
+        (64, 1000, "more elongated than 4:1"),
+        (2000, 100, "more elongated than 4:1"),
+    ] {
         let err = refused(decode_xray(&path("odd.png"), &ramp(w, h)));
         assert!(matches!(err, ImageError::NotAnXray { .. }), "{w}×{h}: {err}");
         assert!(err.to_string().contains(why) && err.to_string().contains("synthetic/odd.png"), "{w}×{h}: {err}");
@@ -414,17 +422,27 @@ fn dicom_zero_window_width_or_rescale_slope_is_refused_not_drawn_black() {
     let base = || Dicom::new(3, 1, 16).pixels16(&[100, 200, 300]);
     let zero_width = base().with(tags::WINDOW_CENTER, VR::DS, "200").with(tags::WINDOW_WIDTH, VR::DS, "0").file();
     let err = refused(decode_dicom("width0.dcm", &zero_width));
-    assert!(err.to_string().contains("width0.dcm") && err.to_string().contains("Window Width (0028,1051) is 0"), "{err}");
+    assert!(
+        err.to_string().contains("width0.dcm") && err.to_string().contains("Window Width (0028,1051) is 0"),
+        "{err}"
+    );
     let zero_slope = base().with(tags::RESCALE_SLOPE, VR::DS, "0").with(tags::RESCALE_INTERCEPT, VR::DS, "0").file();
     let err = refused(decode_dicom("slope0.dcm", &zero_slope));
-    assert!(err.to_string().contains("slope0.dcm") && err.to_string().contains("Rescale Slope (0028,1053) is 0"), "{err}");
+    assert!(
+        err.to_string().contains("slope0.dcm") && err.to_string().contains("Rescale Slope (0028,1053) is 0"),
+        "{err}"
+    );
 }
 
 #[test]
 fn dicom_pixel_data_longer_than_rows_times_columns_is_refused_not_cropped() {
     let file = Dicom::new(2, 2, 8).pixels8(&[0, 85, 170, 255, 1, 2, 3, 4]).file();
     let err = refused(decode_dicom("long.dcm", &file));
-    assert!(err.to_string().contains("long.dcm") && err.to_string().contains("pixel data is 8 bytes but Rows × Columns × Bits Allocated need 4"), "{err}");
+    assert!(
+        err.to_string().contains("long.dcm")
+            && err.to_string().contains("pixel data is 8 bytes but Rows × Columns × Bits Allocated need 4"),
+        "{err}"
+    );
     // One pad byte after an odd length is the standard's, not a mismatch.
     let padded = Dicom::new(3, 1, 8).pixels8(&[0, 128, 255, 0]).file();
     assert!(decode_dicom("padded.dcm", &padded).is_ok());
@@ -433,10 +451,11 @@ fn dicom_pixel_data_longer_than_rows_times_columns_is_refused_not_cropped() {
 #[test]
 fn dicom_window_functions_linear_exact_and_sigmoid() {
     let base = || {
-        Dicom::new(3, 1, 16)
-            .pixels16(&[100, 200, 300])
-            .with(tags::WINDOW_CENTER, VR::DS, "200")
-            .with(tags::WINDOW_WIDTH, VR::DS, "100")
+        Dicom::new(3, 1, 16).pixels16(&[100, 200, 300]).with(tags::WINDOW_CENTER, VR::DS, "200").with(
+            tags::WINDOW_WIDTH,
+            VR::DS,
+            "100",
+        )
     };
     let exact = decode_dicom("exact.dcm", &base().with(tags::VOILUT_FUNCTION, VR::CS, "LINEAR_EXACT").file()).unwrap();
     // y = (x − 200) / 100 + 0.5, clamped.
@@ -524,11 +543,8 @@ fn dicom_jpeg_baseline_decodes_like_the_jpeg_itself() {
         .with(tags::WINDOW_WIDTH, VR::DS, "255")
         .with(tags::VOILUT_FUNCTION, VR::CS, "LINEAR_EXACT");
     dicom.transfer_syntax = JPEG_BASELINE;
-    dicom.pixel_data = Some(DataElement::new(
-        tags::PIXEL_DATA,
-        VR::OB,
-        PixelFragmentSequence::new_fragments(vec![jpeg.clone()]),
-    ));
+    dicom.pixel_data =
+        Some(DataElement::new(tags::PIXEL_DATA, VR::OB, PixelFragmentSequence::new_fragments(vec![jpeg.clone()])));
     let from_dicom = decode_dicom("jpeg-baseline.dcm", &dicom.file()).unwrap();
     assert_eq!((from_dicom.width, from_dicom.height), (w, h));
     let from_jpeg = decode_image(&path("same.jpg"), &jpeg).unwrap();
@@ -628,7 +644,11 @@ fn dcmtk_source(dir: &Path, bits: u32) -> Vec<u16> {
     let source = image::open(datasets_root().join("covid19-radiography/COVID/COVID-1.jpg")).unwrap().to_luma8();
     let (w, h) = source.dimensions();
     // 8 bits as they are, or spread over 12: 0 → 0, 255 → 4095.
-    let stored: Vec<u16> = source.as_raw().iter().map(|&v| if bits == 8 { u16::from(v) } else { u16::from(v) << 4 | u16::from(v) >> 4 }).collect();
+    let stored: Vec<u16> = source
+        .as_raw()
+        .iter()
+        .map(|&v| if bits == 8 { u16::from(v) } else { u16::from(v) << 4 | u16::from(v) >> 4 })
+        .collect();
     let (allocated, vr, bytes): (u32, &str, Vec<u8>) = if bits == 8 {
         (8, "OB", stored.iter().map(|&v| v as u8).collect())
     } else {
@@ -688,7 +708,10 @@ fn dicom_12_bit_uncompressed_and_jpeg_lossless_written_by_dcmtk_decode_exactly()
     assert_eq!(dcmtk_raw_values(&bytes, stored.len()), stored, "dcmtk wrote the values given");
     let exact: Vec<f32> = stored.iter().map(|&v| f32::from(v) / 4095.0).collect();
     assert_close(&decode_file(&source).unwrap().pixels, &exact, 1e-6);
-    for (flags, uid, name) in [(&["+e1"][..], "1.2.840.10008.1.2.4.70", "lossless-sv1.dcm"), (&["+el", "+sv", "1"][..], "1.2.840.10008.1.2.4.57", "lossless.dcm")] {
+    for (flags, uid, name) in [
+        (&["+e1"][..], "1.2.840.10008.1.2.4.70", "lossless-sv1.dcm"),
+        (&["+el", "+sv", "1"][..], "1.2.840.10008.1.2.4.57", "lossless.dcm"),
+    ] {
         let encoded = dcmcjpeg(dir.path(), flags, uid, name);
         let img = decode_file(&encoded).unwrap_or_else(|e| panic!("{e}"));
         assert_close(&img.pixels, &exact, 1e-6);
@@ -705,7 +728,9 @@ fn dicom_12_bit_uncompressed_and_jpeg_lossless_written_by_dcmtk_decode_exactly()
 fn dicom_8_bit_jpeg_extended_and_baseline_written_by_dcmtk_decode_as_dcmtk_does() {
     let dir = tempfile::tempdir().unwrap();
     let stored = dcmtk_source(dir.path(), 8);
-    for (flags, uid, name) in [(&["+ee"][..], "1.2.840.10008.1.2.4.51", "extended.dcm"), (&["+eb"][..], JPEG_BASELINE, "baseline.dcm")] {
+    for (flags, uid, name) in
+        [(&["+ee"][..], "1.2.840.10008.1.2.4.51", "extended.dcm"), (&["+eb"][..], JPEG_BASELINE, "baseline.dcm")]
+    {
         let encoded = dcmcjpeg(dir.path(), flags, uid, name);
         let img = decode_file(&encoded).unwrap_or_else(|e| panic!("{e}"));
         let reference = dir.path().join(format!("decoded-{name}"));
@@ -714,7 +739,8 @@ fn dicom_8_bit_jpeg_extended_and_baseline_written_by_dcmtk_decode_as_dcmtk_does(
         let by_dcmtk: Vec<f32> = bytes[bytes.len() - stored.len()..].iter().map(|&v| f32::from(v) / 255.0).collect();
         assert_close(&img.pixels, &by_dcmtk, 2.0 / 255.0);
         let original: Vec<f32> = stored.iter().map(|&v| f32::from(v) / 255.0).collect();
-        let mean_error = img.pixels.iter().zip(&original).map(|(a, e)| (a - e).abs()).sum::<f32>() / original.len() as f32;
+        let mean_error =
+            img.pixels.iter().zip(&original).map(|(a, e)| (a - e).abs()).sum::<f32>() / original.len() as f32;
         assert!(mean_error < 0.01, "{name}: lossy, but {mean_error} from the original on average");
     }
 }
@@ -814,7 +840,13 @@ fn decode_throughput() {
         Err(_) => 100,
     };
     let mut files = Vec::new();
-    for folder in ["covid19-radiography", "chest_xray", "hannover-covid", "covid-chestxray-dataset/images", "nih-chestxray14-sample"] {
+    for folder in [
+        "covid19-radiography",
+        "chest_xray",
+        "hannover-covid",
+        "covid-chestxray-dataset/images",
+        "nih-chestxray14-sample",
+    ] {
         files.extend(images_under(&root.join(folder)).into_iter().take(per_collection));
     }
     // Read first so that the number is decode time, not disk time.

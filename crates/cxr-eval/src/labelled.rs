@@ -34,16 +34,28 @@ pub fn labelled_images(data: &Path, split: Option<&str>, data_root: Option<&Path
             return Err(EvalError::ManifestOnly { what: "a data root", path: data.to_owned() });
         }
         let (images, _) = cxr_core::walk::walk_images(data)?;
-        let root_name = data.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "data".into());
+        let root_name = data
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "data".into());
         let mut items = Vec::new();
         let mut unlabelled = 0;
         for path in images {
-            let rel: Vec<String> = path.strip_prefix(data).unwrap_or(&path).parent().into_iter().flat_map(|p| p.iter()).map(|c| c.to_string_lossy().into_owned()).collect();
+            let rel: Vec<String> = path
+                .strip_prefix(data)
+                .unwrap_or(&path)
+                .parent()
+                .into_iter()
+                .flat_map(|p| p.iter())
+                .map(|c| c.to_string_lossy().into_owned())
+                .collect();
             // The deepest folder that names a class labels the image; the folders above it name the source.
             match rel.iter().rposition(|c| Class::from_folder_name(c).is_some()) {
                 Some(at) => {
                     let label = Class::from_folder_name(&rel[at]).expect("just matched");
-                    let source = if at == 0 { root_name.clone() } else { format!("{root_name}/{}", rel[..at].join("/")) };
+                    let source =
+                        if at == 0 { root_name.clone() } else { format!("{root_name}/{}", rel[..at].join("/")) };
                     items.push(Labelled { path, label, source });
                 }
                 None => unlabelled += 1,
@@ -83,7 +95,11 @@ pub fn only_sources(items: Vec<Labelled>, sources: &[String], data: &Path) -> Re
             let mut known: Vec<&str> = items.iter().map(|i| i.source.as_str()).collect();
             known.sort_unstable();
             known.dedup();
-            return Err(EvalError::UnknownSource { data: data.to_owned(), source_name: source.clone(), known: known.join(", ") });
+            return Err(EvalError::UnknownSource {
+                data: data.to_owned(),
+                source_name: source.clone(),
+                known: known.join(", "),
+            });
         }
     }
     Ok(items.into_iter().filter(|i| sources.contains(&i.source)).collect())

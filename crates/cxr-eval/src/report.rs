@@ -7,7 +7,10 @@
 
 use crate::{EvalError, Scored};
 use cxr_core::lung_mask::Attribution;
-use cxr_core::metrics::{BinaryMetrics, Calibration, ConfusionMatrix, DeLong, RocCurve, SourceBreakdown, WithinSource, delong, per_source_at, within_source};
+use cxr_core::metrics::{
+    BinaryMetrics, Calibration, ConfusionMatrix, DeLong, RocCurve, SourceBreakdown, WithinSource, delong,
+    per_source_at, within_source,
+};
 use cxr_core::{Class, ClassSet};
 use cxr_infer::{Model, Prediction};
 use serde::Serialize;
@@ -76,23 +79,36 @@ pub struct Failure {
     pub error: String,
 }
 
-
-
 impl EvalReport {
     /// The report of one model's scores (or of fold models' pooled scores, with `summary` from
     /// [`ModelSummary::out_of_fold`]); `model` gives the class set. Fails only when no film scored.
-    pub fn assemble(model: &Model, summary: ModelSummary, scored: &[Scored], data: DataSummary) -> Result<EvalReport, EvalError> {
-        let ok: Vec<(&Scored, &Prediction, Option<&Prediction>)> = scored.iter().filter_map(|s| s.result.as_ref().ok().map(|(p, o)| (s, p, o.as_ref()))).collect();
+    pub fn assemble(
+        model: &Model,
+        summary: ModelSummary,
+        scored: &[Scored],
+        data: DataSummary,
+    ) -> Result<EvalReport, EvalError> {
+        let ok: Vec<(&Scored, &Prediction, Option<&Prediction>)> =
+            scored.iter().filter_map(|s| s.result.as_ref().ok().map(|(p, o)| (s, p, o.as_ref()))).collect();
         let failures: Vec<Failure> = scored
             .iter()
-            .filter_map(|s| s.result.as_ref().err().map(|e| Failure { path: s.item.path.display().to_string(), error: e.clone() }))
+            .filter_map(|s| {
+                s.result.as_ref().err().map(|e| Failure { path: s.item.path.display().to_string(), error: e.clone() })
+            })
             .collect();
         if ok.is_empty() {
-            return Err(EvalError::AllFailed { model: summary.name, first: failures.first().map_or("no images".into(), |f| f.error.clone()) });
+            return Err(EvalError::AllFailed {
+                model: summary.name,
+                first: failures.first().map_or("no images".into(), |f| f.error.clone()),
+            });
         }
         let full = metrics(model, &ok.iter().map(|(s, p, _)| (*s, *p)).collect::<Vec<_>>(), summary.threshold)?;
         let occluded = if ok[0].2.is_some() {
-            Some(metrics(model, &ok.iter().map(|(s, _, o)| (*s, o.expect("occluded run"))).collect::<Vec<_>>(), summary.threshold)?)
+            Some(metrics(
+                model,
+                &ok.iter().map(|(s, _, o)| (*s, o.expect("occluded run"))).collect::<Vec<_>>(),
+                summary.threshold,
+            )?)
         } else {
             None
         };
@@ -135,7 +151,10 @@ impl ModelSummary {
             name: format!("{} (out of fold, {} folds)", family_name(models), models.len()),
             sha256: models.iter().map(|m| m.card.sha256.as_str()).collect::<Vec<_>>().join(" "),
             threshold: thresholds[thresholds.len() / 2],
-            threshold_rule: format!("each film at the threshold of the fold model that scored it (median shown): {}", first.card.threshold_rule),
+            threshold_rule: format!(
+                "each film at the threshold of the fold model that scored it (median shown): {}",
+                first.card.threshold_rule
+            ),
             ..ModelSummary::of(first)
         })
     }
@@ -144,8 +163,14 @@ impl ModelSummary {
 /// What the fold models' names share (`resnet18-cv-fold-0`, `…-fold-1` → `resnet18-cv`).
 fn family_name(models: &[Model]) -> String {
     let names: Vec<&str> = models.iter().map(|m| m.card.name.as_str()).collect();
-    let common = names.iter().skip(1).fold(names[0].len(), |n, name| names[0].bytes().zip(name.bytes()).take(n).take_while(|(a, b)| a == b).count());
-    let stem = names[0][..common].trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches("fold").trim_end_matches(['-', '_']);
+    let common = names
+        .iter()
+        .skip(1)
+        .fold(names[0].len(), |n, name| names[0].bytes().zip(name.bytes()).take(n).take_while(|(a, b)| a == b).count());
+    let stem = names[0][..common]
+        .trim_end_matches(|c: char| c.is_ascii_digit())
+        .trim_end_matches("fold")
+        .trim_end_matches(['-', '_']);
     if stem.is_empty() { names[0].to_owned() } else { stem.to_owned() }
 }
 
@@ -163,8 +188,13 @@ fn metrics(model: &Model, rows: &[(&Scored, &Prediction)], reported: f64) -> Res
     };
     let truth: Vec<usize> = rows.iter().map(|(s, _)| class_set.index(s.item.label)).collect();
     let predicted: Vec<usize> = rows.iter().map(|(_, p)| p.class_index).collect();
-    let by_source: Vec<(&str, f64, bool)> = rows.iter().zip(&scores).map(|((s, _), &score)| (s.item.source.as_str(), score, s.item.label == Class::Covid)).collect();
-    let decided: Vec<(&str, f64, bool, f64)> = by_source.iter().zip(&thresholds).map(|(&(s, score, p), &t)| (s, score, p, t)).collect();
+    let by_source: Vec<(&str, f64, bool)> = rows
+        .iter()
+        .zip(&scores)
+        .map(|((s, _), &score)| (s.item.source.as_str(), score, s.item.label == Class::Covid))
+        .collect();
+    let decided: Vec<(&str, f64, bool, f64)> =
+        by_source.iter().zip(&thresholds).map(|(&(s, score, p), &t)| (s, score, p, t)).collect();
     let (within, within_note) = match within_source(&by_source) {
         Ok(w) => (Some(w), None),
         Err(e) => (None, Some(e.to_string())),

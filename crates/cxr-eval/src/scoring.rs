@@ -44,7 +44,12 @@ pub struct ScoreOptions<'a> {
 /// Scores every film with every model: per model, one outcome per film, in `items` order. Each
 /// film is read and decoded once; a film that cannot be read fails for every model. `progress`
 /// is called once per film done.
-pub fn score_all(models: &[Model], items: &[Labelled], options: ScoreOptions<'_>, progress: &(dyn Fn() + Sync)) -> Result<Vec<Vec<Scored>>, EvalError> {
+pub fn score_all(
+    models: &[Model],
+    items: &[Labelled],
+    options: ScoreOptions<'_>,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Vec<Vec<Scored>>, EvalError> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.unwrap_or(0)).build()?;
     let per_image: Vec<Vec<Scored>> = pool.install(|| {
         items
@@ -85,7 +90,11 @@ pub fn score_all(models: &[Model], items: &[Labelled], options: ScoreOptions<'_>
     Ok(per_model)
 }
 
-fn score_one(session: &mut Session<'_>, img: &GreyImage, occlude: bool) -> Result<(Prediction, Option<Prediction>), cxr_infer::InferError> {
+fn score_one(
+    session: &mut Session<'_>,
+    img: &GreyImage,
+    occlude: bool,
+) -> Result<(Prediction, Option<Prediction>), cxr_infer::InferError> {
     let fitted = session.model().card.preprocess.fit(img);
     let full = session.predict_fitted(&fitted)?;
     let occluded = if occlude { Some(session.predict_fitted(&occlude_center(fitted))?) } else { None };
@@ -95,7 +104,12 @@ fn score_one(session: &mut Session<'_>, img: &GreyImage, occlude: bool) -> Resul
 /// The share of the model's positive evidence inside the film's lung mask (class activation maps
 /// where the model exports its feature map, occlusion otherwise) and the share of the input the
 /// lungs cover; `None` when the map has no positive evidence.
-fn lung_share(session: &mut Session<'_>, film: &GreyImage, path: &std::path::Path, mask: &std::path::Path) -> Result<Option<(f64, f64)>, EvalError> {
+fn lung_share(
+    session: &mut Session<'_>,
+    film: &GreyImage,
+    path: &std::path::Path,
+    mask: &std::path::Path,
+) -> Result<Option<(f64, f64)>, EvalError> {
     let heat = session.explain(film, None)?;
     let lungs = FittedMask::load(mask, path, (film.width, film.height), &session.model().card.preprocess)?;
     Ok(lungs.share_inside(&heat.evidence).map(|share| (share, lungs.area_share())))

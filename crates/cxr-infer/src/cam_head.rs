@@ -21,13 +21,16 @@ impl CamHead {
         for _ in 0..8 {
             let consumer = graph.node.iter().find(|n| n.input.first() == Some(&tensor))?;
             match consumer.op_type.as_str() {
-                "GlobalAveragePool" | "ReduceMean" | "Flatten" | "Reshape" | "Squeeze" => tensor = consumer.output.first()?.clone(),
+                "GlobalAveragePool" | "ReduceMean" | "Flatten" | "Reshape" | "Squeeze" => {
+                    tensor = consumer.output.first()?.clone()
+                }
                 "Gemm" | "MatMul" => {
                     let init = graph.initializer.iter().find(|t| Some(&t.name) == consumer.input.get(1))?;
                     let values = float_values(init)?;
                     let [rows, cols] = init.dims[..] else { return None };
                     let (rows, cols) = (rows as usize, cols as usize);
-                    let trans_b = consumer.op_type == "Gemm" && consumer.attribute.iter().any(|a| a.name == "transB" && a.i == 1);
+                    let trans_b =
+                        consumer.op_type == "Gemm" && consumer.attribute.iter().any(|a| a.name == "transB" && a.i == 1);
                     let weights = if trans_b {
                         values.chunks(cols).map(<[f32]>::to_vec).collect()
                     } else {

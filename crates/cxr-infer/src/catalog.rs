@@ -42,7 +42,12 @@ impl ModelSource {
         let path = Path::new(arg);
         if arg == "default" || arg == "embedded" {
             ModelSource::Embedded
-        } else if arg.contains(std::path::MAIN_SEPARATOR) || arg.contains('/') || arg.ends_with(".onnx") || arg.ends_with(".json") || path.is_file() {
+        } else if arg.contains(std::path::MAIN_SEPARATOR)
+            || arg.contains('/')
+            || arg.ends_with(".onnx")
+            || arg.ends_with(".json")
+            || path.is_file()
+        {
             ModelSource::Path(path.to_owned())
         } else {
             ModelSource::Name(arg.to_owned())
@@ -75,8 +80,15 @@ impl Catalog {
     pub fn load(&self, source: &ModelSource, batch: Batch) -> Result<Model, InferError> {
         match source {
             ModelSource::Embedded => {
-                let e = self.embedded.as_ref().map_err(|reason| InferError::NoEmbeddedModel { reason: reason.clone() })?;
-                Model::from_bytes(e.card()?, &EmbeddedModel::label(e.card_file), &EmbeddedModel::label(e.onnx_file), e.onnx, batch)
+                let e =
+                    self.embedded.as_ref().map_err(|reason| InferError::NoEmbeddedModel { reason: reason.clone() })?;
+                Model::from_bytes(
+                    e.card()?,
+                    &EmbeddedModel::label(e.card_file),
+                    &EmbeddedModel::label(e.onnx_file),
+                    e.onnx,
+                    batch,
+                )
             }
             ModelSource::Path(path) => {
                 let (card_path, model_path) = card_and_model_paths(path)?;
@@ -98,8 +110,14 @@ impl Catalog {
     pub fn card(&self, source: &ModelSource) -> Result<ShippedModel, InferError> {
         match source {
             ModelSource::Embedded => {
-                let e = self.embedded.as_ref().map_err(|reason| InferError::NoEmbeddedModel { reason: reason.clone() })?;
-                Ok(ShippedModel { card: e.card()?, card_path: EmbeddedModel::label(e.card_file), file_size: Some(e.onnx.len() as u64), embedded: true })
+                let e =
+                    self.embedded.as_ref().map_err(|reason| InferError::NoEmbeddedModel { reason: reason.clone() })?;
+                Ok(ShippedModel {
+                    card: e.card()?,
+                    card_path: EmbeddedModel::label(e.card_file),
+                    file_size: Some(e.onnx.len() as u64),
+                    embedded: true,
+                })
             }
             ModelSource::Path(path) => {
                 let (card_path, model_path) = card_and_model_paths(path)?;
@@ -140,7 +158,8 @@ impl Catalog {
     fn find(&self, name: &str) -> Result<ShippedModel, InferError> {
         for dir in &self.dirs {
             for card_path in card_files(dir) {
-                let stem_matches = card_path.file_name().and_then(|f| f.to_str()).is_some_and(|f| f == format!("{name}.card.json"));
+                let stem_matches =
+                    card_path.file_name().and_then(|f| f.to_str()).is_some_and(|f| f == format!("{name}.card.json"));
                 let Ok(card) = ModelCard::load(&card_path) else { continue };
                 if card.name == name || stem_matches {
                     let model_path = card_path.parent().unwrap_or(Path::new(".")).join(&card.file);

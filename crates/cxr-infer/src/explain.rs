@@ -84,7 +84,10 @@ impl Session<'_> {
         let out = self.run(&input, 1)?;
         let prediction = out.predictions[0].clone();
         let Some((shape, values)) = out.feature_map else {
-            return Err(InferError::Run { path: model.model_path.clone(), reason: "the feature map output is missing".into() });
+            return Err(InferError::Run {
+                path: model.model_path.clone(),
+                reason: "the feature map output is missing".into(),
+            });
         };
         let (channels, h, w) = (shape[1], shape[2], shape[3]);
         // Binary heads have one row (the covid logit); three-class heads one per class.
@@ -104,7 +107,14 @@ impl Session<'_> {
         }
         let evidence = upsample(&cam, w, h, fitted.width, fitted.height);
         let values = normalise(evidence.clone());
-        Ok(Heatmap { method: Method::ClassActivationMap, width: fitted.width, height: fitted.height, values, evidence, prediction })
+        Ok(Heatmap {
+            method: Method::ClassActivationMap,
+            width: fitted.width,
+            height: fitted.height,
+            values,
+            evidence,
+            prediction,
+        })
     }
 
     /// Occludes `patch × patch` squares with mid-grey at half-patch strides, in batches.
@@ -116,8 +126,10 @@ impl Session<'_> {
         let covid = model.class_set().index(Class::Covid);
         let prediction = self.predict_fitted(fitted)?;
         let base = prediction.probabilities[covid];
-        let positions: Vec<(usize, usize)> =
-            (0..=h.saturating_sub(patch)).step_by(stride).flat_map(|y| (0..=w.saturating_sub(patch)).step_by(stride).map(move |x| (x, y))).collect();
+        let positions: Vec<(usize, usize)> = (0..=h.saturating_sub(patch))
+            .step_by(stride)
+            .flat_map(|y| (0..=w.saturating_sub(patch)).step_by(stride).map(move |x| (x, y)))
+            .collect();
         let mut drop_sum = vec![0.0f32; w * h];
         let mut cover = vec![0u32; w * h];
         const BATCH: usize = 16;
@@ -142,8 +154,16 @@ impl Session<'_> {
                 }
             }
         }
-        let mean: Vec<f32> = drop_sum.iter().zip(&cover).map(|(s, &n)| if n == 0 { 0.0 } else { s / n as f32 }).collect();
-        Ok(Heatmap { method: Method::Occlusion, width: fitted.width, height: fitted.height, values: normalise(mean.clone()), evidence: mean, prediction })
+        let mean: Vec<f32> =
+            drop_sum.iter().zip(&cover).map(|(s, &n)| if n == 0 { 0.0 } else { s / n as f32 }).collect();
+        Ok(Heatmap {
+            method: Method::Occlusion,
+            width: fitted.width,
+            height: fitted.height,
+            values: normalise(mean.clone()),
+            evidence: mean,
+            prediction,
+        })
     }
 }
 

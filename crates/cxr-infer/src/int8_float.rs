@@ -20,7 +20,9 @@
 //! instead (as does `CXR_GRAPH_FORM=onnx`, which turns every load-time rewrite off); the tests below
 //! check both forms give the same probabilities.
 
-use crate::onnx_proto::{consumers, float_tensor, float_values, initializer, int, integer_values, is_graph_output, node};
+use crate::onnx_proto::{
+    consumers, float_tensor, float_values, initializer, int, integer_values, is_graph_output, node,
+};
 use std::collections::HashMap;
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
@@ -47,7 +49,12 @@ pub fn rewrite(proto: &pb::ModelProto) -> Option<pb::ModelProto> {
     }
     let mut out = proto.clone();
     let g = out.graph.as_mut().expect("has a graph");
-    let mut rewriter = Rewriter { graph, initializers: vec![], nodes: Vec::with_capacity(graph.node.len()), dequantized: HashMap::new() };
+    let mut rewriter = Rewriter {
+        graph,
+        initializers: vec![],
+        nodes: Vec::with_capacity(graph.node.len()),
+        dequantized: HashMap::new(),
+    };
     for n in &graph.node {
         match n.op_type.as_str() {
             "QLinearConv" => rewriter.conv(n)?,
@@ -60,7 +67,8 @@ pub fn rewrite(proto: &pb::ModelProto) -> Option<pb::ModelProto> {
     g.initializer.extend(initializers);
     g.initializer.push(float_tensor(ONE, &[], vec![1.0]));
     // Declared types of the rewritten values would now be wrong (int32 sums are float).
-    let float_now: Vec<&str> = graph.node.iter().filter(|n| n.op_type == "MatMulInteger").map(|n| n.output[0].as_str()).collect();
+    let float_now: Vec<&str> =
+        graph.node.iter().filter(|n| n.op_type == "MatMulInteger").map(|n| n.output[0].as_str()).collect();
     g.value_info.retain(|v| !float_now.contains(&v.name.as_str()));
     Some(out)
 }
@@ -88,7 +96,8 @@ impl Rewriter<'_> {
         if out_channels == 0 || weight.len() % out_channels != 0 {
             return None;
         }
-        let per_channel = |values: &[f32], c: usize| if values.len() == 1 { Some(values[0]) } else { values.get(c).copied() };
+        let per_channel =
+            |values: &[f32], c: usize| if values.len() == 1 { Some(values[0]) } else { values.get(c).copied() };
         let w_zero: Vec<f32> = w_zero.iter().map(|&z| z as f32).collect();
         let taps = weight.len() / out_channels;
         let mut w = Vec::with_capacity(weight.len());
@@ -102,7 +111,10 @@ impl Rewriter<'_> {
                 if b.len() != out_channels {
                     return None;
                 }
-                b.iter().enumerate().map(|(c, &q)| Some(q as f32 * x_scale * per_channel(&w_scale, c)?)).collect::<Option<Vec<f32>>>()?
+                b.iter()
+                    .enumerate()
+                    .map(|(c, &q)| Some(q as f32 * x_scale * per_channel(&w_scale, c)?))
+                    .collect::<Option<Vec<f32>>>()?
             }
             None => vec![0.0; out_channels],
         };
@@ -143,7 +155,11 @@ impl Rewriter<'_> {
         if values.len() != (rows * cols) as usize || (b_zero.len() != 1 && b_zero.len() != cols as usize) {
             return None;
         }
-        let w: Vec<f32> = values.iter().enumerate().map(|(i, &q)| (q - b_zero[if b_zero.len() == 1 { 0 } else { i % cols as usize }]) as f32).collect();
+        let w: Vec<f32> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &q)| (q - b_zero[if b_zero.len() == 1 { 0 } else { i % cols as usize }]) as f32)
+            .collect();
         let weight = format!("cxr.int8f.{y}.weight");
         self.initializers.push(float_tensor(&weight, &b.dims, w));
         let a = self.dequantize(input(0)?, ONE, input(2))?;
@@ -199,7 +215,8 @@ mod tests {
         let card = cxr_core::ModelCard::load(&card_path).unwrap();
         let proto = <pb::ModelProto as prost::Message>::decode(&bytes[..]).unwrap();
         let rewritten = rewrite(&proto).expect("seed-cnn-int8 has integer ops this rewrite knows");
-        let ops = |p: &pb::ModelProto, op: &str| p.graph.as_ref().unwrap().node.iter().filter(|n| n.op_type == op).count();
+        let ops =
+            |p: &pb::ModelProto, op: &str| p.graph.as_ref().unwrap().node.iter().filter(|n| n.op_type == op).count();
         assert_eq!((ops(&proto, "QLinearConv"), ops(&proto, "MatMulInteger")), (2, 2));
         assert_eq!((ops(&rewritten, "QLinearConv"), ops(&rewritten, "MatMulInteger")), (0, 0));
         assert_eq!(ops(&rewritten, "Conv") + ops(&rewritten, "MatMul"), 4);

@@ -16,7 +16,9 @@ pub enum InferError {
     Card(#[from] CardError),
     #[error("{path}: cannot read model: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: not an ONNX model ({reason}); pass an .onnx model with its .card.json beside it (as `cxr export` writes them in builds with the `train` feature)")]
+    #[error(
+        "{path}: not an ONNX model ({reason}); pass an .onnx model with its .card.json beside it (as `cxr export` writes them in builds with the `train` feature)"
+    )]
     NotOnnx { path: PathBuf, reason: String },
     #[error("{path}: input does not match its card {card}: {reason}")]
     InputMismatch { path: PathBuf, card: PathBuf, reason: String },
@@ -26,7 +28,9 @@ pub enum InferError {
     Unsupported { path: PathBuf, reason: String },
     #[error("{path}: inference failed: {reason}")]
     Run { path: PathBuf, reason: String },
-    #[error("{path}: card says its model file is {file}, but {model} does not exist; keep the .onnx beside its .card.json")]
+    #[error(
+        "{path}: card says its model file is {file}, but {model} does not exist; keep the .onnx beside its .card.json"
+    )]
     MissingModelFile { path: PathBuf, file: String, model: PathBuf },
     #[error("no model named `{name}`{}; list them with `cxr models`, or pass a path to an .onnx file", if .searched.is_empty() { String::new() } else { format!(" in {}", .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")) })]
     UnknownModel { name: String, searched: Vec<PathBuf> },
@@ -114,7 +118,8 @@ impl Model {
     /// Loads a model file and a card from explicit paths.
     pub fn load_with_card(model_path: &Path, card_path: &Path, batch: Batch) -> Result<Model, InferError> {
         // The model first: for a missing `x.onnx`, "x.card.json: cannot read" would blame the card.
-        let bytes = std::fs::read(model_path).map_err(|source| InferError::Io { path: model_path.to_owned(), source })?;
+        let bytes =
+            std::fs::read(model_path).map_err(|source| InferError::Io { path: model_path.to_owned(), source })?;
         let card = ModelCard::load(card_path)?;
         Model::from_bytes(card, card_path, model_path, &bytes, batch)
     }
@@ -125,18 +130,37 @@ impl Model {
     /// named and shaped as the card's preprocessing says, that the card's outputs exist and the
     /// probabilities have one column per class (one for binary models). Then optimises once,
     /// after the load-time rewrites the environment asks for ([`GraphForm::from_env`]).
-    pub fn from_bytes(card: ModelCard, card_path: &Path, model_path: &Path, bytes: &[u8], batch: Batch) -> Result<Model, InferError> {
+    pub fn from_bytes(
+        card: ModelCard,
+        card_path: &Path,
+        model_path: &Path,
+        bytes: &[u8],
+        batch: Batch,
+    ) -> Result<Model, InferError> {
         Model::from_bytes_with(card, card_path, model_path, bytes, batch, GraphForm::from_env())
     }
 
     /// As [`Model::from_bytes`], but runs the graph exactly as the file writes it (to measure or
     /// check the rewrites against).
-    pub fn from_bytes_as_written(card: ModelCard, card_path: &Path, model_path: &Path, bytes: &[u8], batch: Batch) -> Result<Model, InferError> {
+    pub fn from_bytes_as_written(
+        card: ModelCard,
+        card_path: &Path,
+        model_path: &Path,
+        bytes: &[u8],
+        batch: Batch,
+    ) -> Result<Model, InferError> {
         Model::from_bytes_with(card, card_path, model_path, bytes, batch, GraphForm::AS_WRITTEN)
     }
 
     /// As [`Model::from_bytes`], with the rewrites named in `form`.
-    pub fn from_bytes_with(card: ModelCard, card_path: &Path, model_path: &Path, bytes: &[u8], batch: Batch, form: GraphForm) -> Result<Model, InferError> {
+    pub fn from_bytes_with(
+        card: ModelCard,
+        card_path: &Path,
+        model_path: &Path,
+        bytes: &[u8],
+        batch: Batch,
+        form: GraphForm,
+    ) -> Result<Model, InferError> {
         card.verify(card_path, model_path, bytes)?;
         let proto = decode_onnx(model_path, bytes)?;
         check_graph_against_card(&proto, &card, card_path, model_path)?;
@@ -147,13 +171,21 @@ impl Model {
         let float_int8 = if form.int8_as_float { int8_float::rewrite(&proto) } else { None };
         let int8_as_float = float_int8.is_some();
         let proto = float_int8.unwrap_or(proto);
-        let rewritten = if form.patch_input { patch_input::rewrite(&proto, &card.io.input, &card.preprocess) } else { None };
+        let rewritten =
+            if form.patch_input { patch_input::rewrite(&proto, &card.io.input, &card.preprocess) } else { None };
         let input_layout = rewritten.as_ref().map(|(_, layout)| *layout);
         let dims = match input_layout {
             Some(layout) => layout.shape(1),
             None => card.preprocess.shape(1),
         };
-        let plan = build_plan(rewritten.as_ref().map_or(&proto, |(p, _)| p), &card, card_path, model_path, batch, [dims[1], dims[2], dims[3]])?;
+        let plan = build_plan(
+            rewritten.as_ref().map_or(&proto, |(p, _)| p),
+            &card,
+            card_path,
+            model_path,
+            batch,
+            [dims[1], dims[2], dims[3]],
+        )?;
         Ok(Model {
             card,
             card_path: card_path.to_owned(),
@@ -373,24 +405,36 @@ fn declared_dims(value: &pb::ValueInfoProto) -> Option<Vec<Option<i64>>> {
     )
 }
 
-fn check_graph_against_card(proto: &pb::ModelProto, card: &ModelCard, card_path: &Path, model_path: &Path) -> Result<(), InferError> {
+fn check_graph_against_card(
+    proto: &pb::ModelProto,
+    card: &ModelCard,
+    card_path: &Path,
+    model_path: &Path,
+) -> Result<(), InferError> {
     let graph = proto.graph.as_ref().expect("decode_onnx checked the graph");
-    let input_err = |reason: String| InferError::InputMismatch { path: model_path.to_owned(), card: card_path.to_owned(), reason };
+    let input_err =
+        |reason: String| InferError::InputMismatch { path: model_path.to_owned(), card: card_path.to_owned(), reason };
     let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let inputs: Vec<&pb::ValueInfoProto> = graph.input.iter().filter(|i| !initializers.contains(i.name.as_str())).collect();
+    let inputs: Vec<&pb::ValueInfoProto> =
+        graph.input.iter().filter(|i| !initializers.contains(i.name.as_str())).collect();
     let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
     let [input] = inputs.as_slice() else {
         return Err(input_err(format!("expected exactly one input `{}`, the graph has {names:?}", card.io.input)));
     };
     if input.name != card.io.input {
-        return Err(input_err(format!("the card names the input `{}`, the graph's input is `{}`", card.io.input, input.name)));
+        return Err(input_err(format!(
+            "the card names the input `{}`, the graph's input is `{}`",
+            card.io.input, input.name
+        )));
     }
     let p = &card.preprocess;
     let expected = [None, Some(p.channels as i64), Some(p.size as i64), Some(p.size as i64)];
     if let Some(dims) = declared_dims(input) {
         let fits = dims.len() == 4 && dims.iter().zip(&expected).all(|(d, e)| d.is_none() || e.is_none() || d == e);
         if !fits {
-            let show = |d: &[Option<i64>]| d.iter().map(|v| v.map_or("?".into(), |v| v.to_string())).collect::<Vec<_>>().join("×");
+            let show = |d: &[Option<i64>]| {
+                d.iter().map(|v| v.map_or("?".into(), |v| v.to_string())).collect::<Vec<_>>().join("×")
+            };
             return Err(input_err(format!(
                 "the graph takes {}, the card's preprocessing makes N×{}×{}×{}",
                 show(&dims),
@@ -400,20 +444,34 @@ fn check_graph_against_card(proto: &pb::ModelProto, card: &ModelCard, card_path:
             )));
         }
     }
-    let output_err = |reason: String| InferError::OutputMismatch { path: model_path.to_owned(), card: card_path.to_owned(), reason };
-    let produced: std::collections::HashSet<&str> =
-        graph.node.iter().flat_map(|n| n.output.iter().map(String::as_str)).chain(graph.output.iter().map(|o| o.name.as_str())).collect();
+    let output_err =
+        |reason: String| InferError::OutputMismatch { path: model_path.to_owned(), card: card_path.to_owned(), reason };
+    let produced: std::collections::HashSet<&str> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter().map(String::as_str))
+        .chain(graph.output.iter().map(|o| o.name.as_str()))
+        .collect();
     for wanted in std::iter::once(&card.io.probabilities).chain(card.io.feature_map.as_ref()) {
         if !produced.contains(wanted.as_str()) {
             let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
-            return Err(output_err(format!("the card reads output `{wanted}`, which the graph does not produce (its outputs: {outputs:?})")));
+            return Err(output_err(format!(
+                "the card reads output `{wanted}`, which the graph does not produce (its outputs: {outputs:?})"
+            )));
         }
     }
     Ok(())
 }
 
 /// `input_dims`: the plan's input without the batch dim (the card's CHW, or a patch layout's).
-fn build_plan(proto: &pb::ModelProto, card: &ModelCard, card_path: &Path, model_path: &Path, batch: Batch, input_dims: [usize; 3]) -> Result<Arc<TypedRunnableModel>, InferError> {
+fn build_plan(
+    proto: &pb::ModelProto,
+    card: &ModelCard,
+    card_path: &Path,
+    model_path: &Path,
+    batch: Batch,
+    input_dims: [usize; 3],
+) -> Result<Arc<TypedRunnableModel>, InferError> {
     let unsupported = |e: TractError| InferError::Unsupported { path: model_path.to_owned(), reason: format!("{e:#}") };
     let mut model = tract_onnx::onnx().model_for_proto_model(proto).map_err(unsupported)?;
     let n: TDim = match batch {
@@ -432,7 +490,8 @@ fn build_plan(proto: &pb::ModelProto, card: &ModelCard, card_path: &Path, model_
         ClassSet::ThreeClass => 3,
     };
     let shape: Vec<String> = prob_fact.shape.iter().map(|d| d.to_string()).collect();
-    let ok = prob_fact.shape.len() == 2 && prob_fact.shape[1] == columns.into() && prob_fact.datum_type == f32::datum_type();
+    let ok =
+        prob_fact.shape.len() == 2 && prob_fact.shape[1] == columns.into() && prob_fact.datum_type == f32::datum_type();
     if !ok {
         return Err(InferError::OutputMismatch {
             path: model_path.to_owned(),

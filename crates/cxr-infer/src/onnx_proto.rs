@@ -61,15 +61,32 @@ pub(crate) fn float_initializer(graph: &pb::GraphProto, name: &str) -> Option<(V
 }
 
 pub(crate) fn float_tensor(name: &str, dims: &[i64], values: Vec<f32>) -> pb::TensorProto {
-    pb::TensorProto { name: name.into(), dims: dims.to_vec(), data_type: DataType::Float as i32, float_data: values, ..Default::default() }
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: DataType::Float as i32,
+        float_data: values,
+        ..Default::default()
+    }
 }
 
 pub(crate) fn int_tensor(name: &str, values: &[i64]) -> pb::TensorProto {
-    pb::TensorProto { name: name.into(), dims: vec![values.len() as i64], data_type: DataType::Int64 as i32, int64_data: values.to_vec(), ..Default::default() }
+    pb::TensorProto {
+        name: name.into(),
+        dims: vec![values.len() as i64],
+        data_type: DataType::Int64 as i32,
+        int64_data: values.to_vec(),
+        ..Default::default()
+    }
 }
 
 pub(crate) fn ints_attr(name: &str, values: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Ints as i32, ints: values.to_vec(), ..Default::default() }
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: values.to_vec(),
+        ..Default::default()
+    }
 }
 
 /// A node named after its first output.

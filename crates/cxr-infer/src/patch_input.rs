@@ -21,8 +21,10 @@
 //! time, and `tests` below check it gives the same probabilities as the graph as written.
 //! `CXR_GRAPH_FORM=onnx` turns it off (to measure tract on the file as written).
 
+use crate::onnx_proto::{
+    consumers, float_initializer, float_tensor, int, int_tensor, ints, ints_attr, is_graph_output, node, string,
+};
 use cxr_core::{GreyImage, Preprocess};
-use crate::onnx_proto::{consumers, float_initializer, float_tensor, int, int_tensor, ints, ints_attr, is_graph_output, node, string};
 use tract_onnx::pb;
 
 /// How preprocessing lays out one image for a rewritten model: `[k·k, p·p·q, q]`, where plane
@@ -46,6 +48,7 @@ impl PatchLayout {
     }
 
     /// Values per image.
+    #[allow(clippy::len_without_is_empty)] // a layout always has values
     pub fn len(&self) -> usize {
         self.shape(1).iter().product()
     }
@@ -82,7 +85,10 @@ pub fn rewrite(proto: &pb::ModelProto, input: &str, preprocess: &Preprocess) -> 
     let graph = proto.graph.as_ref()?;
     let conv_at = sole_consumer(graph, input)?;
     let conv = &graph.node[conv_at];
-    if conv.op_type != "Conv" || conv.input.first().map(String::as_str) != Some(input) || is_graph_output(graph, &conv.output[0]) {
+    if conv.op_type != "Conv"
+        || conv.input.first().map(String::as_str) != Some(input)
+        || is_graph_output(graph, &conv.output[0])
+    {
         return None;
     }
     let weight = float_initializer(graph, conv.input.get(1)?)?;
@@ -92,7 +98,13 @@ pub fn rewrite(proto: &pb::ModelProto, input: &str, preprocess: &Preprocess) -> 
     let plain = ints(conv, "dilations").is_none_or(|d| d.iter().all(|&v| v == 1))
         && int(conv, "group").is_none_or(|g| g == 1)
         && string(conv, "auto_pad").is_none_or(|a| a == "NOTSET" || a == "VALID");
-    if kh != kw || k < 2 || c != preprocess.channels as usize || !no_pad || !plain || ints(conv, "strides")? != [k as i64, k as i64] {
+    if kh != kw
+        || k < 2
+        || c != preprocess.channels as usize
+        || !no_pad
+        || !plain
+        || ints(conv, "strides")? != [k as i64, k as i64]
+    {
         return None;
     }
     let bias = match conv.input.get(2).filter(|b| !b.is_empty()) {
@@ -144,7 +156,12 @@ pub fn rewrite(proto: &pb::ModelProto, input: &str, preprocess: &Preprocess) -> 
     let name = |s: &str| format!("cxr.patch.{s}");
     g.initializer.push(float_tensor(&name("weight"), &[m as i64, taps as i64, 1, 1], folded_w));
     g.initializer.push(float_tensor(&name("bias"), &[m as i64], folded_b));
-    let mut nodes = vec![node("Conv", &[input, &name("weight"), &name("bias")], &[&name("conv")], vec![ints_attr("kernel_shape", &[1, 1])])];
+    let mut nodes = vec![node(
+        "Conv",
+        &[input, &name("weight"), &name("bias")],
+        &[&name("conv")],
+        vec![ints_attr("kernel_shape", &[1, 1])],
+    )];
     let pool_folded = match pool_at {
         None => {
             nodes[0].output[0] = conv.output[0].clone();
@@ -154,7 +171,8 @@ pub fn rewrite(proto: &pb::ModelProto, input: &str, preprocess: &Preprocess) -> 
             let q = layout.cells as i64;
             let mut phases = Vec::new();
             for phase in 0..(pool * pool) as i64 {
-                let (starts, ends, axes) = (name(&format!("starts{phase}")), name(&format!("ends{phase}")), name("axes"));
+                let (starts, ends, axes) =
+                    (name(&format!("starts{phase}")), name(&format!("ends{phase}")), name("axes"));
                 g.initializer.push(int_tensor(&starts, &[phase * q]));
                 g.initializer.push(int_tensor(&ends, &[(phase + 1) * q]));
                 let out_name = name(&format!("phase{phase}"));
@@ -216,7 +234,9 @@ fn sole_consumer(graph: &pb::GraphProto, value: &str) -> Option<usize> {
 /// Sets the non-batch dims of a declared input, keeping its batch dim as declared.
 fn set_dims(value: &mut pb::ValueInfoProto, dims: &[usize]) {
     use pb::tensor_shape_proto::{Dimension, dimension::Value};
-    let Some(pb::type_proto::Value::TensorType(t)) = value.r#type.as_mut().and_then(|t| t.value.as_mut()) else { return };
+    let Some(pb::type_proto::Value::TensorType(t)) = value.r#type.as_mut().and_then(|t| t.value.as_mut()) else {
+        return;
+    };
     let Some(shape) = t.shape.as_mut() else { return };
     shape.dim.truncate(1);
     shape.dim.extend(dims.iter().map(|&d| Dimension { value: Some(Value::DimValue(d as i64)), ..Default::default() }));
@@ -257,7 +277,8 @@ mod tests {
         let card_path = cxr_core::ModelCard::path_for(&model_path);
         let card = cxr_core::ModelCard::load(&card_path).unwrap();
         let proto: pb::ModelProto = prost::Message::decode(&bytes[..]).unwrap();
-        let (_, layout) = rewrite(&proto, &card.io.input, &card.preprocess).expect("the seed CNN opens with a patch conv");
+        let (_, layout) =
+            rewrite(&proto, &card.io.input, &card.preprocess).expect("the seed CNN opens with a patch conv");
         assert_eq!(layout, PatchLayout { kernel: 3, pool: 2, cells: 42 });
 
         let rewritten = Model::from_bytes(card.clone(), &card_path, &model_path, &bytes, Batch::Fixed(2)).unwrap();
@@ -273,7 +294,13 @@ mod tests {
             for img in &images {
                 m.preprocess_into(img, &mut input);
             }
-            m.session().run(&input, 2).unwrap().predictions.into_iter().map(|p| p.probabilities[1]).collect::<Vec<f32>>()
+            m.session()
+                .run(&input, 2)
+                .unwrap()
+                .predictions
+                .into_iter()
+                .map(|p| p.probabilities[1])
+                .collect::<Vec<f32>>()
         };
         let (a, b) = (run(&rewritten), run(&as_written));
         for (x, y) in a.iter().zip(&b) {

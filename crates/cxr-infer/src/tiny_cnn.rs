@@ -50,7 +50,13 @@ impl TinyCnn {
             file: file.to_owned(),
             sha256: sha256_hex(onnx),
             class_set: self.class_set,
-            preprocess: Preprocess { size: self.size, resize: ResizeMode::Stretch, channels: 3, normalize: Normalize::Unit, intensity: Default::default() },
+            preprocess: Preprocess {
+                size: self.size,
+                resize: ResizeMode::Stretch,
+                channels: 3,
+                normalize: Normalize::Unit,
+                intensity: Default::default(),
+            },
             io: ModelIo { input: "image".into(), probabilities: "prob".into(), feature_map: Some("features".into()) },
             threshold: 0.5,
             threshold_rule: "fixed at 0.5 (untrained test network)".into(),
@@ -138,7 +144,10 @@ fn conv_attrs() -> Vec<pb::AttributeProto> {
 
 fn float_conv() -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>) {
     let (w, b) = conv_weights();
-    let init = vec![float_tensor("conv.weight", &[FILTERS as i64, 3, 3, 3], &w), float_tensor("conv.bias", &[FILTERS as i64], &b)];
+    let init = vec![
+        float_tensor("conv.weight", &[FILTERS as i64, 3, 3, 3], &w),
+        float_tensor("conv.bias", &[FILTERS as i64], &b),
+    ];
     (vec![node("Conv", &["image", "conv.weight", "conv.bias"], &["conv"], conv_attrs())], init)
 }
 
@@ -158,13 +167,28 @@ fn quantized_conv() -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>) {
         raw_tensor("conv.weight_zero", DataType::Int8, &[], vec![0]),
         float_tensor("y.scale", &[], &[y_scale]),
         raw_tensor("y.zero", DataType::Uint8, &[], vec![128]),
-        raw_tensor("conv.bias_q", DataType::Int32, &[FILTERS as i64], bias.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        raw_tensor(
+            "conv.bias_q",
+            DataType::Int32,
+            &[FILTERS as i64],
+            bias.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ),
     ];
     let nodes = vec![
         node("QuantizeLinear", &["image", "x.scale", "x.zero"], &["image_q"], vec![]),
         node(
             "QLinearConv",
-            &["image_q", "x.scale", "x.zero", "conv.weight_q", "conv.weight_scale", "conv.weight_zero", "y.scale", "y.zero", "conv.bias_q"],
+            &[
+                "image_q",
+                "x.scale",
+                "x.zero",
+                "conv.weight_q",
+                "conv.weight_scale",
+                "conv.weight_zero",
+                "y.scale",
+                "y.zero",
+                "conv.bias_q",
+            ],
             &["conv_q"],
             conv_attrs(),
         ),
@@ -189,15 +213,32 @@ fn int_attr(name: &str, i: i64) -> pb::AttributeProto {
 }
 
 fn ints_attr(name: &str, ints: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: ints.to_vec(), ..Default::default() }
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: ints.to_vec(),
+        ..Default::default()
+    }
 }
 
 fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> pb::TensorProto {
-    pb::TensorProto { name: name.into(), dims: dims.to_vec(), data_type: DataType::Float as i32, float_data: values.to_vec(), ..Default::default() }
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: DataType::Float as i32,
+        float_data: values.to_vec(),
+        ..Default::default()
+    }
 }
 
 fn raw_tensor(name: &str, data_type: DataType, dims: &[i64], raw_data: Vec<u8>) -> pb::TensorProto {
-    pb::TensorProto { name: name.into(), dims: dims.to_vec(), data_type: data_type as i32, raw_data, ..Default::default() }
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: data_type as i32,
+        raw_data,
+        ..Default::default()
+    }
 }
 
 /// A float tensor value; `None` dims are symbolic (`N`).

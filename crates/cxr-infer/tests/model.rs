@@ -31,9 +31,18 @@ fn reference_output(onnx: &Path, input: &[f32], size: usize) -> Vec<f64> {
     use prost::Message;
     let graph = tract_onnx::pb::ModelProto::decode(std::fs::read(onnx).unwrap().as_slice()).unwrap().graph.unwrap();
     let weights = |name: &str| -> Vec<f64> {
-        graph.initializer.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no `{name}`")).float_data.iter().map(|&v| v.into()).collect()
+        graph
+            .initializer
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("no `{name}`"))
+            .float_data
+            .iter()
+            .map(|&v| v.into())
+            .collect()
     };
-    let (conv_w, conv_b, head_w, head_b) = (weights("conv.weight"), weights("conv.bias"), weights("head.weight"), weights("head.bias"));
+    let (conv_w, conv_b, head_w, head_b) =
+        (weights("conv.weight"), weights("conv.bias"), weights("head.weight"), weights("head.bias"));
     let side = size.div_ceil(2);
     let pixel = |c: usize, y: isize, x: isize| {
         let inside = (0..size as isize).contains(&y) && (0..size as isize).contains(&x);
@@ -45,14 +54,19 @@ fn reference_output(onnx: &Path, input: &[f32], size: usize) -> Vec<f64> {
             for (oy, ox) in (0..side).flat_map(|oy| (0..side).map(move |ox| (oy, ox))) {
                 let mut acc = conv_b[f];
                 for (c, ky, kx) in (0..3).flat_map(|c| (0..3).flat_map(move |ky| (0..3).map(move |kx| (c, ky, kx)))) {
-                    acc += conv_w[((f * 3 + c) * 3 + ky) * 3 + kx] * pixel(c, (oy * 2 + ky) as isize - 1, (ox * 2 + kx) as isize - 1);
+                    acc += conv_w[((f * 3 + c) * 3 + ky) * 3 + kx]
+                        * pixel(c, (oy * 2 + ky) as isize - 1, (ox * 2 + kx) as isize - 1);
                 }
                 sum += acc.max(0.0);
             }
             sum / (side * side) as f64
         })
         .collect();
-    let logits: Vec<f64> = head_b.iter().enumerate().map(|(k, b)| b + pooled.iter().enumerate().map(|(f, p)| head_w[k * pooled.len() + f] * p).sum::<f64>()).collect();
+    let logits: Vec<f64> = head_b
+        .iter()
+        .enumerate()
+        .map(|(k, b)| b + pooled.iter().enumerate().map(|(f, p)| head_w[k * pooled.len() + f] * p).sum::<f64>())
+        .collect();
     if let [logit] = logits[..] {
         return vec![1.0 / (1.0 + (-logit).exp())];
     }
@@ -76,11 +90,18 @@ fn tiny_model_scores_real_xrays_with_valid_probabilities() {
             assert!(pred.probabilities.iter().all(|v| (0.0..=1.0).contains(v)));
             let img = load_image(p).unwrap();
             let expected = reference_output(&path, &model.card.preprocess.apply(&img), 64)[0];
-            assert!((f64::from(pred.probabilities[1]) - expected).abs() < 1e-5, "P(covid) {} vs {expected}", pred.probabilities[1]);
+            assert!(
+                (f64::from(pred.probabilities[1]) - expected).abs() < 1e-5,
+                "P(covid) {} vs {expected}",
+                pred.probabilities[1]
+            );
             pred.probabilities[1]
         })
         .collect();
-    assert!(scores.windows(2).any(|w| (w[0] - w[1]).abs() > 1e-4), "different X-rays should get different scores: {scores:?}");
+    assert!(
+        scores.windows(2).any(|w| (w[0] - w[1]).abs() > 1e-4),
+        "different X-rays should get different scores: {scores:?}"
+    );
 }
 
 #[test]
@@ -94,7 +115,8 @@ fn batched_and_single_runs_agree_for_fixed_and_symbolic_plans() {
     for img in &images {
         single.preprocess_into(img, &mut batch_input);
     }
-    let one_by_one: Vec<f32> = images.iter().map(|img| single.session().predict_image(img).unwrap().probabilities[1]).collect();
+    let one_by_one: Vec<f32> =
+        images.iter().map(|img| single.session().predict_image(img).unwrap().probabilities[1]).collect();
     for batch in [Batch::Symbolic, Batch::Fixed(2), Batch::Fixed(1)] {
         let model = Model::load_with_card(&path, &card_path, batch).unwrap();
         let out = model.session().run(&batch_input, images.len()).unwrap();
@@ -136,10 +158,21 @@ fn three_class_model_gives_a_softmax_over_covid_normal_pneumonia() {
         let pred = model.session().predict_image(&img).unwrap();
         let expected = reference_output(&path, &model.card.preprocess.apply(&img), model.card.preprocess.size as usize);
         for (got, want) in pred.probabilities.iter().zip(&expected) {
-            assert!((f64::from(*got) - want).abs() < 1e-5, "{}: {:?} vs {expected:?}", file.display(), pred.probabilities);
+            assert!(
+                (f64::from(*got) - want).abs() < 1e-5,
+                "{}: {:?} vs {expected:?}",
+                file.display(),
+                pred.probabilities
+            );
         }
         assert_eq!(pred.probabilities.len(), 3);
-        let rule = if expected[0] >= model.card.threshold { 0 } else if expected[1] >= expected[2] { 1 } else { 2 };
+        let rule = if expected[0] >= model.card.threshold {
+            0
+        } else if expected[1] >= expected[2] {
+            1
+        } else {
+            2
+        };
         assert_eq!(pred.class_index, rule, "{}: {expected:?}", file.display());
         decided.insert(rule);
     }

@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use tch::nn;
 
 fn main() {
-    let (mut arch, mut out, mut weights) = ("mobilenet-v2".to_owned(), PathBuf::from("target/bench-models"), None::<PathBuf>);
+    let (mut arch, mut out, mut weights) =
+        ("mobilenet-v2".to_owned(), PathBuf::from("target/bench-models"), None::<PathBuf>);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -47,7 +48,8 @@ fn main() {
     std::fs::create_dir_all(&out).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
     let name = format!("{arch}-bench");
     let onnx_path = out.join(format!("{name}.onnx"));
-    let bytes = onnx_export::write_onnx(model.network(), &param_values(&vs), &onnx_path).unwrap_or_else(|e| panic!("{e}"));
+    let bytes =
+        onnx_export::write_onnx(model.network(), &param_values(&vs), &onnx_path).unwrap_or_else(|e| panic!("{e}"));
     let card = ModelCard {
         name: name.clone(),
         architecture: arch.clone(),
@@ -66,7 +68,10 @@ fn main() {
         parameters: Some(network.trainable_parameter_count()),
         training: None,
         evaluations: vec![],
-        notes: vec![RESEARCH_USE_ONLY.to_owned(), format!("latency benchmarks only: untrained binary head, {backbone}; its outputs mean nothing")],
+        notes: vec![
+            RESEARCH_USE_ONLY.to_owned(),
+            format!("latency benchmarks only: untrained binary head, {backbone}; its outputs mean nothing"),
+        ],
         quantization: None,
     };
     let card_path = ModelCard::path_for(&onnx_path);

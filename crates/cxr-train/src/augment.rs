@@ -45,10 +45,7 @@ impl Augmentation {
 
         // Output → input coordinates: rotation · shear · zoom (Keras' composition order).
         let (sin, cos) = theta.sin_cos();
-        let m = [
-            [cos * zoom_x, (cos * shear - sin) * zoom_y],
-            [sin * zoom_x, (sin * shear + cos) * zoom_y],
-        ];
+        let m = [[cos * zoom_x, (cos * shear - sin) * zoom_y], [sin * zoom_x, (sin * shear + cos) * zoom_y]];
         let (w, h) = (img.width as usize, img.height as usize);
         let (cx, cy) = ((w as f32 - 1.0) / 2.0, (h as f32 - 1.0) / 2.0);
         let identity = theta == 0.0 && shear == 0.0 && zoom_x == 1.0 && zoom_y == 1.0;

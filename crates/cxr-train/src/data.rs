@@ -32,7 +32,9 @@ pub struct TrainingData {
 pub enum DataError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("{manifest}: the {split} split has no {class} images; a {class_set:?} model needs every class in train and val (re-index with other sources or split fractions)")]
+    #[error(
+        "{manifest}: the {split} split has no {class} images; a {class_set:?} model needs every class in train and val (re-index with other sources or split fractions)"
+    )]
     MissingClass { manifest: PathBuf, split: &'static str, class: String, class_set: ClassSet },
     #[error("{count} of {total} {split} images could not be read (first: {first}); fix or remove them and re-index")]
     TooManyUnreadable { split: &'static str, count: usize, total: usize, first: ImageError },
@@ -138,7 +140,12 @@ impl ImageCache {
         }
         if errors.len() * 100 > images.len() {
             let count = errors.len();
-            return Err(DataError::TooManyUnreadable { split, count, total: images.len(), first: errors.swap_remove(0) });
+            return Err(DataError::TooManyUnreadable {
+                split,
+                count,
+                total: images.len(),
+                first: errors.swap_remove(0),
+            });
         }
         Ok((cache, errors))
     }

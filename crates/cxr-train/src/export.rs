@@ -2,9 +2,9 @@
 
 use crate::network::{Head, Network};
 use crate::onnx_export::{self, ExportError, FEATURES_NAME, INPUT_NAME, PROBABILITIES_NAME, ParamValues};
-use crate::zoo;
-use crate::tch_backend::{TchNetwork, param_values};
 use crate::run::{BEST_WEIGHTS, STATE_FILE, TrainError, TrainState, read_state};
+use crate::tch_backend::{TchNetwork, param_values};
+use crate::zoo;
 use cxr_core::card::{CardError, ModelIo, RESEARCH_USE_ONLY, TrainingRecord, sha256_hex};
 use cxr_core::plot::{EpochPoint, PlotError, PlotFiles, training_curves};
 use cxr_core::{ClassSet, ModelCard, Preprocess};
@@ -13,7 +13,9 @@ use tch::{Device, nn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportCheckpointError {
-    #[error("{0}: no checkpoint there (expected a run directory with {STATE_FILE} and {BEST_WEIGHTS}, or a .safetensors file beside {STATE_FILE})")]
+    #[error(
+        "{0}: no checkpoint there (expected a run directory with {STATE_FILE} and {BEST_WEIGHTS}, or a .safetensors file beside {STATE_FILE})"
+    )]
     NotACheckpoint(PathBuf),
     #[error("{0}: the run has no best epoch yet (no epoch finished); train at least one epoch")]
     NoBestEpoch(PathBuf),
@@ -67,7 +69,14 @@ pub fn write_training_curves(state: &TrainState, base: &Path) -> Result<PlotFile
     let points: Vec<EpochPoint> = state
         .history
         .iter()
-        .map(|r| EpochPoint { epoch: r.epoch, train_loss: r.train_loss, val_loss: r.val_loss, train_acc: r.train_acc, val_acc: r.val_acc, val_auc: r.val_auc })
+        .map(|r| EpochPoint {
+            epoch: r.epoch,
+            train_loss: r.train_loss,
+            val_loss: r.val_loss,
+            train_acc: r.train_acc,
+            val_acc: r.val_acc,
+            val_auc: r.val_auc,
+        })
         .collect();
     let title = format!("{} training ({} epochs)", state.network.architecture, points.len());
     Ok(training_curves(base, &title, &points, state.best.as_ref().map(|b| b.epoch))?)
@@ -76,7 +85,12 @@ pub fn write_training_curves(state: &TrainState, base: &Path) -> Result<PlotFile
 /// Writes `onnx_path` and its card for `network` with `values` that no training run produced
 /// (an ImageNet backbone with a fresh head, a network straight from initialisation): for
 /// benchmarks and round-trip tests. The card says so, and its threshold is 0.5.
-pub fn export_values(network: &Network, values: &ParamValues, onnx_path: &Path, note: &str) -> Result<ModelCard, ExportCheckpointError> {
+pub fn export_values(
+    network: &Network,
+    values: &ParamValues,
+    onnx_path: &Path,
+    note: &str,
+) -> Result<ModelCard, ExportCheckpointError> {
     let bytes = onnx_export::write_onnx(network, values, onnx_path)?;
     let class_set = match network.head {
         Head::Sigmoid => ClassSet::Binary,
@@ -91,7 +105,13 @@ pub fn export_values(network: &Network, values: &ParamValues, onnx_path: &Path, 
 }
 
 /// What every card of an exported `network` says, before training details.
-fn base_card(network: &Network, preprocess: Preprocess, class_set: ClassSet, onnx_path: &Path, bytes: &[u8]) -> ModelCard {
+fn base_card(
+    network: &Network,
+    preprocess: Preprocess,
+    class_set: ClassSet,
+    onnx_path: &Path,
+    bytes: &[u8],
+) -> ModelCard {
     ModelCard {
         name: onnx_path.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
         architecture: network.architecture.clone(),

@@ -18,8 +18,8 @@
 
 use crate::data::{ImageCache, LabeledImage, TrainingData, bar_style, class_counts, target_of};
 use crate::network::NodeId;
-use crate::tch_backend::{TchNetwork, batch_tensor};
 use crate::run::{FeatureRecord, TrainConfig, TrainError};
+use crate::tch_backend::{TchNetwork, batch_tensor};
 use cxr_core::card::sha256_hex;
 use cxr_core::{ClassSet, Preprocess};
 use indicatif::ProgressBar;
@@ -72,12 +72,24 @@ pub struct FeatureKey {
 }
 
 impl FeatureKey {
-    pub fn new(config: &TrainConfig, model: &TchNetwork, node: NodeId, data: &TrainingData, manifest_sha256: &str) -> Result<FeatureKey, TrainError> {
+    pub fn new(
+        config: &TrainConfig,
+        model: &TchNetwork,
+        node: NodeId,
+        data: &TrainingData,
+        manifest_sha256: &str,
+    ) -> Result<FeatureKey, TrainError> {
         let weights = config.pretrained.as_ref().ok_or(TrainError::FreezeWithoutWeights)?;
-        let bytes = std::fs::read(weights).map_err(|source| TrainError::Io { path: weights.clone(), action: "cannot read weights", source })?;
+        let bytes = std::fs::read(weights).map_err(|source| TrainError::Io {
+            path: weights.clone(),
+            action: "cannot read weights",
+            source,
+        })?;
         let listing: String = [("train", &data.train), ("val", &data.val)]
             .iter()
-            .flat_map(|(split, images)| images.iter().map(move |img| format!("{split}\t{}\t{}\n", img.path.display(), img.class)))
+            .flat_map(|(split, images)| {
+                images.iter().map(move |img| format!("{split}\t{}\t{}\n", img.path.display(), img.class))
+            })
             .collect();
         let network = model.network();
         Ok(FeatureKey {
@@ -131,7 +143,11 @@ pub fn load_or_extract(
     dir: &Path,
     device: Device,
 ) -> Result<CachedFeatures, TrainError> {
-    std::fs::create_dir_all(dir).map_err(|source| TrainError::Io { path: dir.to_owned(), action: "cannot create feature folder", source })?;
+    std::fs::create_dir_all(dir).map_err(|source| TrainError::Io {
+        path: dir.to_owned(),
+        action: "cannot create feature folder",
+        source,
+    })?;
     let stem = key.file_stem();
     let tensors_path = dir.join(format!("{stem}.safetensors"));
     let sidecar_path = dir.join(format!("{stem}.json"));
@@ -140,8 +156,10 @@ pub fn load_or_extract(
     }
     let started = Instant::now();
     let preprocess = crate::zoo::preprocess_for(model.network());
-    let (train_images, mut unreadable) = ImageCache::load(&data.train, config.class_set, &preprocess, "train", &ProgressBar::new(0))?;
-    let (val_images, val_unreadable) = ImageCache::load(&data.val, config.class_set, &preprocess, "val", &ProgressBar::new(0))?;
+    let (train_images, mut unreadable) =
+        ImageCache::load(&data.train, config.class_set, &preprocess, "train", &ProgressBar::new(0))?;
+    let (val_images, val_unreadable) =
+        ImageCache::load(&data.val, config.class_set, &preprocess, "val", &ProgressBar::new(0))?;
     unreadable.extend(val_unreadable);
     let (train, train_rows) = extract(model, node, &train_images, &data.train, config, device, "train");
     let (val, val_rows) = extract(model, node, &val_images, &data.val, config, device, "val");
@@ -152,17 +170,35 @@ pub fn load_or_extract(
         images: train.len() + val.len(),
         extraction_seconds: started.elapsed().as_secs_f64(),
     };
-    let named = [(TRAIN, train.features.shallow_clone()), (TRAIN_ROWS, train_rows), (VAL, val.features.shallow_clone()), (VAL_ROWS, val_rows)];
-    Tensor::write_safetensors(&named, &tensors_path).map_err(|source| TrainError::Checkpoint { path: tensors_path.clone(), source })?;
+    let named = [
+        (TRAIN, train.features.shallow_clone()),
+        (TRAIN_ROWS, train_rows),
+        (VAL, val.features.shallow_clone()),
+        (VAL_ROWS, val_rows),
+    ];
+    Tensor::write_safetensors(&named, &tensors_path)
+        .map_err(|source| TrainError::Checkpoint { path: tensors_path.clone(), source })?;
     let text = serde_json::to_string_pretty(&sidecar).expect("a feature sidecar serialises");
-    std::fs::write(&sidecar_path, text + "\n").map_err(|source| TrainError::Io { path: sidecar_path, action: "cannot write feature cache sidecar", source })?;
+    std::fs::write(&sidecar_path, text + "\n").map_err(|source| TrainError::Io {
+        path: sidecar_path,
+        action: "cannot write feature cache sidecar",
+        source,
+    })?;
     let record = record_for(&tensors_path, key, &train, &sidecar, false);
     Ok(CachedFeatures { train, val, unreadable, record })
 }
 
 /// Runs the backbone over every cached image in batches, without gradients; returns the features
 /// and, as a tensor to save beside them, the row of `listed` (the split's images) each came from.
-fn extract(model: &TchNetwork, node: NodeId, images: &ImageCache, listed: &[LabeledImage], config: &TrainConfig, device: Device, split: &str) -> (FeatureSet, Tensor) {
+fn extract(
+    model: &TchNetwork,
+    node: NodeId,
+    images: &ImageCache,
+    listed: &[LabeledImage],
+    config: &TrainConfig,
+    device: Device,
+    split: &str,
+) -> (FeatureSet, Tensor) {
     let preprocess = crate::zoo::preprocess_for(model.network());
     let batch_size = config.batch_size;
     let bar = ProgressBar::new(images.len().div_ceil(batch_size) as u64).with_style(bar_style());
@@ -205,17 +241,26 @@ fn targets_of(listed: &[LabeledImage], rows: &[usize], class_set: ClassSet) -> V
 /// `data`; `None` (compute afresh) otherwise, including for a damaged file. Caches written before
 /// rows were stored hold targets instead; their rows are the split's images in order when no image
 /// was unreadable, and they are recomputed otherwise.
-fn read_cache(tensors_path: &Path, sidecar_path: &Path, key: &FeatureKey, data: &TrainingData, class_set: ClassSet) -> Option<CachedFeatures> {
+fn read_cache(
+    tensors_path: &Path,
+    sidecar_path: &Path,
+    key: &FeatureKey,
+    data: &TrainingData,
+    class_set: ClassSet,
+) -> Option<CachedFeatures> {
     let sidecar: FeatureSidecar = serde_json::from_str(&std::fs::read_to_string(sidecar_path).ok()?).ok()?;
     if &sidecar.key != key {
         return None;
     }
-    let mut tensors: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(tensors_path).ok()?.into_iter().collect();
+    let mut tensors: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(tensors_path).ok()?.into_iter().collect();
     let mut set = |features: &str, rows: &str, listed: &[LabeledImage]| -> Option<FeatureSet> {
         let features = tensors.remove(features)?;
         let count = usize::try_from(*features.size().first()?).ok()?;
         let rows: Vec<usize> = match tensors.remove(rows) {
-            Some(rows) => Vec::<i64>::try_from(rows).ok()?.into_iter().map(|r| usize::try_from(r).ok()).collect::<Option<_>>()?,
+            Some(rows) => {
+                Vec::<i64>::try_from(rows).ok()?.into_iter().map(|r| usize::try_from(r).ok()).collect::<Option<_>>()?
+            }
             None if sidecar.unreadable.is_empty() => (0..count).collect(),
             None => return None,
         };
@@ -230,7 +275,13 @@ fn read_cache(tensors_path: &Path, sidecar_path: &Path, key: &FeatureKey, data: 
     Some(CachedFeatures { train, val, unreadable: sidecar.unreadable, record })
 }
 
-fn record_for(tensors_path: &Path, key: &FeatureKey, train: &FeatureSet, sidecar: &FeatureSidecar, reused: bool) -> FeatureRecord {
+fn record_for(
+    tensors_path: &Path,
+    key: &FeatureKey,
+    train: &FeatureSet,
+    sidecar: &FeatureSidecar,
+    reused: bool,
+) -> FeatureRecord {
     let file: PathBuf = tensors_path.file_name().map(PathBuf::from).unwrap_or_default();
     FeatureRecord {
         file: file.display().to_string(),
@@ -249,10 +300,11 @@ mod tests {
 
     #[test]
     fn rows_skip_the_unreadable_images_and_targets_follow_the_class_set() {
-        let listed: Vec<LabeledImage> = [("a", Class::Covid), ("b", Class::Pneumonia), ("c", Class::Normal), ("d", Class::Pneumonia)]
-            .iter()
-            .map(|&(p, class)| LabeledImage { path: PathBuf::from(p), class })
-            .collect();
+        let listed: Vec<LabeledImage> =
+            [("a", Class::Covid), ("b", Class::Pneumonia), ("c", Class::Normal), ("d", Class::Pneumonia)]
+                .iter()
+                .map(|&(p, class)| LabeledImage { path: PathBuf::from(p), class })
+                .collect();
         let kept = [PathBuf::from("a"), PathBuf::from("c"), PathBuf::from("d")];
         let rows = rows_kept(&listed, &kept);
         assert_eq!(rows, [0, 2, 3]);

@@ -35,17 +35,41 @@ impl Padding {
 pub enum Op {
     /// The image, `[N, channels, size, size]`.
     Input,
-    Conv2d { in_channels: i64, out_channels: i64, kernel: i64, stride: i64, padding: Padding, groups: i64, bias: bool },
-    BatchNorm { channels: i64, eps: f64 },
+    Conv2d {
+        in_channels: i64,
+        out_channels: i64,
+        kernel: i64,
+        stride: i64,
+        padding: Padding,
+        groups: i64,
+        bias: bool,
+    },
+    BatchNorm {
+        channels: i64,
+        eps: f64,
+    },
     Relu,
     Relu6,
-    MaxPool { kernel: i64, stride: i64, padding: i64 },
-    AvgPool { kernel: i64, stride: i64 },
+    MaxPool {
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+    },
+    AvgPool {
+        kernel: i64,
+        stride: i64,
+    },
     /// Identity at inference; drops activations with probability `p` while training.
-    Dropout { p: f64 },
+    Dropout {
+        p: f64,
+    },
     /// `[N, C, H, W]` → `[N, C·H·W]`.
     Flatten,
-    Linear { in_features: i64, out_features: i64, bias: bool },
+    Linear {
+        in_features: i64,
+        out_features: i64,
+        bias: bool,
+    },
     /// Element-wise sum of all inputs (residual connections).
     Add,
     /// Concatenation along channels (DenseNet).
@@ -147,8 +171,11 @@ impl Network {
     /// Output shape of node `id`, given the shapes of all nodes before it.
     fn node_shape(&self, id: NodeId, shapes: &[Shape]) -> Result<Shape, NetworkError> {
         let node = &self.nodes[id];
-        let invalid =
-            |problem: String| NetworkError::Invalid { network: self.architecture.clone(), node: node.name.clone(), problem };
+        let invalid = |problem: String| NetworkError::Invalid {
+            network: self.architecture.clone(),
+            node: node.name.clone(),
+            problem,
+        };
         if let Some(&bad) = node.inputs.iter().find(|&&i| i >= id) {
             return Err(invalid(format!("input {bad} is not an earlier node")));
         }
@@ -165,7 +192,9 @@ impl Network {
                     return Err(invalid(format!("expects {in_channels} input channels, gets {c}")));
                 }
                 if in_channels % groups != 0 || out_channels % groups != 0 {
-                    return Err(invalid(format!("channels {in_channels}→{out_channels} not divisible by {groups} groups")));
+                    return Err(invalid(format!(
+                        "channels {in_channels}→{out_channels} not divisible by {groups} groups"
+                    )));
                 }
                 let out = |size: i64, before: i64, after: i64| (size + before + after - kernel) / stride + 1;
                 Shape::Map {
@@ -318,7 +347,13 @@ impl Network {
     /// `cut`, when the nodes after it up to the logits read only it or each other.
     fn checked_cut(&self, cut: NodeId) -> Result<NodeId, NetworkError> {
         if let Some(node) = self.nodes[cut + 1..=self.logits].iter().find(|n| n.inputs.iter().any(|&i| i < cut)) {
-            return Err(self.invalid(cut, format!("`{}` after it reads an earlier node, so the layers after it cannot run on its output alone", node.name)));
+            return Err(self.invalid(
+                cut,
+                format!(
+                    "`{}` after it reads an earlier node, so the layers after it cannot run on its output alone",
+                    node.name
+                ),
+            ));
         }
         Ok(cut)
     }
@@ -403,7 +438,17 @@ impl NetworkBuilder {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn conv(&mut self, name: &str, x: NodeId, out: i64, kernel: i64, stride: i64, padding: Padding, groups: i64, bias: bool) -> NodeId {
+    pub fn conv(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        out: i64,
+        kernel: i64,
+        stride: i64,
+        padding: Padding,
+        groups: i64,
+        bias: bool,
+    ) -> NodeId {
         let op = Op::Conv2d { in_channels: self.channels(x), out_channels: out, kernel, stride, padding, groups, bias };
         self.push(name, op, &[x])
     }

@@ -45,7 +45,9 @@ pub fn to_onnx(network: &Network, values: &ParamValues) -> Result<pb::ModelProto
     let shapes = network.shapes()?;
     for spec in network.parameters() {
         match values.get(&spec.name) {
-            None => return Err(ExportError::MissingParameter { network: network.architecture.clone(), name: spec.name }),
+            None => {
+                return Err(ExportError::MissingParameter { network: network.architecture.clone(), name: spec.name });
+            }
             Some(t) if t.shape != spec.shape => {
                 return Err(ExportError::WrongShape {
                     network: network.architecture.clone(),
@@ -176,7 +178,8 @@ pub fn to_onnx(network: &Network, values: &ParamValues) -> Result<pb::ModelProto
                 let w_name = format!("{}.weight", node.name);
                 let b_name = format!("{}.bias", node.name);
                 initializers.push(float_tensor(&w_name, &weight.shape, weight.values.clone()));
-                let bias = values.get(&b_name).map(|b| b.values.clone()).unwrap_or_else(|| vec![0.0; *out_features as usize]);
+                let bias =
+                    values.get(&b_name).map(|b| b.values.clone()).unwrap_or_else(|| vec![0.0; *out_features as usize]);
                 initializers.push(float_tensor(&b_name, &[*out_features], bias));
                 emit("Gemm", vec![inputs[0].clone(), w_name, b_name], &out_name, vec![int_attr("transB", 1)]);
             }
@@ -184,7 +187,8 @@ pub fn to_onnx(network: &Network, values: &ParamValues) -> Result<pb::ModelProto
                 // ONNX Add is binary: chain it.
                 let mut acc = inputs[0].clone();
                 for (k, rhs) in inputs.iter().enumerate().skip(1) {
-                    let out = if k + 1 == inputs.len() { out_name.clone() } else { format!("{}.partial{k}", node.name) };
+                    let out =
+                        if k + 1 == inputs.len() { out_name.clone() } else { format!("{}.partial{k}", node.name) };
                     emit("Add", vec![acc, rhs.clone()], &out, vec![]);
                     acc = out;
                 }
@@ -275,7 +279,12 @@ fn ints_attr(name: &str, ints: &[i64]) -> pb::AttributeProto {
 }
 
 fn int_attr(name: &str, i: i64) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.to_owned(), r#type: pb::attribute_proto::AttributeType::Int as i32, i, ..Default::default() }
+    pb::AttributeProto {
+        name: name.to_owned(),
+        r#type: pb::attribute_proto::AttributeType::Int as i32,
+        i,
+        ..Default::default()
+    }
 }
 
 fn float_attr(name: &str, f: f32) -> pb::AttributeProto {
@@ -347,6 +356,9 @@ mod tests {
         assert_eq!(graph.input[0].name, INPUT_NAME);
         assert_eq!(graph.output[0].name, PROBABILITIES_NAME);
         let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
-        assert_eq!(ops, ["Conv", "Relu", "MaxPool", "Conv", "Relu", "MaxPool", "Flatten", "Gemm", "Relu", "Gemm", "Sigmoid"]);
+        assert_eq!(
+            ops,
+            ["Conv", "Relu", "MaxPool", "Conv", "Relu", "MaxPool", "Flatten", "Gemm", "Relu", "Gemm", "Sigmoid"]
+        );
     }
 }

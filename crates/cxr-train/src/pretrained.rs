@@ -13,9 +13,13 @@ use tch::{Tensor, nn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PretrainedError {
-    #[error("{path}: weights file not found; run scripts/fetch-weights.sh (or convert your checkpoint with scripts/convert-torch-weights.py)")]
+    #[error(
+        "{path}: weights file not found; run scripts/fetch-weights.sh (or convert your checkpoint with scripts/convert-torch-weights.py)"
+    )]
     Missing { path: PathBuf },
-    #[error("{path}: not a readable safetensors file ({source}); re-run scripts/fetch-weights.sh or re-convert the checkpoint")]
+    #[error(
+        "{path}: not a readable safetensors file ({source}); re-run scripts/fetch-weights.sh or re-convert the checkpoint"
+    )]
     Corrupt { path: PathBuf, source: tch::TchError },
     #[error("{path}: does not fit {architecture}: {problems}")]
     Mismatch { path: PathBuf, architecture: String, problems: String },
@@ -31,7 +35,12 @@ pub struct LoadReport {
 
 /// Copies the tensors of `path` into `vs` (whose variables were created for `network`).
 /// Parameters under `head_prefix` may be missing or shaped differently; everything else must match exactly.
-pub fn load_pretrained(vs: &nn::VarStore, network: &Network, path: &Path, head_prefix: &str) -> Result<LoadReport, PretrainedError> {
+pub fn load_pretrained(
+    vs: &nn::VarStore,
+    network: &Network,
+    path: &Path,
+    head_prefix: &str,
+) -> Result<LoadReport, PretrainedError> {
     if !path.is_file() {
         return Err(PretrainedError::Missing { path: path.to_owned() });
     }
@@ -52,7 +61,12 @@ pub fn load_pretrained(vs: &nn::VarStore, network: &Network, path: &Path, head_p
                 if is_head {
                     replaced_head.push(spec.name.clone());
                 } else {
-                    problems.push(format!("`{}` has shape {:?}, the network needs {:?}", spec.name, t.size(), spec.shape));
+                    problems.push(format!(
+                        "`{}` has shape {:?}, the network needs {:?}",
+                        spec.name,
+                        t.size(),
+                        spec.shape
+                    ));
                 }
             }
             Some(t) => to_copy.push((spec.name.clone(), t)),
@@ -64,7 +78,8 @@ pub fn load_pretrained(vs: &nn::VarStore, network: &Network, path: &Path, head_p
     }
     if !problems.is_empty() {
         let shown = problems.len().min(8);
-        let more = if problems.len() > shown { format!(" (and {} more)", problems.len() - shown) } else { String::new() };
+        let more =
+            if problems.len() > shown { format!(" (and {} more)", problems.len() - shown) } else { String::new() };
         return Err(PretrainedError::Mismatch {
             path: path.to_owned(),
             architecture: network.architecture.clone(),

@@ -7,8 +7,8 @@
 use crate::augment::Augmentation;
 use crate::data::DataError;
 use crate::network::{Network, NetworkError};
-use cxr_core::{ClassSet, Preprocess};
 use cxr_core::preprocess::Intensity;
+use cxr_core::{ClassSet, Preprocess};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -178,7 +178,9 @@ pub enum TrainError {
     Io { path: PathBuf, action: &'static str, source: std::io::Error },
     #[error("{path}: not a training state file: {source}")]
     State { path: PathBuf, source: serde_json::Error },
-    #[error("{path}: {source} (the checkpoint does not match the architecture in state.json; was it copied from another run?)")]
+    #[error(
+        "{path}: {source} (the checkpoint does not match the architecture in state.json; was it copied from another run?)"
+    )]
     Checkpoint { path: PathBuf, source: tch::TchError },
     #[error("{dir} already holds a training run; pass --resume to continue it or choose another output directory")]
     RunExists { dir: PathBuf },
@@ -194,11 +196,17 @@ pub enum TrainError {
     Metric { metric: &'static str, source: cxr_core::metrics::MetricsError },
     #[error("{path}: cannot write epoch CSV: {source}")]
     Csv { path: PathBuf, source: csv::Error },
-    #[error("--freeze-base needs --weights: a frozen, randomly initialised backbone gives random features; pass ImageNet weights (scripts/fetch-weights.sh gives .torch/weights/mobilenet_v2-imagenet.safetensors) or drop --freeze-base to train the whole network")]
+    #[error(
+        "--freeze-base needs --weights: a frozen, randomly initialised backbone gives random features; pass ImageNet weights (scripts/fetch-weights.sh gives .torch/weights/mobilenet_v2-imagenet.safetensors) or drop --freeze-base to train the whole network"
+    )]
     FreezeWithoutWeights,
-    #[error("a frozen base trains on backbone features computed once per image, so it cannot augment (an augmented image needs its features recomputed every epoch); train with no augmentation or without freeze_base")]
+    #[error(
+        "a frozen base trains on backbone features computed once per image, so it cannot augment (an augmented image needs its features recomputed every epoch); train with no augmentation or without freeze_base"
+    )]
     FreezeWithAugmentation,
-    #[error("--unfreeze-from says where a frozen base stops, so it needs --freeze-base (without it every layer trains)")]
+    #[error(
+        "--unfreeze-from says where a frozen base stops, so it needs --freeze-base (without it every layer trains)"
+    )]
     UnfreezeWithoutFreeze,
 }
 

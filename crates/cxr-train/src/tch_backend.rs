@@ -53,7 +53,8 @@ impl TchNetwork {
                             &[out_channels, in_channels / groups, kernel, kernel],
                             nn::init::DEFAULT_KAIMING_UNIFORM,
                         );
-                        let bias = bias.then(|| path.var("bias", &[out_channels], Init::Uniform { lo: -bound, up: bound }));
+                        let bias =
+                            bias.then(|| path.var("bias", &[out_channels], Init::Uniform { lo: -bound, up: bound }));
                         Layer::Conv { weight, bias }
                     }
                     Op::BatchNorm { channels, eps } => Layer::BatchNorm(nn::batch_norm2d(
@@ -103,20 +104,35 @@ impl TchNetwork {
 
     /// Evaluates nodes `start + 1 ..= last` given `start`'s output, calling `visit` on each
     /// output, and returns `last`'s. Values are dropped as soon as their last reader has run.
-    fn run(&self, start: usize, start_value: &Tensor, last: usize, train: bool, mut visit: impl FnMut(usize, &Tensor)) -> Tensor {
+    fn run(
+        &self,
+        start: usize,
+        start_value: &Tensor,
+        last: usize,
+        train: bool,
+        mut visit: impl FnMut(usize, &Tensor),
+    ) -> Tensor {
         let nodes = &self.network.nodes;
         let mut values: Vec<Option<Tensor>> = (0..nodes.len()).map(|_| None).collect();
         values[start] = Some(start_value.shallow_clone());
         visit(start, start_value);
         let mut remaining = self.consumers.clone();
         for (id, node) in nodes.iter().enumerate().take(last + 1).skip(start + 1) {
-            let input = |i: usize| values[node.inputs[i]].as_ref().expect("inputs are evaluated first and kept while read");
+            let input =
+                |i: usize| values[node.inputs[i]].as_ref().expect("inputs are evaluated first and kept while read");
             let out = match (&node.op, &self.layers[id]) {
                 (Op::Input, _) => unreachable!("only the first node is an input, and its value is given"),
                 (Op::Conv2d { stride, padding, groups, .. }, Layer::Conv { weight, bias }) => {
                     let x = input(0);
                     if padding.is_symmetric() {
-                        x.conv2d(weight, bias.as_ref(), [*stride, *stride], [padding.top, padding.left], [1, 1], *groups)
+                        x.conv2d(
+                            weight,
+                            bias.as_ref(),
+                            [*stride, *stride],
+                            [padding.top, padding.left],
+                            [1, 1],
+                            *groups,
+                        )
                     } else {
                         x.constant_pad_nd([padding.left, padding.right, padding.top, padding.bottom]).conv2d(
                             weight,

@@ -17,10 +17,13 @@
 use crate::augment::Augmentation;
 use crate::data::{ImageCache, TrainingData, bar_style, class_counts, mix_seed, target_count};
 use crate::features::{self, FeatureKey, FeatureSet};
-pub use crate::run::{BEST_WEIGHTS, BestEpoch, CURVES, DataRecord, EPOCHS_CSV, EpochRecord, FeatureRecord, LAST_WEIGHTS, STATE_FILE, TrainConfig, TrainError, TrainState, read_state};
-use crate::run::{write_epochs_csv, write_state};
 use crate::network::{Head, Network, NodeId};
 use crate::pretrained::load_pretrained;
+pub use crate::run::{
+    BEST_WEIGHTS, BestEpoch, CURVES, DataRecord, EPOCHS_CSV, EpochRecord, FeatureRecord, LAST_WEIGHTS, STATE_FILE,
+    TrainConfig, TrainError, TrainState, read_state,
+};
+use crate::run::{write_epochs_csv, write_state};
 use crate::tch_backend::{TchNetwork, apply_head, batch_tensor};
 use crate::zoo;
 use cxr_core::metrics::roc::RocCurve;
@@ -64,7 +67,13 @@ pub fn train(
         None
     };
     if let Some(saved) = &saved {
-        let comparable = |c: &TrainConfig| TrainConfig { epochs: 0, patience: 0, recipe: String::new(), feature_dir: None, ..c.clone() };
+        let comparable = |c: &TrainConfig| TrainConfig {
+            epochs: 0,
+            patience: 0,
+            recipe: String::new(),
+            feature_dir: None,
+            ..c.clone()
+        };
         if comparable(&saved.config) != comparable(config) {
             return Err(TrainError::ResumeMismatch {
                 dir: run_dir.to_owned(),
@@ -96,7 +105,15 @@ pub fn train(
         };
         freeze_up_to(&vs, &network, cut);
         let key = FeatureKey::new(config, &model, cut, data, &manifest_sha256)?;
-        let cached = features::load_or_extract(&model, cut, &key, data, config, config.feature_dir.as_deref().unwrap_or(run_dir), device)?;
+        let cached = features::load_or_extract(
+            &model,
+            cut,
+            &key,
+            data,
+            config,
+            config.feature_dir.as_deref().unwrap_or(run_dir),
+            device,
+        )?;
         Prepared {
             train: Examples::Features { set: cached.train, cut },
             val: Examples::Features { set: cached.val, cut },
@@ -106,7 +123,8 @@ pub fn train(
     } else {
         let (train_cache, mut unreadable) =
             ImageCache::load(&data.train, config.class_set, &preprocess, "train", &ProgressBar::new(0))?;
-        let (val_cache, val_unreadable) = ImageCache::load(&data.val, config.class_set, &preprocess, "val", &ProgressBar::new(0))?;
+        let (val_cache, val_unreadable) =
+            ImageCache::load(&data.val, config.class_set, &preprocess, "val", &ProgressBar::new(0))?;
         unreadable.extend(val_unreadable);
         let unreadable = unreadable.iter().map(|e| e.to_string()).collect();
         Prepared { train: Examples::Images(train_cache), val: Examples::Images(val_cache), unreadable, features: None }
@@ -183,8 +201,10 @@ pub fn train(
         bar.finish_and_clear();
 
         let val = evaluate(&model, &val_examples, &state.preprocess, config.batch_size, device);
-        let positives: Vec<bool> = val_examples.targets().iter().map(|&t| t == positive_target(config.class_set)).collect();
-        let roc = RocCurve::new(&val.positive_scores, &positives).map_err(|source| TrainError::Metric { metric: "validation ROC", source })?;
+        let positives: Vec<bool> =
+            val_examples.targets().iter().map(|&t| t == positive_target(config.class_set)).collect();
+        let roc = RocCurve::new(&val.positive_scores, &positives)
+            .map_err(|source| TrainError::Metric { metric: "validation ROC", source })?;
         let record = EpochRecord {
             epoch,
             train_loss: loss_sum / seen as f64,
@@ -194,7 +214,8 @@ pub fn train(
             val_auc: roc.auc,
             seconds: started.elapsed().as_secs_f64(),
         };
-        vs.save(run_dir.join(LAST_WEIGHTS)).map_err(|source| TrainError::Checkpoint { path: run_dir.join(LAST_WEIGHTS), source })?;
+        vs.save(run_dir.join(LAST_WEIGHTS))
+            .map_err(|source| TrainError::Checkpoint { path: run_dir.join(LAST_WEIGHTS), source })?;
         let improved = state.best.as_ref().is_none_or(|b| record.val_auc > b.val_auc);
         if improved {
             let point = roc
@@ -252,7 +273,9 @@ fn weighted_loss(head: Head, logits: &Tensor, targets: &Tensor, class_weights: &
             );
             (per_sample * &weights).sum(Kind::Float) / weights.sum(Kind::Float)
         }
-        Head::Softmax { .. } => logits.cross_entropy_loss::<&Tensor>(targets, Some(class_weights), Reduction::Mean, -100, 0.0),
+        Head::Softmax { .. } => {
+            logits.cross_entropy_loss::<&Tensor>(targets, Some(class_weights), Reduction::Mean, -100, 0.0)
+        }
     }
 }
 
@@ -275,7 +298,13 @@ pub struct Evaluation {
 }
 
 /// Runs `model` over every example in inference mode, without augmentation.
-pub fn evaluate(model: &TchNetwork, examples: &Examples, preprocess: &Preprocess, batch_size: usize, device: Device) -> Evaluation {
+pub fn evaluate(
+    model: &TchNetwork,
+    examples: &Examples,
+    preprocess: &Preprocess,
+    batch_size: usize,
+    device: Device,
+) -> Evaluation {
     let head = model.network().head;
     // P(covid) is output 0 both of a sigmoid head and of a three-class softmax head.
     let positive = 0;
@@ -294,7 +323,11 @@ pub fn evaluate(model: &TchNetwork, examples: &Examples, preprocess: &Preprocess
             scores.extend(Vec::<f64>::try_from(probs).expect("a CPU double tensor converts"));
         }
     });
-    Evaluation { loss: loss_sum / examples.len() as f64, accuracy: correct as f64 / examples.len() as f64, positive_scores: scores }
+    Evaluation {
+        loss: loss_sum / examples.len() as f64,
+        accuracy: correct as f64 / examples.len() as f64,
+        positive_scores: scores,
+    }
 }
 
 /// One split's examples, as the transfer mode needs them.
@@ -366,4 +399,3 @@ fn freeze_up_to(vs: &nn::VarStore, network: &Network, cut: NodeId) {
         }
     }
 }
-

@@ -1,11 +1,12 @@
 //! The architectures cxr trains, each written once as a [`Network`] builder.
 
 use crate::network::{Head, Network, NetworkBuilder, NetworkError, NodeId, Op, Padding, Shape};
-use cxr_core::{ClassSet, Preprocess};
 use cxr_core::preprocess::{Normalize, ResizeMode};
+use cxr_core::{ClassSet, Preprocess};
 
 /// Names accepted by `--arch`.
-pub const ARCHITECTURES: &[&str] = &["seed-cnn", "mobilenet-v2", "efficientnet-lite0", "resnet18", "densenet121", "vgg16"];
+pub const ARCHITECTURES: &[&str] =
+    &["seed-cnn", "mobilenet-v2", "efficientnet-lite0", "resnet18", "densenet121", "vgg16"];
 
 /// The seed paper's dropout rate is not stated; 0.25 after each conv block is the Keras-example value
 /// such small CNNs are usually copied from.
@@ -97,12 +98,19 @@ pub fn mobilenet_v2(image_size: i64, head: Head) -> Network {
             let depthwise = names.len();
             names.push((format!("{prefix}.{depthwise}.0"), format!("{prefix}.{depthwise}.1")));
             names.push((format!("{prefix}.{}", depthwise + 1), format!("{prefix}.{}", depthwise + 2)));
-            let block = InvertedResidual { expansion: t, out: c, kernel: 3, stride: if repeat == 0 { s } else { 1 }, eps: BN_EPS };
+            let block = InvertedResidual {
+                expansion: t,
+                out: c,
+                kernel: 3,
+                stride: if repeat == 0 { s } else { 1 },
+                eps: BN_EPS,
+            };
             x = inverted_residual(&mut b, x, block, Padding::same(1), &names);
             index += 1;
         }
     }
-    let features = conv_bn_act(&mut b, ("features.18.0", "features.18.1"), x, ConvShape::centred(1280, 1, 1), BN_EPS, Op::Relu6);
+    let features =
+        conv_bn_act(&mut b, ("features.18.0", "features.18.1"), x, ConvShape::centred(1280, 1, 1), BN_EPS, Op::Relu6);
     let logits = pooled_classifier(&mut b, features, Some(0.2), "classifier.1", head.outputs());
     b.finish(logits, Some(features), head)
 }
@@ -116,8 +124,15 @@ pub fn efficientnet_lite0(image_size: i64, head: Head) -> Network {
     const BN_EPS: f64 = 1e-3;
     // (expansion, kernel, first stride, output channels, repeats): EfficientNet-B0's stages, which
     // Lite0 keeps (width and depth multipliers 1.0).
-    const STAGES: [(i64, i64, i64, i64, usize); 7] =
-        [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)];
+    const STAGES: [(i64, i64, i64, i64, usize); 7] = [
+        (1, 3, 1, 16, 1),
+        (6, 3, 2, 24, 2),
+        (6, 5, 2, 40, 2),
+        (6, 3, 2, 80, 3),
+        (6, 5, 1, 112, 3),
+        (6, 5, 2, 192, 4),
+        (6, 3, 1, 320, 1),
+    ];
     let mut b = NetworkBuilder::new("efficientnet-lite0", 3, image_size);
     let input = NetworkBuilder::INPUT;
     let stem = ConvShape { out: 32, kernel: 3, stride: 2, padding: tf_same_padding(b.shape(input), 3, 2), groups: 1 };
@@ -152,17 +167,31 @@ pub fn resnet18(image_size: i64, head: Head) -> Network {
     const BN_EPS: f64 = 1e-5;
     const BLOCKS_PER_STAGE: usize = 2;
     let mut b = NetworkBuilder::new("resnet18", 3, image_size);
-    let x = conv_bn_act(&mut b, ("conv1", "bn1"), NetworkBuilder::INPUT, ConvShape::centred(64, 7, 2), BN_EPS, Op::Relu);
+    let x =
+        conv_bn_act(&mut b, ("conv1", "bn1"), NetworkBuilder::INPUT, ConvShape::centred(64, 7, 2), BN_EPS, Op::Relu);
     let mut x = b.op(Op::MaxPool { kernel: 3, stride: 2, padding: 1 }, &[x]);
     for (stage, channels) in [64, 128, 256, 512].into_iter().enumerate() {
         for block in 0..BLOCKS_PER_STAGE {
             let stride = if stage > 0 && block == 0 { 2 } else { 1 };
             let prefix = format!("layer{}.{block}", stage + 1);
             let name = |leaf: &str| format!("{prefix}.{leaf}");
-            let y = conv_bn_act(&mut b, (&name("conv1"), &name("bn1")), x, ConvShape::centred(channels, 3, stride), BN_EPS, Op::Relu);
+            let y = conv_bn_act(
+                &mut b,
+                (&name("conv1"), &name("bn1")),
+                x,
+                ConvShape::centred(channels, 3, stride),
+                BN_EPS,
+                Op::Relu,
+            );
             let y = conv_bn(&mut b, (&name("conv2"), &name("bn2")), y, ConvShape::centred(channels, 3, 1), BN_EPS);
             let shortcut = if stride != 1 || b.channels(x) != channels {
-                conv_bn(&mut b, (&name("downsample.0"), &name("downsample.1")), x, ConvShape::centred(channels, 1, stride), BN_EPS)
+                conv_bn(
+                    &mut b,
+                    (&name("downsample.0"), &name("downsample.1")),
+                    x,
+                    ConvShape::centred(channels, 1, stride),
+                    BN_EPS,
+                )
             } else {
                 x
             };
@@ -193,7 +222,13 @@ pub fn densenet121(image_size: i64, head: Head) -> Network {
             let prefix = format!("features.denseblock{}.denselayer{layer}", block + 1);
             let name = |leaf: &str| format!("{prefix}.{leaf}");
             let input = if maps.len() == 1 { maps[0] } else { b.op(Op::Concat, &maps) };
-            let y = bn_relu_conv(&mut b, (&name("norm1"), &name("conv1")), input, ConvShape::centred(BOTTLENECK * GROWTH, 1, 1), BN_EPS);
+            let y = bn_relu_conv(
+                &mut b,
+                (&name("norm1"), &name("conv1")),
+                input,
+                ConvShape::centred(BOTTLENECK * GROWTH, 1, 1),
+                BN_EPS,
+            );
             let y = bn_relu_conv(&mut b, (&name("norm2"), &name("conv2")), y, ConvShape::centred(GROWTH, 3, 1), BN_EPS);
             maps.push(y);
         }
@@ -221,11 +256,24 @@ pub fn densenet121(image_size: i64, head: Head) -> Network {
 pub fn vgg16(image_size: i64, head: Head) -> Network {
     /// Output channels of each conv; `None` is a 2×2 max pool.
     const LAYERS: [Option<i64>; 18] = [
-        Some(64), Some(64), None,
-        Some(128), Some(128), None,
-        Some(256), Some(256), Some(256), None,
-        Some(512), Some(512), Some(512), None,
-        Some(512), Some(512), Some(512), None,
+        Some(64),
+        Some(64),
+        None,
+        Some(128),
+        Some(128),
+        None,
+        Some(256),
+        Some(256),
+        Some(256),
+        None,
+        Some(512),
+        Some(512),
+        Some(512),
+        None,
+        Some(512),
+        Some(512),
+        Some(512),
+        None,
     ];
     const HIDDEN: i64 = 4096;
     const DROPOUT: f64 = 0.5;
@@ -278,7 +326,12 @@ fn tf_same_padding(input: Shape, kernel: i64, stride: i64) -> Padding {
     let Shape::Map { height, width, .. } = input else { panic!("SAME padding needs a feature map, got {input:?}") };
     let total = |size: i64| (((size + stride - 1) / stride - 1) * stride + kernel - size).max(0);
     let (vertical, horizontal) = (total(height), total(width));
-    Padding { top: vertical / 2, left: horizontal / 2, bottom: vertical - vertical / 2, right: horizontal - horizontal / 2 }
+    Padding {
+        top: vertical / 2,
+        left: horizontal / 2,
+        bottom: vertical - vertical / 2,
+        right: horizontal - horizontal / 2,
+    }
 }
 
 /// Conv → BatchNorm, named `(conv, bn)` as the checkpoint names them.
@@ -288,7 +341,14 @@ fn conv_bn(b: &mut NetworkBuilder, (conv, bn): (&str, &str), x: NodeId, shape: C
 }
 
 /// Conv → BatchNorm → `activation`.
-fn conv_bn_act(b: &mut NetworkBuilder, names: (&str, &str), x: NodeId, shape: ConvShape, eps: f64, activation: Op) -> NodeId {
+fn conv_bn_act(
+    b: &mut NetworkBuilder,
+    names: (&str, &str),
+    x: NodeId,
+    shape: ConvShape,
+    eps: f64,
+    activation: Op,
+) -> NodeId {
     let y = conv_bn(b, names, x, shape, eps);
     b.op(activation, &[y])
 }
@@ -329,7 +389,13 @@ fn inverted_residual(
     if block.expansion != 1 {
         x = conv_bn_act(b, next_names(), x, ConvShape::centred(hidden, 1, 1), block.eps, Op::Relu6);
     }
-    let depthwise = ConvShape { out: hidden, kernel: block.kernel, stride: block.stride, padding: depthwise_padding, groups: hidden };
+    let depthwise = ConvShape {
+        out: hidden,
+        kernel: block.kernel,
+        stride: block.stride,
+        padding: depthwise_padding,
+        groups: hidden,
+    };
     x = conv_bn_act(b, next_names(), x, depthwise, block.eps, Op::Relu6);
     x = conv_bn(b, next_names(), x, ConvShape::centred(block.out, 1, 1), block.eps);
     if block.stride == 1 && in_channels == block.out { b.op(Op::Add, &[input, x]) } else { x }
@@ -337,7 +403,13 @@ fn inverted_residual(
 
 /// Global average pooling → flatten → optional dropout → linear `name`: the head of every
 /// globally pooled backbone here.
-fn pooled_classifier(b: &mut NetworkBuilder, features: NodeId, dropout: Option<f64>, name: &str, outputs: i64) -> NodeId {
+fn pooled_classifier(
+    b: &mut NetworkBuilder,
+    features: NodeId,
+    dropout: Option<f64>,
+    name: &str,
+    outputs: i64,
+) -> NodeId {
     let x = b.op(Op::GlobalAvgPool, &[features]);
     let mut x = b.op(Op::Flatten, &[x]);
     if let Some(p) = dropout {
@@ -427,7 +499,11 @@ mod tests {
         assert_eq!(effnet.shapes().unwrap()[cut], Shape::Map { channels: 192, height: 7, width: 7 });
         let resnet = resnet18(224, Head::Sigmoid);
         let cut = resnet.input_of_layer("layer4.0").unwrap();
-        assert_eq!(resnet.shapes().unwrap()[cut], Shape::Map { channels: 256, height: 14, width: 14 }, "the downsampling block reads only the cut");
+        assert_eq!(
+            resnet.shapes().unwrap()[cut],
+            Shape::Map { channels: 256, height: 14, width: 14 },
+            "the downsampling block reads only the cut"
+        );
     }
 
     #[test]

@@ -41,7 +41,10 @@ fn round_trip(build: fn(i64, Head) -> Network, tensor: &str) {
     assert_eq!(source.network().parameters().len(), net.network().parameters().len());
 
     let mut tensors: Vec<(String, Tensor)> = Tensor::read_safetensors(&checkpoint).unwrap();
-    let wrong = tensors.iter_mut().find(|(name, _)| name == tensor).unwrap_or_else(|| panic!("{architecture} has no `{tensor}`"));
+    let wrong = tensors
+        .iter_mut()
+        .find(|(name, _)| name == tensor)
+        .unwrap_or_else(|| panic!("{architecture} has no `{tensor}`"));
     let mut shape = wrong.1.size();
     shape[0] += 1;
     wrong.1 = Tensor::zeros(shape.as_slice(), (Kind::Float, Device::Cpu));
@@ -169,8 +172,11 @@ fn torchvision_state_dicts_load_by_their_own_names() {
         (zoo::densenet121, torchvision_densenet121(), 7_978_856, 727),
         (zoo::vgg16, torchvision_vgg16(), 138_357_544, 32),
     ] {
-        let is_parameter = |name: &str| !name.ends_with("running_mean") && !name.ends_with("running_var") && !name.ends_with("num_batches_tracked");
-        let count: i64 = entries.iter().filter(|(n, _)| is_parameter(n)).map(|(_, shape)| shape.iter().product::<i64>()).sum();
+        let is_parameter = |name: &str| {
+            !name.ends_with("running_mean") && !name.ends_with("running_var") && !name.ends_with("num_batches_tracked")
+        };
+        let count: i64 =
+            entries.iter().filter(|(n, _)| is_parameter(n)).map(|(_, shape)| shape.iter().product::<i64>()).sum();
         assert_eq!((count, entries.len()), (parameters, state_dict_len), "the list is not torchvision's");
 
         // Each tensor a constant of its own (its index), so a tensor landing under another name shows.
@@ -196,10 +202,15 @@ fn torchvision_state_dicts_load_by_their_own_names() {
         let net = TchNetwork::new(&vs.root(), build(224, Head::Sigmoid)).unwrap();
         let architecture = net.network().architecture.clone();
         let head = net.network().head_prefix();
-        let report = load_pretrained(&vs, net.network(), &checkpoint, &head).unwrap_or_else(|e| panic!("{architecture}: {e}"));
+        let report =
+            load_pretrained(&vs, net.network(), &checkpoint, &head).unwrap_or_else(|e| panic!("{architecture}: {e}"));
         assert_eq!(report.replaced_head, [format!("{head}weight"), format!("{head}bias")], "{architecture}");
         let variables = vs.variables();
-        let loaded: Vec<&String> = entries.iter().map(|(n, _)| n).filter(|n| !n.ends_with("num_batches_tracked") && !n.starts_with(&head)).collect();
+        let loaded: Vec<&String> = entries
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| !n.ends_with("num_batches_tracked") && !n.starts_with(&head))
+            .collect();
         assert_eq!(report.loaded, loaded.len(), "{architecture}");
         assert_eq!(variables.len(), loaded.len() + 2, "{architecture}: tensors torchvision does not have");
         for (i, (name, _)) in entries.iter().enumerate().filter(|(_, (n, _))| loaded.contains(&n)) {

@@ -11,7 +11,8 @@ use tch::{Device, Kind, Tensor, nn};
 const SIZE: i64 = 224;
 
 fn imagenet_weights() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.torch/weights/efficientnet_lite0-imagenet.safetensors");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.torch/weights/efficientnet_lite0-imagenet.safetensors");
     assert!(path.is_file(), "{}: missing; run scripts/fetch-weights.sh first", path.display());
     path
 }
@@ -62,7 +63,8 @@ fn imagenet_weights_load_completely_and_reproduce_the_original_checkpoints_logit
 #[test]
 fn binary_head_replaces_only_the_imagenet_classifier() {
     let weights = imagenet_weights();
-    let file: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&weights).unwrap().into_iter().collect();
+    let file: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(&weights).unwrap().into_iter().collect();
     let vs = nn::VarStore::new(Device::Cpu);
     let binary = TchNetwork::new(&vs.root(), zoo::efficientnet_lite0(SIZE, Head::Sigmoid)).unwrap();
     let report = load_pretrained(&vs, binary.network(), &weights, &binary.network().head_prefix()).unwrap();

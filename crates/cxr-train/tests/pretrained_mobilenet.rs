@@ -16,7 +16,8 @@ fn imagenet_weights() -> PathBuf {
 #[test]
 fn imagenet_backbone_loads_completely_and_only_the_new_head_is_replaced() {
     let weights = imagenet_weights();
-    let file: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&weights).unwrap().into_iter().collect();
+    let file: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(&weights).unwrap().into_iter().collect();
 
     // With the original 1000-class head everything loads, and the network is torchvision's.
     let vs = nn::VarStore::new(Device::Cpu);

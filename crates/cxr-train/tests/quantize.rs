@@ -34,7 +34,13 @@ fn shipped_seed_cnn(dir: &Path) -> PathBuf {
 
 /// Quantizes `fp32` on the shared small data set; checks the card, the graph form, that
 /// cxr-infer loads the result, and that no validation probability moved by more than `max_diff`.
-fn quantize_and_check(fp32: &Path, calibration: Calibration, expect_conv: usize, expect_matmul: usize, max_diff: f64) -> ModelCard {
+fn quantize_and_check(
+    fp32: &Path,
+    calibration: Calibration,
+    expect_conv: usize,
+    expect_matmul: usize,
+    max_diff: f64,
+) -> ModelCard {
     let data = small_data();
     let out = fp32.with_file_name("q-int8.onnx");
     let options = QuantizeOptions { calibration_images: 200, calibration, ..Default::default() };
@@ -50,7 +56,12 @@ fn quantize_and_check(fp32: &Path, calibration: Calibration, expect_conv: usize,
     let q = card.quantization.clone().unwrap();
     assert_eq!(q.calibration_images, 200);
     assert_eq!(q.compared_images, data.val.len() as u64, "every validation image was compared");
-    assert!(q.max_abs_diff <= max_diff, "int8 moved a validation probability by {} (mean {})", q.max_abs_diff, q.mean_abs_diff);
+    assert!(
+        q.max_abs_diff <= max_diff,
+        "int8 moved a validation probability by {} (mean {})",
+        q.max_abs_diff,
+        q.mean_abs_diff
+    );
 
     let graph = pb::ModelProto::decode(bytes.as_slice()).unwrap().graph.unwrap();
     let count = |op: &str| graph.node.iter().filter(|n| n.op_type == op).count();
@@ -88,7 +99,8 @@ fn the_shipped_seed_cnn_in_int8_ranks_unseen_adult_images_like_fp32() {
 
     // Both files scored again here, image by image, and the AUCs counted by their definition.
     let data = small_data();
-    let (fp32_model, int8_model) = (Model::load(&fp32).unwrap(), Model::load(&fp32.with_file_name("q-int8.onnx")).unwrap());
+    let (fp32_model, int8_model) =
+        (Model::load(&fp32).unwrap(), Model::load(&fp32.with_file_name("q-int8.onnx")).unwrap());
     let at = fp32_model.class_set().index(cxr_core::Class::Covid);
     let (fp32_scores, int8_scores): (Vec<f64>, Vec<f64>) = data
         .val
@@ -100,15 +112,33 @@ fn the_shipped_seed_cnn_in_int8_ranks_unseen_adult_images_like_fp32() {
         })
         .unzip();
     let covid: Vec<bool> = data.val.iter().map(|item| item.class == cxr_core::Class::Covid).collect();
-    let (auc_fp32, auc_int8) = (common::mann_whitney_auc(&fp32_scores, &covid), common::mann_whitney_auc(&int8_scores, &covid));
+    let (auc_fp32, auc_int8) =
+        (common::mann_whitney_auc(&fp32_scores, &covid), common::mann_whitney_auc(&int8_scores, &covid));
     let moves: Vec<f64> = fp32_scores.iter().zip(&int8_scores).map(|(a, b)| (a - b).abs()).collect();
-    let (max_move, mean_move) = (moves.iter().copied().fold(0.0, f64::max), moves.iter().sum::<f64>() / moves.len() as f64);
-    eprintln!("seed-cnn on {} validation images: AUC fp32 {auc_fp32:.4} → int8 {auc_int8:.4}; |ΔP| max {max_move:.4}, mean {mean_move:.5}", moves.len());
+    let (max_move, mean_move) =
+        (moves.iter().copied().fold(0.0, f64::max), moves.iter().sum::<f64>() / moves.len() as f64);
+    eprintln!(
+        "seed-cnn on {} validation images: AUC fp32 {auc_fp32:.4} → int8 {auc_int8:.4}; |ΔP| max {max_move:.4}, mean {mean_move:.5}",
+        moves.len()
+    );
 
-    assert!((q.val_auc_fp32 - auc_fp32).abs() < 1e-9 && (q.val_auc_int8 - auc_int8).abs() < 1e-9, "card AUCs {} / {} are not the files' {auc_fp32} / {auc_int8}", q.val_auc_fp32, q.val_auc_int8);
-    assert!((q.max_abs_diff - max_move).abs() < 1e-9 && (q.mean_abs_diff - mean_move).abs() < 1e-9, "card moves {} / {} are not the files' {max_move} / {mean_move}", q.max_abs_diff, q.mean_abs_diff);
+    assert!(
+        (q.val_auc_fp32 - auc_fp32).abs() < 1e-9 && (q.val_auc_int8 - auc_int8).abs() < 1e-9,
+        "card AUCs {} / {} are not the files' {auc_fp32} / {auc_int8}",
+        q.val_auc_fp32,
+        q.val_auc_int8
+    );
+    assert!(
+        (q.max_abs_diff - max_move).abs() < 1e-9 && (q.mean_abs_diff - mean_move).abs() < 1e-9,
+        "card moves {} / {} are not the files' {max_move} / {mean_move}",
+        q.max_abs_diff,
+        q.mean_abs_diff
+    );
     assert!((auc_int8 - auc_fp32).abs() <= SEED_CNN_MAX_AUC_CHANGE, "AUC fp32 {auc_fp32} int8 {auc_int8}");
-    assert!(max_move <= SEED_CNN_MAX_MOVE && mean_move <= SEED_CNN_MAX_MEAN_MOVE, "int8 moved P(covid) by up to {max_move} (mean {mean_move})");
+    assert!(
+        max_move <= SEED_CNN_MAX_MOVE && mean_move <= SEED_CNN_MAX_MEAN_MOVE,
+        "int8 moved P(covid) by up to {max_move} (mean {mean_move})"
+    );
 }
 
 #[test]
@@ -150,17 +180,27 @@ fn every_other_zoo_architecture_quantizes_and_runs_in_tract() {
         let options = QuantizeOptions { calibration_images: 200, compare_images: Some(10), ..Default::default() };
         let card = quantize_file(&fp32, &small_data(), &out, &options).unwrap_or_else(|e| panic!("{arch}: {e}"));
 
-        let graph = |path: &Path| pb::ModelProto::decode(std::fs::read(path).unwrap().as_slice()).unwrap().graph.unwrap();
+        let graph =
+            |path: &Path| pb::ModelProto::decode(std::fs::read(path).unwrap().as_slice()).unwrap().graph.unwrap();
         let (before, after) = (graph(&fp32), graph(&out));
         let count = |g: &pb::GraphProto, op: &str| g.node.iter().filter(|n| n.op_type == op).count();
         assert!(count(&before, "Conv") > 0, "{arch}");
         assert_eq!(count(&after, "QLinearConv"), count(&before, "Conv"), "{arch}: every conv is integer");
-        assert_eq!(count(&after, "MatMulInteger"), count(&before, "Gemm"), "{arch}: every fully connected layer is integer");
+        assert_eq!(
+            count(&after, "MatMulInteger"),
+            count(&before, "Gemm"),
+            "{arch}: every fully connected layer is integer"
+        );
         assert_eq!(count(&after, "Conv") + count(&after, "Gemm") + count(&after, "MatMul"), 0, "{arch}");
         let q = card.quantization.unwrap();
         assert_eq!(q.compared_images, 10, "{arch}: tract scored the validation images with both models");
         eprintln!("{arch}: int8 moved P(covid) by up to {:.4} (mean {:.4})", q.max_abs_diff, q.mean_abs_diff);
-        assert!(q.max_abs_diff <= MAX_RANDOM_INIT_MOVE, "{arch}: int8 moved P(covid) by {} (mean {})", q.max_abs_diff, q.mean_abs_diff);
+        assert!(
+            q.max_abs_diff <= MAX_RANDOM_INIT_MOVE,
+            "{arch}: int8 moved P(covid) by {} (mean {})",
+            q.max_abs_diff,
+            q.mean_abs_diff
+        );
     }
 }
 
@@ -170,14 +210,21 @@ fn every_other_zoo_architecture_quantizes_and_runs_in_tract() {
 /// would agree whatever int8 did.
 fn unit_logits_on_real_images(vs: &nn::VarStore, net: &TchNetwork) {
     let preprocess = zoo::preprocess_for(net.network());
-    let images: Vec<f32> = small_data().val.iter().step_by(10).flat_map(|item| preprocess.apply(&cxr_core::load_image(&item.path).unwrap())).collect();
+    let images: Vec<f32> = small_data()
+        .val
+        .iter()
+        .step_by(10)
+        .flat_map(|item| preprocess.apply(&cxr_core::load_image(&item.path).unwrap()))
+        .collect();
     let batch = batch_tensor(&images, preprocess.shape(images.len() / preprocess.shape(1).iter().product::<usize>()));
     let logits = tch::no_grad(|| net.forward(&batch, false).logits);
     let (mean, spread) = (logits.mean(Kind::Float).double_value(&[]), logits.std(true).double_value(&[]));
     assert!(spread > 0.0, "{}: every image gives the same logit", net.network().architecture);
     let variables = vs.variables();
-    let (weight_name, weight) = variables.iter().find(|(_, t)| t.dim() == 2 && t.size()[0] == 1).expect("a binary head");
-    let (mut weight, mut bias) = (weight.shallow_clone(), variables[&weight_name.replace("weight", "bias")].shallow_clone());
+    let (weight_name, weight) =
+        variables.iter().find(|(_, t)| t.dim() == 2 && t.size()[0] == 1).expect("a binary head");
+    let (mut weight, mut bias) =
+        (weight.shallow_clone(), variables[&weight_name.replace("weight", "bias")].shallow_clone());
     tch::no_grad(|| {
         let b = bias.double_value(&[0]);
         weight.copy_(&(&weight / spread));
@@ -195,7 +242,12 @@ fn a_layer_kept_in_float_stays_a_float_conv_and_the_card_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let fp32 = shipped_seed_cnn(dir.path());
     let out = dir.path().join("mixed.onnx");
-    let options = QuantizeOptions { calibration_images: 200, keep_float: vec!["conv1".into()], compare_images: Some(30), ..Default::default() };
+    let options = QuantizeOptions {
+        calibration_images: 200,
+        keep_float: vec!["conv1".into()],
+        compare_images: Some(30),
+        ..Default::default()
+    };
     let card = quantize_file(&fp32, &small_data(), &out, &options).unwrap();
     let graph = pb::ModelProto::decode(std::fs::read(&out).unwrap().as_slice()).unwrap().graph.unwrap();
     let op_of = |name: &str| graph.node.iter().find(|n| n.name == name).map(|n| n.op_type.clone());
@@ -214,7 +266,8 @@ fn percentile_ranges_clip_the_tails_that_min_max_keeps_on_real_activations() {
     let bytes = std::fs::read(workspace().join("models/seed-cnn.onnx")).unwrap();
     let model = split_gemm(&pb::ModelProto::decode(bytes.as_slice()).unwrap()).unwrap();
     let card = ModelCard::load(&workspace().join("models/seed-cnn.card.json")).unwrap();
-    let images: Vec<_> = small_data().train.iter().take(40).map(|item| cxr_core::load_image(&item.path).unwrap()).collect();
+    let images: Vec<_> =
+        small_data().train.iter().take(40).map(|item| cxr_core::load_image(&item.path).unwrap()).collect();
     let min_max = calibrate(&model, &card.preprocess, &images, Calibration::MinMax).unwrap();
     let central = calibrate(&model, &card.preprocess, &images, Calibration::Percentile(99.0)).unwrap();
     assert_eq!(min_max.len(), central.len());
@@ -237,12 +290,15 @@ fn a_model_that_is_already_int8_or_too_little_calibration_data_is_refused() {
     let fp32 = shipped_seed_cnn(dir.path());
     let mut data = small_data();
     data.train.truncate(150);
-    let err = quantize_file(&fp32, &data, &dir.path().join("x.onnx"), &QuantizeOptions::default()).unwrap_err().to_string();
+    let err =
+        quantize_file(&fp32, &data, &dir.path().join("x.onnx"), &QuantizeOptions::default()).unwrap_err().to_string();
     assert!(err.contains("150") && err.contains("200"), "{err}");
 
     let mut card = ModelCard::load(&ModelCard::path_for(&fp32)).unwrap();
     card.precision = "int8".into();
     card.save(&ModelCard::path_for(&fp32)).unwrap();
-    let err = quantize_file(&fp32, &small_data(), &dir.path().join("x.onnx"), &QuantizeOptions::default()).unwrap_err().to_string();
+    let err = quantize_file(&fp32, &small_data(), &dir.path().join("x.onnx"), &QuantizeOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("int8") && err.contains("fp32"), "{err}");
 }

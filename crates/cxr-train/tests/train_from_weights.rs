@@ -46,7 +46,8 @@ fn a_fitting_checkpoint_is_the_starting_point_and_one_that_does_not_fit_stops_th
     config.pretrained = Some(checkpoint.clone());
     let run = dir.path().join("run");
     let state = train::train(&config, &data, manifest, &run, false, &mut |_, _| {}).unwrap();
-    let trained: HashMap<String, Tensor> = Tensor::read_safetensors(run.join(BEST_WEIGHTS)).unwrap().into_iter().collect();
+    let trained: HashMap<String, Tensor> =
+        Tensor::read_safetensors(run.join(BEST_WEIGHTS)).unwrap().into_iter().collect();
     let original: HashMap<String, Tensor> = Tensor::read_safetensors(&checkpoint).unwrap().into_iter().collect();
     for name in ["conv1.weight", "layer4.1.conv2.weight", "layer2.0.downsample.1.weight"] {
         assert!(trained[name].equal(&original[name]), "`{name}` did not come from the checkpoint");
@@ -58,8 +59,14 @@ fn a_fitting_checkpoint_is_the_starting_point_and_one_that_does_not_fit_stops_th
 
     // MobileNetV2's names mean nothing to ResNet-18: the run stops before any epoch, naming tensors.
     let mut config = config.clone();
-    let mobilenet = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.torch/weights/mobilenet_v2-imagenet.safetensors");
+    let mobilenet =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.torch/weights/mobilenet_v2-imagenet.safetensors");
     config.pretrained = Some(mobilenet);
-    let err = train::train(&config, &data, manifest, &dir.path().join("bad-run"), false, &mut |_, _| {}).unwrap_err().to_string();
-    assert!(err.contains("mobilenet_v2-imagenet.safetensors") && err.contains("`conv1.weight`") && err.contains("resnet18"), "{err}");
+    let err = train::train(&config, &data, manifest, &dir.path().join("bad-run"), false, &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("mobilenet_v2-imagenet.safetensors") && err.contains("`conv1.weight`") && err.contains("resnet18"),
+        "{err}"
+    );
 }

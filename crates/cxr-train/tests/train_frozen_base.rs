@@ -51,7 +51,11 @@ fn frozen_mobilenet_v2_trains_only_its_head_on_cached_features_and_exports_the_w
     let first = train::train(&config, &data, manifest, &run, false, &mut |_, _| {}).unwrap();
     let computed = first.features.clone().expect("a frozen-base run records its features");
     assert!(!computed.reused);
-    assert!(computed.node.starts_with("flatten"), "the pooled, flattened map before dropout and `classifier.1`: {}", computed.node);
+    assert!(
+        computed.node.starts_with("flatten"),
+        "the pooled, flattened map before dropout and `classifier.1`: {}",
+        computed.node
+    );
     assert_eq!(computed.dimensions, 1280, "MobileNetV2's pooled features");
     assert!(run.join(&computed.file).is_file());
 
@@ -70,27 +74,43 @@ fn frozen_mobilenet_v2_trains_only_its_head_on_cached_features_and_exports_the_w
         state.history.iter().map(|r| format!("{:.3} s", r.seconds)).collect::<Vec<_>>().join(", ")
     ));
     let best = state.best.clone().unwrap();
-    assert!(best.val_auc > 0.75, "validation AUC {} is not clearly above chance; history {:?}", best.val_auc, state.history);
+    assert!(
+        best.val_auc > 0.75,
+        "validation AUC {} is not clearly above chance; history {:?}",
+        best.val_auc,
+        state.history
+    );
 
     // A three-class head on the same backbone and images trains on the same cached features when
     // pointed at them: the cache keeps each row's image, not a class set's targets.
     let mut three = frozen_config();
     three.class_set = ClassSet::ThreeClass;
     three.feature_dir = Some(run.clone());
-    let three_state = train::train(&three, &data, manifest, &dir.path().join("three-class-run"), false, &mut |_, _| {}).unwrap();
+    let three_state =
+        train::train(&three, &data, manifest, &dir.path().join("three-class-run"), false, &mut |_, _| {}).unwrap();
     let shared = three_state.features.clone().unwrap();
     assert!(shared.reused && shared.file == computed.file, "the three-class run recomputed its features: {shared:?}");
     assert!(!dir.path().join("three-class-run").join(&computed.file).exists(), "the cache stays in --feature-dir");
-    assert_eq!(three_state.data.train_class_counts.len(), 3, "three-class targets: {:?}", three_state.data.train_class_counts);
+    assert_eq!(
+        three_state.data.train_class_counts.len(),
+        3,
+        "three-class targets: {:?}",
+        three_state.data.train_class_counts
+    );
     assert!(three_state.best.unwrap().val_auc > 0.75, "three-class head on shared features: {:?}", three_state.history);
 
     // Every backbone tensor, BatchNorm statistics included, is the checkpoint's; the head is not its initial value.
-    let trained: HashMap<String, Tensor> = Tensor::read_safetensors(run.join(BEST_WEIGHTS)).unwrap().into_iter().collect();
+    let trained: HashMap<String, Tensor> =
+        Tensor::read_safetensors(run.join(BEST_WEIGHTS)).unwrap().into_iter().collect();
     let original: HashMap<String, Tensor> = Tensor::read_safetensors(imagenet_weights()).unwrap().into_iter().collect();
     let head = state.network.head_prefix();
     let mut backbone = 0;
     for spec in state.network.parameters().iter().filter(|p| !p.name.starts_with(&head)) {
-        assert!(trained[&spec.name].equal(&original[&spec.name].to_kind(trained[&spec.name].kind())), "`{}` changed in training", spec.name);
+        assert!(
+            trained[&spec.name].equal(&original[&spec.name].to_kind(trained[&spec.name].kind())),
+            "`{}` changed in training",
+            spec.name
+        );
         backbone += 1;
     }
     assert_eq!(backbone, 260, "all of MobileNetV2 but `classifier.1.weight` and `.bias`");
@@ -114,7 +134,13 @@ fn frozen_mobilenet_v2_trains_only_its_head_on_cached_features_and_exports_the_w
 
 /// The exported ONNX, run by cxr-infer, gives the probabilities libtorch gives for the best
 /// checkpoint on every ninth validation image.
-fn assert_runtime_matches_libtorch(network: &cxr_train::network::Network, run: &Path, onnx: &Path, card: &ModelCard, data: &TrainingData) {
+fn assert_runtime_matches_libtorch(
+    network: &cxr_train::network::Network,
+    run: &Path,
+    onnx: &Path,
+    card: &ModelCard,
+    data: &TrainingData,
+) {
     let sample: Vec<&LabeledImage> = data.val.iter().step_by(9).collect();
     let mut input = Vec::new();
     for img in &sample {
@@ -123,7 +149,10 @@ fn assert_runtime_matches_libtorch(network: &cxr_train::network::Network, run: &
     let mut vs = nn::VarStore::new(Device::Cpu);
     let model = TchNetwork::new(&vs.root(), network.clone()).unwrap();
     vs.load(run.join(BEST_WEIGHTS)).unwrap();
-    let expected = Vec::<f32>::try_from(model.probabilities(&batch_tensor(&input, card.preprocess.shape(sample.len()))).flatten(0, -1)).unwrap();
+    let expected = Vec::<f32>::try_from(
+        model.probabilities(&batch_tensor(&input, card.preprocess.shape(sample.len()))).flatten(0, -1),
+    )
+    .unwrap();
     let runtime = Model::load(onnx).unwrap();
     let mut session = runtime.session();
     let covid = runtime.class_set().index(Class::Covid);
@@ -150,7 +179,8 @@ fn a_base_frozen_up_to_a_block_trains_that_block_onwards_on_its_cached_input() {
     assert_eq!(features.dimensions, 160 * 4 * 4, "block 16's map at 128 px: {features:?}");
     assert!(state.best.clone().unwrap().val_auc > 0.75, "{:?}", state.history);
 
-    let trained: HashMap<String, Tensor> = Tensor::read_safetensors(run.join(BEST_WEIGHTS)).unwrap().into_iter().collect();
+    let trained: HashMap<String, Tensor> =
+        Tensor::read_safetensors(run.join(BEST_WEIGHTS)).unwrap().into_iter().collect();
     let original: HashMap<String, Tensor> = Tensor::read_safetensors(imagenet_weights()).unwrap().into_iter().collect();
     let cut = state.network.input_of_layer("features.17").unwrap();
     let (mut kept, mut changed) = (0, Vec::new());
@@ -181,7 +211,9 @@ fn a_frozen_base_without_weights_is_refused_before_any_image_is_read() {
     let mut config = frozen_config();
     config.pretrained = None;
     let dir = tempfile::tempdir().unwrap();
-    let err = train::train(&config, &small_data(), Path::new("m.csv"), dir.path(), false, &mut |_, _| {}).unwrap_err().to_string();
+    let err = train::train(&config, &small_data(), Path::new("m.csv"), dir.path(), false, &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("--freeze-base needs --weights"), "{err}");
     assert!(!dir.path().join(train::STATE_FILE).exists());
 }

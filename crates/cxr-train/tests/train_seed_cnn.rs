@@ -44,7 +44,10 @@ fn seed_cnn_learns_covid_from_real_images_resumes_and_exports_faithfully() {
     let first = train::train(&config, &data, manifest, &run, false, &mut |_, _| lines += 1).unwrap();
     assert_eq!(first.history.len(), 3);
     assert_eq!(lines, 3);
-    assert!(train::train(&config, &data, manifest, &run, false, &mut |_, _| {}).is_err(), "an existing run is not overwritten");
+    assert!(
+        train::train(&config, &data, manifest, &run, false, &mut |_, _| {}).is_err(),
+        "an existing run is not overwritten"
+    );
 
     config.epochs = 5;
     let state = train::train(&config, &data, manifest, &run, true, &mut |_, _| {}).unwrap();
@@ -53,7 +56,12 @@ fn seed_cnn_learns_covid_from_real_images_resumes_and_exports_faithfully() {
     // COVID against adult normal films (no children's films to spot): 5 CPU epochs on 210 images
     // reach 0.696 in this seeded run; on 90 validation images chance stays below 0.65 at about
     // 2.7 standard errors, and the old paediatric negatives gave over 0.8 without learning COVID.
-    assert!(best.val_auc > 0.65, "validation AUC {} does not clearly beat chance; history {:?}", best.val_auc, state.history);
+    assert!(
+        best.val_auc > 0.65,
+        "validation AUC {} does not clearly beat chance; history {:?}",
+        best.val_auc,
+        state.history
+    );
     let csv = std::fs::read_to_string(run.join(EPOCHS_CSV)).unwrap();
     assert!(csv.starts_with("epoch,train_loss,train_acc,val_loss,val_acc,val_auc"), "{csv}");
     assert_eq!(csv.lines().count(), 6);
@@ -101,21 +109,40 @@ fn seed_cnn_learns_covid_from_real_images_resumes_and_exports_faithfully() {
             for img in chunk {
                 card.preprocess.apply_into(&load_image(&img.path).unwrap(), &mut input);
             }
-            let probabilities = model.probabilities(&batch_tensor(&input, card.preprocess.shape(chunk.len()))).flatten(0, -1);
+            let probabilities =
+                model.probabilities(&batch_tensor(&input, card.preprocess.shape(chunk.len()))).flatten(0, -1);
             Vec::<f32>::try_from(probabilities).unwrap().into_iter().map(f64::from)
         })
         .collect();
     let covid: Vec<bool> = data.val.iter().map(|img| img.class == cxr_core::Class::Covid).collect();
-    let count = |positive: bool, keep: &dyn Fn(f64) -> bool| scores.iter().zip(&covid).filter(|&(&s, &c)| c == positive && keep(s)).count();
+    let count = |positive: bool, keep: &dyn Fn(f64) -> bool| {
+        scores.iter().zip(&covid).filter(|&(&s, &c)| c == positive && keep(s)).count()
+    };
     let (positives, negatives) = (count(true, &|_| true), count(false, &|_| true));
     let t = best.threshold;
     let detected = (count(true, &|s| s >= t + SCORE_NOISE), count(true, &|s| s >= t - SCORE_NOISE));
     let cleared = (count(false, &|s| s < t - SCORE_NOISE), count(false, &|s| s < t + SCORE_NOISE));
     let recorded_tp = (best.val_sensitivity * positives as f64).round() as usize;
     let recorded_tn = (best.val_specificity * negatives as f64).round() as usize;
-    eprintln!("threshold {t}: {recorded_tp}/{positives} COVID detected, {recorded_tn}/{negatives} others cleared; recounted {detected:?}, {cleared:?}");
-    assert!((detected.0..=detected.1).contains(&recorded_tp), "recorded sensitivity {} is not the threshold's {detected:?}/{positives}", best.val_sensitivity);
-    assert!((cleared.0..=cleared.1).contains(&recorded_tn), "recorded specificity {} is not the threshold's {cleared:?}/{negatives}", best.val_specificity);
-    assert!(detected.1 as f64 >= config.target_sensitivity * positives as f64, "the threshold misses the target sensitivity");
-    assert!((detected.0 as f64) < config.target_sensitivity * positives as f64, "a higher threshold would still reach the target: not the highest");
+    eprintln!(
+        "threshold {t}: {recorded_tp}/{positives} COVID detected, {recorded_tn}/{negatives} others cleared; recounted {detected:?}, {cleared:?}"
+    );
+    assert!(
+        (detected.0..=detected.1).contains(&recorded_tp),
+        "recorded sensitivity {} is not the threshold's {detected:?}/{positives}",
+        best.val_sensitivity
+    );
+    assert!(
+        (cleared.0..=cleared.1).contains(&recorded_tn),
+        "recorded specificity {} is not the threshold's {cleared:?}/{negatives}",
+        best.val_specificity
+    );
+    assert!(
+        detected.1 as f64 >= config.target_sensitivity * positives as f64,
+        "the threshold misses the target sensitivity"
+    );
+    assert!(
+        (detected.0 as f64) < config.target_sensitivity * positives as f64,
+        "a higher threshold would still reach the target: not the highest"
+    );
 }

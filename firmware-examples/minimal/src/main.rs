@@ -81,7 +81,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
     };
     let model = cxr_pi_model::load(args.model.as_deref())?;
     let score = cxr_pi_model::score(&mut model.session(), &label, &bytes)?;
-    println!("p_covid={:.6} class={} threshold={:.4} model={}", score.p_covid, score.class, model.card.threshold, model.card.name);
+    println!(
+        "p_covid={:.6} class={} threshold={:.4} model={}",
+        score.p_covid, score.class, model.card.threshold, model.card.name
+    );
     eprintln!("{}", cxr_core::card::RESEARCH_USE_ONLY);
     Ok(())
 }

@@ -10,7 +10,8 @@ fn workspace() -> PathBuf {
 }
 
 fn xray() -> PathBuf {
-    let datasets = cxr_core::dataset::shared_datasets(&workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"));
+    let datasets =
+        cxr_core::dataset::shared_datasets(&workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"));
     datasets.join("covid19-radiography/COVID/COVID-1.jpg")
 }
 
@@ -32,7 +33,12 @@ fn minimal(args: &[&str], stdin: Option<&[u8]>) -> Output {
 fn parse(out: &Output) -> (f32, String, String) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let line = String::from_utf8(out.stdout.clone()).unwrap();
-    let field = |key: &str| line.split_whitespace().find_map(|f| f.strip_prefix(key)).unwrap_or_else(|| panic!("no {key} in {line}")).to_owned();
+    let field = |key: &str| {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {line}"))
+            .to_owned()
+    };
     (field("p_covid=").parse().unwrap(), field("class="), field("model="))
 }
 

@@ -48,5 +48,8 @@ pub fn score(session: &mut Session<'_>, path: &Path, bytes: &[u8]) -> Result<Sco
     let image = cxr_core::image::decode_xray(path, bytes)?;
     let prediction = session.predict_image(&image)?;
     let classes = session.model().class_set();
-    Ok(Score { p_covid: prediction.probabilities[classes.index(Class::Covid)], class: classes.names()[prediction.class_index] })
+    Ok(Score {
+        p_covid: prediction.probabilities[classes.index(Class::Covid)],
+        class: classes.names()[prediction.class_index],
+    })
 }

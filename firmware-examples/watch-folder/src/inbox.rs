@@ -128,7 +128,10 @@ mod tests {
         let grew = start + settle / 2;
         std::fs::write(&a, b"half and the rest").unwrap();
         assert!(inbox.ready_at(grew).unwrap().is_empty(), "it just grew");
-        assert!(inbox.ready_at(start + settle).unwrap().is_empty(), "a settle time after it appeared, but it grew since");
+        assert!(
+            inbox.ready_at(start + settle).unwrap().is_empty(),
+            "a settle time after it appeared, but it grew since"
+        );
         assert!(inbox.ready_at(grew + settle - Duration::from_millis(1)).unwrap().is_empty(), "not yet settled");
         assert_eq!(inbox.ready_at(grew + settle).unwrap(), vec![a.clone()]);
         assert_eq!(inbox.waiting(), 1, "hidden and in-progress names are not inputs");

@@ -14,7 +14,8 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Column names, in order. `moved_to` is relative to the inbox (`done/x.png`, `failed/y.png`).
-pub const HEADER: [&str; 9] = ["file", "sha256", "bytes", "p_covid", "class", "model", "moved_to", "scored_at_unix", "error"];
+pub const HEADER: [&str; 9] =
+    ["file", "sha256", "bytes", "p_covid", "class", "model", "moved_to", "scored_at_unix", "error"];
 
 /// One image's outcome. A failed image has no `p_covid`/`class` and a non-empty `error`.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,8 +69,13 @@ impl Journal {
         let text = std::fs::read(path).with_context(|| format!("{}: cannot read results CSV", path.display()))?;
         let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         if complete < text.len() {
-            eprintln!("{}: dropping an unfinished last row ({} bytes) left by a crash; its image is still in the inbox and will be scored", path.display(), text.len() - complete);
-            file.set_len(complete as u64).with_context(|| format!("{}: cannot truncate unfinished row", path.display()))?;
+            eprintln!(
+                "{}: dropping an unfinished last row ({} bytes) left by a crash; its image is still in the inbox and will be scored",
+                path.display(),
+                text.len() - complete
+            );
+            file.set_len(complete as u64)
+                .with_context(|| format!("{}: cannot truncate unfinished row", path.display()))?;
             file.sync_data().with_context(|| format!("{}: cannot sync", path.display()))?;
         }
         let mut journal = Journal { path: path.to_owned(), file, destinations: HashMap::new(), appended: 0 };
@@ -132,7 +138,8 @@ impl Journal {
         let written = self.file.write_all(&line).and_then(|()| self.file.sync_data());
         if let Err(e) = written {
             let _ = self.file.set_len(end);
-            return Err(e).with_context(|| format!("{}: cannot append a row (disk full or read-only?)", path.display()));
+            return Err(e)
+                .with_context(|| format!("{}: cannot append a row (disk full or read-only?)", path.display()));
         }
         Ok(())
     }

@@ -24,7 +24,10 @@ use std::time::Duration;
 /// Scores every chest X-ray (PNG, JPEG, DICOM) dropped into INBOX, exactly once.
 /// Research use only, not for diagnosis.
 #[derive(Parser, Debug)]
-#[command(version, after_help = "Copy images in under a hidden or .part name and rename them when complete, or rely on --settle-ms.")]
+#[command(
+    version,
+    after_help = "Copy images in under a hidden or .part name and rename them when complete, or rely on --settle-ms."
+)]
 struct Args {
     /// Folder to watch. `done/` and `failed/` are created inside it.
     #[arg(long)]
@@ -85,8 +88,9 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         cxr_core::card::RESEARCH_USE_ONLY
     );
     // The CSV may live in the inbox (the default): it is output, never input.
-    let csv_in_inbox = csv.parent().and_then(|p| std::fs::canonicalize(if p.as_os_str().is_empty() { ".".as_ref() } else { p }).ok())
-        == std::fs::canonicalize(&args.inbox).ok();
+    let csv_in_inbox =
+        csv.parent().and_then(|p| std::fs::canonicalize(if p.as_os_str().is_empty() { ".".as_ref() } else { p }).ok())
+            == std::fs::canonicalize(&args.inbox).ok();
     let own_files = if csv_in_inbox { vec![args.inbox.join(csv.file_name().expect("a file name"))] } else { vec![] };
     let mut inbox = Inbox::new(&args.inbox, own_files, Duration::from_millis(args.settle_ms));
     let mut service = Service {

@@ -57,8 +57,12 @@ impl<'m> Service<'m> {
         // Bounded: a huge file in the inbox is refused from its header, not read into memory.
         let (bytes, refused) = match cxr_core::image::read_image_file(path) {
             Ok(bytes) => (bytes, None),
-            Err(ImageError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Outcome::Vanished,
-            Err(ImageError::Io { source, .. }) => return Outcome::RetryLater(format!("{}: cannot read: {source}", path.display())),
+            Err(ImageError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Outcome::Vanished;
+            }
+            Err(ImageError::Io { source, .. }) => {
+                return Outcome::RetryLater(format!("{}: cannot read: {source}", path.display()));
+            }
             Err(e) => (Vec::new(), Some(e)),
         };
         // A refused file was not read: it is recorded by name, with no sha256 — except an empty
@@ -67,9 +71,13 @@ impl<'m> Service<'m> {
         let sha256 = if read_whole { cxr_core::card::sha256_hex(&bytes) } else { String::new() };
         let refused = refused.map(|e| e.to_string());
         let size = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
-        if let Some(recorded) = self.journal.destinations(&name, &sha256).iter().find(|d| !self.inbox.join(d).exists()) {
+        if let Some(recorded) = self.journal.destinations(&name, &sha256).iter().find(|d| !self.inbox.join(d).exists())
+        {
             let to = self.inbox.join(recorded);
-            eprintln!("{}: already scored before a restart (same name and sha256 in the CSV); finishing its move to {recorded}", path.display());
+            eprintln!(
+                "{}: already scored before a restart (same name and sha256 in the CSV); finishing its move to {recorded}",
+                path.display()
+            );
             return match move_durably(path, &to) {
                 Ok(()) if recorded.starts_with("failed/") => Outcome::Failed,
                 Ok(()) => Outcome::Done,
@@ -87,7 +95,11 @@ impl<'m> Service<'m> {
         };
         let dir = if scored.is_ok() { Service::done_dir(&self.inbox) } else { Service::failed_dir(&self.inbox) };
         let to = free_name(&dir, path.file_name().expect("checked above"));
-        let moved_to = to.strip_prefix(&self.inbox).expect("done/ and failed/ are inside the inbox").to_string_lossy().into_owned();
+        let moved_to = to
+            .strip_prefix(&self.inbox)
+            .expect("done/ and failed/ are inside the inbox")
+            .to_string_lossy()
+            .into_owned();
         let (p_covid, class, error) = match &scored {
             Ok(score) => (Some(score.p_covid), score.class.to_owned(), String::new()),
             Err(e) => (None, String::new(), e.clone()),
@@ -129,7 +141,13 @@ impl<'m> Service<'m> {
     /// Scores `bytes` under the poison-file rule: a file that was being scored when the service
     /// died [`DEATHS_BEFORE_QUARANTINE`] times in a row gets an error instead of a third try.
     /// `Err` when the attempt could not be recorded (the file is tried again later).
-    fn score_once(&mut self, path: &Path, name: &str, sha256: &str, bytes: &[u8]) -> Result<Result<cxr_pi_model::Score, String>, String> {
+    fn score_once(
+        &mut self,
+        path: &Path,
+        name: &str,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<Result<cxr_pi_model::Score, String>, String> {
         let deaths = self.attempts.start(name, sha256).map_err(|e| format!("{e:#}"))?;
         let scored = if deaths >= DEATHS_BEFORE_QUARANTINE {
             Err(format!(
@@ -152,14 +170,22 @@ impl<'m> Service<'m> {
     /// taking the service down (a restart would meet the same file and panic again).
     fn score(&mut self, path: &Path, bytes: &[u8]) -> Result<cxr_pi_model::Score, String> {
         let session = &mut self.session;
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cxr_pi_model::score(session, path, bytes)));
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cxr_pi_model::score(session, path, bytes)));
         match outcome {
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(panic) => {
                 // The session's scratch state may be half-updated: start a fresh one.
                 self.session = self.session.model().session();
-                let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
-                Err(format!("{}: the scorer crashed on this file ({}); filed as failed so the service can go on", path.display(), what.unwrap_or_default()))
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned());
+                Err(format!(
+                    "{}: the scorer crashed on this file ({}); filed as failed so the service can go on",
+                    path.display(),
+                    what.unwrap_or_default()
+                ))
             }
         }
     }

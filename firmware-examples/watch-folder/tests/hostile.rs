@@ -8,8 +8,10 @@ use std::process::Command;
 
 fn real_xray() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let datasets = cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(datasets.join("covid19-radiography/COVID")).unwrap().map(|e| e.unwrap().path()).collect();
+    let datasets =
+        cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"));
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(datasets.join("covid19-radiography/COVID")).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     files.remove(0)
 }
@@ -32,7 +34,8 @@ fn rows(inbox: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
     reader
         .records()
         .map(|r| {
-            let row: BTreeMap<String, String> = header.iter().zip(r.unwrap().iter()).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+            let row: BTreeMap<String, String> =
+                header.iter().zip(r.unwrap().iter()).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
             (row["file"].clone(), row)
         })
         .collect()
@@ -56,7 +59,11 @@ fn a_huge_file_is_refused_from_its_header_and_filed_as_failed() {
     let big_row = &rows["big.jpg"];
     assert_eq!(big_row["moved_to"], "failed/big.jpg");
     assert_eq!(big_row["bytes"], (3u64 << 30).to_string());
-    assert!(big_row["error"].contains("big.jpg: 3221225472 bytes, more than a ") && big_row["error"].contains("refusing to read it"), "{big_row:?}");
+    assert!(
+        big_row["error"].contains("big.jpg: 3221225472 bytes, more than a ")
+            && big_row["error"].contains("refusing to read it"),
+        "{big_row:?}"
+    );
     assert!(inbox.path().join("failed/big.jpg").exists());
 }
 
@@ -71,7 +78,11 @@ fn a_file_that_killed_the_service_twice_goes_to_failed_instead_of_a_third_try() 
     // The poison file comes first (name order) and kills the service each time: a restart loop.
     for attempt in 1..=2 {
         let output = watch_once(inbox.path(), &crash);
-        assert!(output.status.code().is_none(), "attempt {attempt}: expected the service to die, got {}", output.status);
+        assert!(
+            output.status.code().is_none(),
+            "attempt {attempt}: expected the service to die, got {}",
+            output.status
+        );
         assert!(inbox.path().join("a-poison.jpg").exists() && inbox.path().join("b-fine.jpg").exists());
     }
     // Third start: the file that killed it twice is filed as failed without scoring, and the rest goes on.
@@ -82,7 +93,10 @@ fn a_file_that_killed_the_service_twice_goes_to_failed_instead_of_a_third_try() 
     assert_eq!(rows.len(), 2, "{rows:?}");
     let poison = &rows["a-poison.jpg"];
     assert_eq!(poison["moved_to"], "failed/a-poison.jpg");
-    assert!(poison["error"].contains("a-poison.jpg: the service died 2 times in a row while scoring this file"), "{poison:?}");
+    assert!(
+        poison["error"].contains("a-poison.jpg: the service died 2 times in a row while scoring this file"),
+        "{poison:?}"
+    );
     assert_eq!(rows["b-fine.jpg"]["moved_to"], "done/b-fine.jpg");
     assert!(inbox.path().join("failed/a-poison.jpg").exists() && inbox.path().join("done/b-fine.jpg").exists());
     assert!(!inbox.path().join(".cxr-watch-scoring").exists(), "the marker is removed once scoring returns");

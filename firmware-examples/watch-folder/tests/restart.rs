@@ -16,7 +16,12 @@ fn datasets() -> PathBuf {
 /// `n` real X-rays from two collections, COVID and not.
 fn xrays(n: usize) -> Vec<PathBuf> {
     let d = datasets();
-    let folders = ["covid19-radiography/COVID", "covid19-radiography/Normal", "chest_xray/test/PNEUMONIA", "chest_xray/test/NORMAL"];
+    let folders = [
+        "covid19-radiography/COVID",
+        "covid19-radiography/Normal",
+        "chest_xray/test/PNEUMONIA",
+        "chest_xray/test/NORMAL",
+    ];
     let mut all: Vec<Vec<PathBuf>> = folders
         .iter()
         .map(|f| {
@@ -38,7 +43,10 @@ fn watch(inbox: &Path, settle_ms: u32) -> Command {
 fn rows(inbox: &Path) -> Vec<BTreeMap<String, String>> {
     let Ok(mut reader) = csv::Reader::from_path(inbox.join("results.csv")) else { return vec![] };
     let header = reader.headers().unwrap().clone();
-    reader.records().map(|r| header.iter().zip(r.unwrap().iter()).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()).collect()
+    reader
+        .records()
+        .map(|r| header.iter().zip(r.unwrap().iter()).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+        .collect()
 }
 
 fn wait_for_rows(inbox: &Path, n: usize, child: &mut Child) {
@@ -99,7 +107,8 @@ fn every_image_is_scored_and_filed_exactly_once_across_crashes_and_restarts() {
     names.sort();
     assert_eq!(names, expected.keys().map(String::as_str).collect::<Vec<_>>(), "every file exactly once in the CSV");
     assert_eq!(files_in(inbox), vec!["results.csv"], "nothing left in the inbox");
-    let mut filed: Vec<String> = files_in(&inbox.join("done")).into_iter().chain(files_in(&inbox.join("failed"))).collect();
+    let mut filed: Vec<String> =
+        files_in(&inbox.join("done")).into_iter().chain(files_in(&inbox.join("failed"))).collect();
     filed.sort();
     assert_eq!(filed, names, "every file exactly once in done/ or failed/");
     for row in &rows {
@@ -148,7 +157,11 @@ fn a_file_still_being_copied_in_waits_until_it_is_complete() {
         let seen = |len: usize| {
             let wanted = format!("slow.jpg: {len} bytes");
             let deadline = Instant::now() + Duration::from_secs(300);
-            while !log.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("the service never logged the part").contains(&wanted) {}
+            while !log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("the service never logged the part")
+                .contains(&wanted)
+            {}
         };
         let mut written = Instant::now();
         std::fs::write(inbox.join("slow.jpg"), &image[..cuts[0]]).unwrap();
@@ -156,7 +169,12 @@ fn a_file_still_being_copied_in_waits_until_it_is_complete() {
         for part in cuts.windows(2) {
             seen(part[0]);
             std::thread::sleep((written + settle * 3 / 5).saturating_duration_since(Instant::now()));
-            std::fs::OpenOptions::new().append(true).open(inbox.join("slow.jpg")).unwrap().write_all(&image[part[0]..part[1]]).unwrap();
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(inbox.join("slow.jpg"))
+                .unwrap()
+                .write_all(&image[part[0]..part[1]])
+                .unwrap();
             in_time &= written.elapsed() < settle;
             written = Instant::now();
         }

@@ -17,13 +17,31 @@ fn r4(x: f64) -> f64 {
 /// evaluation of that name, else appending it, or putting it first if it is the headline) and returns the card's path. The card is re-read
 /// from disk and its sha256 must be the evaluated model's, so a card edited meanwhile is neither
 /// lost nor mismatched.
-pub fn record(model: &Model, report: &EvalReport, name: &str, data: &Path, sources: &[String]) -> anyhow::Result<PathBuf> {
+pub fn record(
+    model: &Model,
+    report: &EvalReport,
+    name: &str,
+    data: &Path,
+    sources: &[String],
+) -> anyhow::Result<PathBuf> {
     let card_path = &model.card_path;
-    anyhow::ensure!(card_path.is_file(), "--record: {} is the built-in model, whose card is compiled in; evaluate its file (`--model models/NAME.onnx`)", card_path.display());
+    anyhow::ensure!(
+        card_path.is_file(),
+        "--record: {} is the built-in model, whose card is compiled in; evaluate its file (`--model models/NAME.onnx`)",
+        card_path.display()
+    );
     let mut card = ModelCard::load(card_path)?;
-    anyhow::ensure!(card.sha256 == report.model.sha256, "{}: the card is for sha256 {}, the evaluated model is {}", card_path.display(), card.sha256, report.model.sha256);
+    anyhow::ensure!(
+        card.sha256 == report.model.sha256,
+        "{}: the card is for sha256 {}, the evaluated model is {}",
+        card_path.display(),
+        card.sha256,
+        report.model.sha256
+    );
     let full = &report.full;
-    let auc = full.auc.with_context(|| format!("--record {name}: no AUC to record ({})", full.auc_note.as_deref().unwrap_or("")))?;
+    let auc = full
+        .auc
+        .with_context(|| format!("--record {name}: no AUC to record ({})", full.auc_note.as_deref().unwrap_or("")))?;
     let occluded = report.occluded_center.as_ref();
     let record = EvaluationRecord {
         name: name.to_owned(),
@@ -67,6 +85,8 @@ fn relative_to(path: &Path, base: &Path) -> anyhow::Result<String> {
     let base = base.canonicalize().with_context(|| format!("{}: cannot resolve", base.display()))?;
     let common = path.components().zip(base.components()).take_while(|(a, b)| a == b).count();
     let ups = base.components().count() - common;
-    let parts: Vec<String> = std::iter::repeat_n("..".to_owned(), ups).chain(path.components().skip(common).map(|c| c.as_os_str().to_string_lossy().into_owned())).collect();
+    let parts: Vec<String> = std::iter::repeat_n("..".to_owned(), ups)
+        .chain(path.components().skip(common).map(|c| c.as_os_str().to_string_lossy().into_owned()))
+        .collect();
     Ok(parts.join("/"))
 }

@@ -29,7 +29,11 @@ pub fn plots(dir: &Path, report: &EvalReport) -> anyhow::Result<Plots> {
     if let Some(roc) = report.occluded_center.as_ref().and_then(|o| o.roc.as_ref()) {
         series.push(RocSeries { label: "centre occluded", curve: roc });
     }
-    let roc = if series.is_empty() { None } else { Some(plot::roc_plot(&dir.join("roc"), &format!("ROC: {name}"), &series, None)?) };
+    let roc = if series.is_empty() {
+        None
+    } else {
+        Some(plot::roc_plot(&dir.join("roc"), &format!("ROC: {name}"), &series, None)?)
+    };
     let mut within = Vec::new();
     if let Some(w) = &full.within_source {
         within.push(WithinSourceSeries { label: "full image", within: w });
@@ -37,15 +41,38 @@ pub fn plots(dir: &Path, report: &EvalReport) -> anyhow::Result<Plots> {
     if let Some(w) = report.occluded_center.as_ref().and_then(|o| o.within_source.as_ref()) {
         within.push(WithinSourceSeries { label: "centre occluded", within: w });
     }
-    let within_source = if within.is_empty() { None } else { Some(plot::within_source_plot(&dir.join("within-source"), &format!("Within-source AUC: {name}"), &within)?) };
-    let calibration = plot::calibration_plot(&dir.join("calibration"), &format!("Calibration: {name}"), &full.calibration)?;
-    let confusion = plot::confusion_plot(&dir.join("confusion"), &format!("Confusion at threshold {}: {name}", report.model.threshold), &full.confusion)?;
+    let within_source = if within.is_empty() {
+        None
+    } else {
+        Some(plot::within_source_plot(&dir.join("within-source"), &format!("Within-source AUC: {name}"), &within)?)
+    };
+    let calibration =
+        plot::calibration_plot(&dir.join("calibration"), &format!("Calibration: {name}"), &full.calibration)?;
+    let confusion = plot::confusion_plot(
+        &dir.join("confusion"),
+        &format!("Confusion at threshold {}: {name}", report.model.threshold),
+        &full.confusion,
+    )?;
     let (scores, positives) = score_columns(dir, "p_covid")?;
-    let histogram = plot::score_histogram(&dir.join("histogram"), &format!("P(covid): {name}"), &scores, &positives, report.model.threshold, ["non-covid", "covid"])?;
+    let histogram = plot::score_histogram(
+        &dir.join("histogram"),
+        &format!("P(covid): {name}"),
+        &scores,
+        &positives,
+        report.model.threshold,
+        ["non-covid", "covid"],
+    )?;
     let occluded_histogram = match &report.occluded_center {
         Some(_) => {
             let (scores, positives) = score_columns(dir, "p_covid_occluded_center")?;
-            Some(plot::score_histogram(&dir.join("histogram-occluded"), &format!("P(covid), centre occluded: {name}"), &scores, &positives, report.model.threshold, ["non-covid", "covid"])?)
+            Some(plot::score_histogram(
+                &dir.join("histogram-occluded"),
+                &format!("P(covid), centre occluded: {name}"),
+                &scores,
+                &positives,
+                report.model.threshold,
+                ["non-covid", "covid"],
+            )?)
         }
         None => None,
     };
@@ -57,7 +84,8 @@ fn score_columns(dir: &Path, column: &str) -> anyhow::Result<(Vec<f64>, Vec<bool
     let path = dir.join("predictions.csv");
     let mut reader = csv::Reader::from_path(&path).with_context(|| format!("{}: cannot read", path.display()))?;
     let headers = reader.headers()?.clone();
-    let col = headers.iter().position(|h| h == column).with_context(|| format!("{}: no column {column}", path.display()))?;
+    let col =
+        headers.iter().position(|h| h == column).with_context(|| format!("{}: no column {column}", path.display()))?;
     let label = headers.iter().position(|h| h == "label").context("predictions.csv has a label column")?;
     let (mut scores, mut positives) = (Vec::new(), Vec::new());
     for record in reader.records() {
@@ -132,8 +160,19 @@ pub fn html(report: &EvalReport, card: &ModelCard, plots: &Plots) -> anyhow::Res
     }
 
     h += "<h2>Plots</h2>\n<div class=\"plots\">";
-    for files in [plots.within_source.as_ref(), plots.roc.as_ref(), Some(&plots.calibration), Some(&plots.confusion), Some(&plots.histogram), plots.occluded_histogram.as_ref()].into_iter().flatten() {
-        let svg = std::fs::read_to_string(&files.svg).with_context(|| format!("{}: cannot read plot", files.svg.display()))?;
+    for files in [
+        plots.within_source.as_ref(),
+        plots.roc.as_ref(),
+        Some(&plots.calibration),
+        Some(&plots.confusion),
+        Some(&plots.histogram),
+        plots.occluded_histogram.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let svg = std::fs::read_to_string(&files.svg)
+            .with_context(|| format!("{}: cannot read plot", files.svg.display()))?;
         write!(h, "<figure>{}</figure>", strip_xml_prolog(&svg))?;
     }
     h += "</div>\n";
@@ -146,14 +185,34 @@ pub fn html(report: &EvalReport, card: &ModelCard, plots: &Plots) -> anyhow::Res
         Some(w) => {
             h += "<table><tr><th>source</th><th>COVID</th><th>non-COVID</th><th>weight</th><th>AUC (95% CI)</th></tr>";
             for s in &w.sources {
-                write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td></tr>", esc(&s.source), s.positives, s.negatives, s.weight, interval(&s.auc))?;
+                write!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td></tr>",
+                    esc(&s.source),
+                    s.positives,
+                    s.negatives,
+                    s.weight,
+                    interval(&s.auc)
+                )?;
             }
-            write!(h, "<tr><th>pooled</th><th colspan=\"3\">{} pairs</th><th>{}</th></tr></table>\n", w.pairs, interval(&w.auc))?;
+            writeln!(
+                h,
+                "<tr><th>pooled</th><th colspan=\"3\">{} pairs</th><th>{}</th></tr></table>",
+                w.pairs,
+                interval(&w.auc)
+            )?;
             for s in &w.left_out {
-                write!(h, "<p>Left out: {} ({} COVID, {} non-COVID): {}</p>\n", esc(&s.source), s.positives, s.negatives, esc(&s.reason))?;
+                writeln!(
+                    h,
+                    "<p>Left out: {} ({} COVID, {} non-COVID): {}</p>",
+                    esc(&s.source),
+                    s.positives,
+                    s.negatives,
+                    esc(&s.reason)
+                )?;
             }
         }
-        None => write!(h, "<p>n/a: {}</p>\n", esc(report.full.within_source_note.as_deref().unwrap_or("")))?,
+        None => writeln!(h, "<p>n/a: {}</p>", esc(report.full.within_source_note.as_deref().unwrap_or("")))?,
     }
 
     h += "<h2>Per source</h2>\n<p>Sources differ in hospital, patient age and device; a pooled AUC that collapses within sources means the model recognises the source, not the disease (DeGrave et al. 2021).</p>\n";
@@ -180,13 +239,20 @@ pub fn html(report: &EvalReport, card: &ModelCard, plots: &Plots) -> anyhow::Res
         }
         h += "</ul>\n";
     }
-    write!(h, "<footer>Written by cxr {}. Research use only, not for diagnosis.</footer>\n</body></html>\n", env!("CARGO_PKG_VERSION"))?;
+    write!(
+        h,
+        "<footer>Written by cxr {}. Research use only, not for diagnosis.</footer>\n</body></html>\n",
+        env!("CARGO_PKG_VERSION")
+    )?;
     Ok(h)
 }
 
 fn metric_rows(h: &mut String, label: &str, m: &Metrics, threshold: f64) -> std::fmt::Result {
     let auc = m.auc.map_or_else(|| format!("n/a: {}", esc(m.auc_note.as_deref().unwrap_or(""))), |d| interval(&d.ci));
-    let within = m.within_source.as_ref().map_or_else(|| format!("n/a: {}", esc(m.within_source_note.as_deref().unwrap_or(""))), |w| format!("{} ({} pairs)", interval(&w.auc), w.pairs));
+    let within = m.within_source.as_ref().map_or_else(
+        || format!("n/a: {}", esc(m.within_source_note.as_deref().unwrap_or(""))),
+        |w| format!("{} ({} pairs)", interval(&w.auc), w.pairs),
+    );
     let t = &m.at_threshold;
     write!(
         h,
@@ -259,12 +325,26 @@ fn model_card(h: &mut String, card: &ModelCard) -> std::fmt::Result {
             t.epochs,
             t.split_seed,
             t.train_seed,
-            if t.holdout_sources.is_empty() { String::new() } else { format!(", held-out sources: {}", esc(&t.holdout_sources.join(", "))) }
+            if t.holdout_sources.is_empty() {
+                String::new()
+            } else {
+                format!(", held-out sources: {}", esc(&t.holdout_sources.join(", ")))
+            }
         )?;
     }
     for e in &card.evaluations {
-        let within = e.within_source.as_ref().map_or(String::new(), |w| format!("within-source AUC {:.3} ({:.3}–{:.3}), ", w.auc, w.auc_ci95[0], w.auc_ci95[1]));
-        write!(h, "<tr><th>Card: {}</th><td>{} images, {within}AUC {:.3} ({:.3}–{:.3})</td></tr>", esc(&e.name), e.images, e.auc, e.auc_ci95[0], e.auc_ci95[1])?;
+        let within = e.within_source.as_ref().map_or(String::new(), |w| {
+            format!("within-source AUC {:.3} ({:.3}–{:.3}), ", w.auc, w.auc_ci95[0], w.auc_ci95[1])
+        });
+        write!(
+            h,
+            "<tr><th>Card: {}</th><td>{} images, {within}AUC {:.3} ({:.3}–{:.3})</td></tr>",
+            esc(&e.name),
+            e.images,
+            e.auc,
+            e.auc_ci95[0],
+            e.auc_ci95[1]
+        )?;
     }
     for note in &card.notes {
         write!(h, "<tr><th>Note</th><td>{}</td></tr>", esc(note))?;

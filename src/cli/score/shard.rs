@@ -58,7 +58,13 @@ impl Shard {
 
 /// Merges shard outputs into `out`: every input exactly once, in input order; error rows kept.
 /// Exit code 1 when any row is an error, as for an unsharded run.
-pub fn merge(inputs: &Inputs, shards: &[PathBuf], out: &Path, header: &[String], model: &Model) -> anyhow::Result<ExitCode> {
+pub fn merge(
+    inputs: &Inputs,
+    shards: &[PathBuf],
+    out: &Path,
+    header: &[String],
+    model: &Model,
+) -> anyhow::Result<ExitCode> {
     if std::fs::metadata(out).is_ok_and(|m| m.len() > 0) {
         bail!("{}: already exists; choose another --out for the merged file", out.display());
     }
@@ -69,7 +75,10 @@ pub fn merge(inputs: &Inputs, shards: &[PathBuf], out: &Path, header: &[String],
         let bytes = std::fs::read(shard).with_context(|| format!("{}: cannot read", shard.display()))?;
         let run = cxr_core::results::read_earlier_run(shard, &bytes, header, &model.card.sha256, &model.card.name)?;
         if run.cut_off {
-            bail!("{}: its last line is cut off (the task was killed); finish it with the same command and --resume, then merge", shard.display());
+            bail!(
+                "{}: its last line is cut off (the task was killed); finish it with the same command and --resume, then merge",
+                shard.display()
+            );
         }
         failed += run.failed.len();
         for row in run.scored.into_iter().chain(run.failed) {
@@ -81,20 +90,33 @@ pub fn merge(inputs: &Inputs, shards: &[PathBuf], out: &Path, header: &[String],
             }
         }
     }
-    let expected: Vec<PathBuf> = inputs.unreadable.iter().map(|(p, _)| p.clone()).chain(inputs.images.iter().map(|l| l.path.clone())).collect();
+    let expected: Vec<PathBuf> =
+        inputs.unreadable.iter().map(|(p, _)| p.clone()).chain(inputs.images.iter().map(|l| l.path.clone())).collect();
     let missing: Vec<&PathBuf> = expected.iter().filter(|p| !rows.contains_key(&identity(p))).collect();
     let listed: std::collections::HashSet<PathBuf> = expected.iter().map(|p| identity(p)).collect();
     let strangers: Vec<&PathBuf> = rows.keys().filter(|p| !listed.contains(*p)).collect();
     let examples = |items: Vec<String>| items.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
     let mut problems = Vec::new();
     if !missing.is_empty() {
-        problems.push(format!("{} inputs have no row (a task missing or unfinished?), e.g. {}", missing.len(), examples(missing.iter().map(|p| p.display().to_string()).collect())));
+        problems.push(format!(
+            "{} inputs have no row (a task missing or unfinished?), e.g. {}",
+            missing.len(),
+            examples(missing.iter().map(|p| p.display().to_string()).collect())
+        ));
     }
     if !twice.is_empty() {
-        problems.push(format!("{} inputs have two rows (a shard given twice, or shards of different N?), e.g. {}", twice.len(), examples(twice)));
+        problems.push(format!(
+            "{} inputs have two rows (a shard given twice, or shards of different N?), e.g. {}",
+            twice.len(),
+            examples(twice)
+        ));
     }
     if !strangers.is_empty() {
-        problems.push(format!("{} rows are not among the inputs (other inputs than the tasks had?), e.g. {}", strangers.len(), examples(strangers.iter().map(|p| p.display().to_string()).collect())));
+        problems.push(format!(
+            "{} rows are not among the inputs (other inputs than the tasks had?), e.g. {}",
+            strangers.len(),
+            examples(strangers.iter().map(|p| p.display().to_string()).collect())
+        ));
     }
     if !problems.is_empty() {
         bail!("cannot merge {} shards into {}: {}", shards.len(), out.display(), problems.join("; "));
@@ -110,9 +132,16 @@ pub fn merge(inputs: &Inputs, shards: &[PathBuf], out: &Path, header: &[String],
     name.push(".merge-tmp");
     let tmp = out.with_file_name(name);
     let cannot = || format!("{}: cannot write", out.display());
-    std::fs::File::create(&tmp).and_then(|mut f| f.write_all(&text).and_then(|()| f.sync_all())).with_context(cannot)?;
+    std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(&text).and_then(|()| f.sync_all()))
+        .with_context(cannot)?;
     std::fs::rename(&tmp, out).with_context(cannot)?;
-    eprintln!("merged {} shards: {} rows ({failed} errors), each input once → {}", shards.len(), expected.len(), out.display());
+    eprintln!(
+        "merged {} shards: {} rows ({failed} errors), each input once → {}",
+        shards.len(),
+        expected.len(),
+        out.display()
+    );
     Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 

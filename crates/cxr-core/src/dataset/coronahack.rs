@@ -10,7 +10,8 @@ use crate::label::Class;
 use std::path::{Path, PathBuf};
 
 const METADATA: &str = "Chest_xray_Corona_Metadata.csv";
-const COLUMNS: [&str; 5] = ["X_ray_image_name", "Label", "Dataset_type", "Label_1_Virus_category", "Label_2_Virus_category"];
+const COLUMNS: [&str; 5] =
+    ["X_ray_image_name", "Label", "Dataset_type", "Label_1_Virus_category", "Label_2_Virus_category"];
 
 pub(super) fn looks_like(dir: &Path) -> bool {
     dir.join(METADATA).is_file()
@@ -52,9 +53,8 @@ pub(super) fn read(dir: &Path, source: &str, skipped: &mut SkipReport) -> Result
         let [name, label, dataset_type, category_1, category_2] = fields else { unreachable!("one field per column") };
         let path = find_image(dir, dataset_type, name).filter(|_| !name.is_empty()).ok_or("image file missing")?;
         let label = row_class(label, category_1, category_2)?;
-        let patient_id = kermany_patient_id(name).unwrap_or_else(|| {
-            format!("{source}:{}", name.rsplit_once('.').map_or(name.as_str(), |(stem, _)| stem))
-        });
+        let patient_id = kermany_patient_id(name)
+            .unwrap_or_else(|| format!("{source}:{}", name.rsplit_once('.').map_or(name.as_str(), |(stem, _)| stem)));
         Ok(Record { path, source: source.to_owned(), patient_id, view: "frontal".to_owned(), label })
     })
 }

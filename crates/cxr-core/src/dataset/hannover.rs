@@ -26,6 +26,12 @@ pub(super) fn read(dir: &Path, source: &str, skipped: &mut SkipReport) -> Result
         if patient_id.is_empty() {
             return Err("row without patient_id".to_owned());
         }
-        Ok(Record { path, source: source.to_owned(), patient_id: patient_id.clone(), view: projection, label: Class::Covid })
+        Ok(Record {
+            path,
+            source: source.to_owned(),
+            patient_id: patient_id.clone(),
+            view: projection,
+            label: Class::Covid,
+        })
     })
 }

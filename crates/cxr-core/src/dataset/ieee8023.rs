@@ -31,9 +31,22 @@ pub fn finding_class(finding: &str) -> Option<Class> {
         return Some(Class::Normal);
     }
     const INFECTIOUS: [&str; 16] = [
-        "sars", "mers", "pneumocystis", "streptococcus", "staphylococcus", "klebsiella", "legionella",
-        "e.coli", "chlamydophila", "influenza", "varicella", "mycoplasma", "bacterial", "viral",
-        "fungal", "pneumonia",
+        "sars",
+        "mers",
+        "pneumocystis",
+        "streptococcus",
+        "staphylococcus",
+        "klebsiella",
+        "legionella",
+        "e.coli",
+        "chlamydophila",
+        "influenza",
+        "varicella",
+        "mycoplasma",
+        "bacterial",
+        "viral",
+        "fungal",
+        "pneumonia",
     ];
     let is_lipoid = f.contains("lipoid");
     (!is_lipoid && INFECTIOUS.iter().any(|name| f.contains(name))).then_some(Class::Pneumonia)
@@ -50,14 +63,22 @@ pub(super) fn read(dir: &Path, source: &str, skipped: &mut SkipReport) -> Result
     read_metadata_csv(&dir.join(METADATA), &COLUMNS, 5, skipped, |fields| {
         let [patient, finding, view, modality, folder, filename] = fields else { unreachable!("one field per column") };
         if !modality.eq_ignore_ascii_case("x-ray") {
-            return Err(if modality.eq_ignore_ascii_case("ct") { "CT".to_owned() } else { format!("modality `{modality}`") });
+            return Err(if modality.eq_ignore_ascii_case("ct") {
+                "CT".to_owned()
+            } else {
+                format!("modality `{modality}`")
+            });
         }
         let path = dir.join(if folder.is_empty() { "images" } else { folder.as_str() }).join(filename);
         if filename.is_empty() || !path.is_file() {
             return Err("image file missing".to_owned());
         }
         if !is_frontal(view) {
-            return Err(if view.eq_ignore_ascii_case("l") { "lateral view (L)".to_owned() } else { format!("not a frontal view `{view}`") });
+            return Err(if view.eq_ignore_ascii_case("l") {
+                "lateral view (L)".to_owned()
+            } else {
+                format!("not a frontal view `{view}`")
+            });
         }
         let label = finding_class(finding).ok_or_else(|| format!("unknown finding `{finding}`"))?;
         if !used.insert(path.clone()) {

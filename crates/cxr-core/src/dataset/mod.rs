@@ -76,10 +76,7 @@ impl SkipReport {
 
     pub fn merge(&mut self, other: SkipReport) {
         for (reason, c) in other.reasons {
-            self.reasons
-                .entry(reason)
-                .and_modify(|mine| mine.count += c.count)
-                .or_insert(c);
+            self.reasons.entry(reason).and_modify(|mine| mine.count += c.count).or_insert(c);
         }
     }
 }
@@ -166,9 +163,13 @@ pub enum DatasetError {
     Csv { path: PathBuf, source: csv::Error },
     #[error("{path}: CSV lacks column `{column}`; is this the right metadata file?")]
     MissingColumn { path: PathBuf, column: String },
-    #[error("{path}: not a dataset folder we recognise (expected one of: ieee8023 metadata.csv, Hannover data.csv, CoronaHack metadata CSV, Kermany train/test folders, or class-named sub-folders such as COVID/ Normal/ Pneumonia/)")]
+    #[error(
+        "{path}: not a dataset folder we recognise (expected one of: ieee8023 metadata.csv, Hannover data.csv, CoronaHack metadata CSV, Kermany train/test folders, or class-named sub-folders such as COVID/ Normal/ Pneumonia/)"
+    )]
     UnknownLayout { path: PathBuf },
-    #[error("{path}: the chest X-ray datasets are not there; put the collections there (see their README) or set CXR_DATASETS to their folder")]
+    #[error(
+        "{path}: the chest X-ray datasets are not there; put the collections there (see their README) or set CXR_DATASETS to their folder"
+    )]
     DatasetsMissing { path: PathBuf },
 }
 

@@ -68,7 +68,8 @@ pub(super) fn decode(path: &Path, bytes: &[u8], meta_start: usize) -> Result<Gre
     let decode_error = |reason: String| ImageError::Decode { path: path.to_owned(), reason };
     let unsupported = |reason: String| ImageError::UnsupportedDicom { path: path.to_owned(), reason };
 
-    check_declared_lengths(&bytes[meta_start..]).map_err(|reason| decode_error(format!("not a readable DICOM file: {reason}")))?;
+    check_declared_lengths(&bytes[meta_start..])
+        .map_err(|reason| decode_error(format!("not a readable DICOM file: {reason}")))?;
     let obj = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Never)
         .from_reader(Cursor::new(&bytes[meta_start..]))
@@ -76,12 +77,12 @@ pub(super) fn decode(path: &Path, bytes: &[u8], meta_start: usize) -> Result<Gre
     let attrs = Attributes { obj: &obj, path };
 
     if attrs.get(tags::PIXEL_DATA).is_none() {
-        let reason = if attrs.get(tags::FLOAT_PIXEL_DATA).is_some() || attrs.get(tags::DOUBLE_FLOAT_PIXEL_DATA).is_some()
-        {
-            "floating-point pixel data (parametric maps) is not an X-ray image"
-        } else {
-            "no pixel data (a report, presentation state or other non-image object); export the image itself"
-        };
+        let reason =
+            if attrs.get(tags::FLOAT_PIXEL_DATA).is_some() || attrs.get(tags::DOUBLE_FLOAT_PIXEL_DATA).is_some() {
+                "floating-point pixel data (parametric maps) is not an X-ray image"
+            } else {
+                "no pixel data (a report, presentation state or other non-image object); export the image itself"
+            };
         return Err(unsupported(reason.into()));
     }
 
@@ -176,7 +177,12 @@ fn check_declared_lengths(bytes: &[u8]) -> Result<(), String> {
     if first[..4] != [0x02, 0x00, 0x00, 0x00] || length != 4 || after_magic.len() < header + 4 {
         return Ok(());
     }
-    let group_length = u32::from_le_bytes([after_magic[header], after_magic[header + 1], after_magic[header + 2], after_magic[header + 3]]) as usize;
+    let group_length = u32::from_le_bytes([
+        after_magic[header],
+        after_magic[header + 1],
+        after_magic[header + 2],
+        after_magic[header + 3],
+    ]) as usize;
     let meta_len = header + 4 + walk_elements(&after_magic[header + 4..], meta_encoding, Some(group_length))?;
     let meta = &after_magic[..meta_len];
     let encoding = match transfer_syntax_of(meta).as_deref() {
@@ -231,7 +237,10 @@ fn walk_elements(bytes: &[u8], encoding: Encoding, stop_at: Option<usize>) -> Re
                 (u32::from(u16_at(pos + 6)), 8, Some(vr))
             }
         } else {
-            let vr = match dicom_dictionary_std::StandardDataDictionary.by_tag(Tag(tag_group, tag_element)).map(|e| e.vr()) {
+            let vr = match dicom_dictionary_std::StandardDataDictionary
+                .by_tag(Tag(tag_group, tag_element))
+                .map(|e| e.vr())
+            {
                 Some(VirtualVr::Exact(vr)) => Some(vr.to_bytes()),
                 _ => None,
             };
@@ -250,7 +259,9 @@ fn walk_elements(bytes: &[u8], encoding: Encoding, stop_at: Option<usize>) -> Re
             _ => 1,
         };
         if length != UNDEFINED_LENGTH && length % unit != 0 {
-            return Err(format!("element ({tag_group:04X},{tag_element:04X}) has length {length}, not a multiple of its value size {unit}"));
+            return Err(format!(
+                "element ({tag_group:04X},{tag_element:04X}) has length {length}, not a multiple of its value size {unit}"
+            ));
         }
         pos += header;
         if length == UNDEFINED_LENGTH {
@@ -277,7 +288,27 @@ fn walk_elements(bytes: &[u8], encoding: Encoding, stop_at: Option<usize>) -> Re
 fn has_short_length(vr: &[u8]) -> bool {
     matches!(
         vr,
-        b"AE" | b"AS" | b"AT" | b"CS" | b"DA" | b"DS" | b"DT" | b"FL" | b"FD" | b"IS" | b"LO" | b"LT" | b"PN" | b"SH" | b"SL" | b"SS" | b"ST" | b"TM" | b"UI" | b"UL" | b"US"
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
     )
 }
 
@@ -326,7 +357,11 @@ fn check_jpeg_frame_size(path: &Path, obj: &DefaultDicomObject, columns: u64, ro
 /// Native pixel data longer than Rows × Columns says (beyond the one byte that pads an odd
 /// length) means Rows or Columns are wrong or the file is corrupt: decoding would silently
 /// crop the image to the first rows' worth of bytes, i.e. score a different picture.
-fn check_native_length(path: &Path, element: &dicom_object::mem::InMemElement, expected: u64) -> Result<(), ImageError> {
+fn check_native_length(
+    path: &Path,
+    element: &dicom_object::mem::InMemElement,
+    expected: u64,
+) -> Result<(), ImageError> {
     let Some(actual) = dicom_core::header::HasLength::length(element).get().map(u64::from) else { return Ok(()) };
     if actual > expected + (expected % 2) {
         return Err(ImageError::Decode {
@@ -341,7 +376,8 @@ fn check_native_length(path: &Path, element: &dicom_object::mem::InMemElement, e
 
 /// Stored values of frame 0 after the Modality LUT, i.e. in the modality's own units.
 fn modality_values(pixels: &DecodedPixelData<'_>) -> Result<Vec<f32>, String> {
-    let raw = pixels.frame_data(0).map_err(|e| format!("pixel data is shorter than Rows × Columns: {}", error_chain(&e)))?;
+    let raw =
+        pixels.frame_data(0).map_err(|e| format!("pixel data is shorter than Rows × Columns: {}", error_chain(&e)))?;
     let bits_allocated = pixels.bits_allocated();
     let bits_stored = pixels.bits_stored();
     let high_bit = pixels.high_bit();
@@ -371,7 +407,10 @@ fn modality_values(pixels: &DecodedPixelData<'_>) -> Result<Vec<f32>, String> {
     let values = match bits_allocated {
         8 => raw.iter().map(|&b| stored_value(u32::from(b)) * slope + intercept).collect(),
         // dicom-pixeldata hands out 16-bit samples in native byte order.
-        _ => raw.chunks_exact(2).map(|w| stored_value(u32::from(u16::from_ne_bytes([w[0], w[1]]))) * slope + intercept).collect(),
+        _ => raw
+            .chunks_exact(2)
+            .map(|w| stored_value(u32::from(u16::from_ne_bytes([w[0], w[1]]))) * slope + intercept)
+            .collect(),
     };
     Ok(values)
 }

@@ -122,12 +122,16 @@ pub fn check_xray(path: &Path, image: &GreyImage) -> Result<(), ImageError> {
     let refuse = |reason: String| Err(ImageError::NotAnXray { path: path.to_owned(), reason });
     let (short, long) = (image.width.min(image.height), image.width.max(image.height));
     if short < MIN_SIDE {
-        return refuse(format!("image is {}×{} pixels, under the {MIN_SIDE}-pixel minimum side", image.width, image.height));
+        return refuse(format!(
+            "image is {}×{} pixels, under the {MIN_SIDE}-pixel minimum side",
+            image.width, image.height
+        ));
     }
     if long > short * MAX_ASPECT {
         return refuse(format!("image is {}×{} pixels, more elongated than {MAX_ASPECT}:1", image.width, image.height));
     }
-    let (min, max) = image.pixels.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (min, max) =
+        image.pixels.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     if max <= min {
         return refuse(format!("every pixel has the same grey value ({min}): a blank or failed export"));
     }

@@ -84,11 +84,10 @@ fn decode_jpeg_strictly(path: &Path, bytes: &[u8], width: u32, height: u32) -> R
     use zune_core::colorspace::ColorSpace;
     use zune_core::options::DecoderOptions;
 
-    let decode_error = |reason: String| ImageError::Decode { path: path.to_owned(), reason: format!("corrupt JPEG: {reason}") };
-    let options = DecoderOptions::default()
-        .set_strict_mode(true)
-        .set_max_width(width as usize)
-        .set_max_height(height as usize);
+    let decode_error =
+        |reason: String| ImageError::Decode { path: path.to_owned(), reason: format!("corrupt JPEG: {reason}") };
+    let options =
+        DecoderOptions::default().set_strict_mode(true).set_max_width(width as usize).set_max_height(height as usize);
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
     decoder.decode_headers().map_err(|e| decode_error(e.to_string()))?;
     // As `image` asks: grey stays grey, every other layout becomes RGB (folded to grey below).
@@ -102,7 +101,9 @@ fn decode_jpeg_strictly(path: &Path, bytes: &[u8], width: u32, height: u32) -> R
         ColorSpace::Luma => image::GrayImage::from_raw(width, height, pixels).map(DynamicImage::ImageLuma8),
         _ => image::RgbImage::from_raw(width, height, pixels).map(DynamicImage::ImageRgb8),
     };
-    let decoded = decoded.ok_or_else(|| decode_error(format!("decoder returned fewer pixels than the {width}×{height} header promises")))?;
+    let decoded = decoded.ok_or_else(|| {
+        decode_error(format!("decoder returned fewer pixels than the {width}×{height} header promises"))
+    })?;
     Ok(into_grey(decoded))
 }
 

@@ -22,9 +22,12 @@ pub struct SourceBreakdown {
     pub specificity: Proportion,
 }
 
+/// Scores and labels per source name.
+pub(super) type BySource<'a> = BTreeMap<&'a str, (Vec<f64>, Vec<bool>)>;
+
 /// `(source, score, is_positive)` rows as (scores, labels) per source, sorted by name, after the
 /// checks every score-based metric makes.
-pub(super) fn by_source<S: AsRef<str>>(rows: &[(S, f64, bool)]) -> Result<BTreeMap<&str, (Vec<f64>, Vec<bool>)>, MetricsError> {
+pub(super) fn by_source<S: AsRef<str>>(rows: &[(S, f64, bool)]) -> Result<BySource<'_>, MetricsError> {
     let scores: Vec<f64> = rows.iter().map(|r| r.1).collect();
     let positives: Vec<bool> = rows.iter().map(|r| r.2).collect();
     check_scored(&scores, &positives)?;
@@ -42,7 +45,8 @@ pub fn per_source<S: AsRef<str>>(
     rows: &[(S, f64, bool)],
     threshold: f64,
 ) -> Result<Vec<SourceBreakdown>, MetricsError> {
-    let rows: Vec<(&str, f64, bool, f64)> = rows.iter().map(|(s, score, p)| (s.as_ref(), *score, *p, threshold)).collect();
+    let rows: Vec<(&str, f64, bool, f64)> =
+        rows.iter().map(|(s, score, p)| (s.as_ref(), *score, *p, threshold)).collect();
     per_source_at(&rows)
 }
 
@@ -105,10 +109,7 @@ mod tests {
     #[test]
     fn rejects_non_finite_scores() {
         let rows = vec![("a".to_string(), f64::NAN, true)];
-        assert!(matches!(
-            per_source(&rows, 0.5),
-            Err(MetricsError::NonFiniteScore { index: 0, .. })
-        ));
+        assert!(matches!(per_source(&rows, 0.5), Err(MetricsError::NonFiniteScore { index: 0, .. })));
         let empty: Vec<(String, f64, bool)> = vec![];
         assert_eq!(per_source(&empty, 0.5), Err(MetricsError::Empty));
     }

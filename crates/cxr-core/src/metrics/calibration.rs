@@ -33,17 +33,9 @@ pub struct Calibration {
 
 impl Calibration {
     /// `probabilities` must lie in [0, 1]; `bins` is the number of equal-width bins (10 is usual).
-    pub fn new(
-        probabilities: &[f64],
-        positives: &[bool],
-        bins: usize,
-    ) -> Result<Calibration, MetricsError> {
+    pub fn new(probabilities: &[f64], positives: &[bool], bins: usize) -> Result<Calibration, MetricsError> {
         check_scored(probabilities, positives)?;
-        if let Some((index, &value)) = probabilities
-            .iter()
-            .enumerate()
-            .find(|(_, p)| !(0.0..=1.0).contains(*p))
-        {
+        if let Some((index, &value)) = probabilities.iter().enumerate().find(|(_, p)| !(0.0..=1.0).contains(*p)) {
             return Err(MetricsError::ScoreNotProbability { index, value });
         }
         if bins == 0 {
@@ -74,25 +66,11 @@ impl Calibration {
             .collect();
         let expected_calibration_error = bins
             .iter()
-            .filter_map(|bin| {
-                Some(
-                    bin.count as f64 / n as f64
-                        * (bin.observed_fraction? - bin.mean_predicted?).abs(),
-                )
-            })
+            .filter_map(|bin| Some(bin.count as f64 / n as f64 * (bin.observed_fraction? - bin.mean_predicted?).abs()))
             .sum();
-        let brier_score = probabilities
-            .iter()
-            .zip(positives)
-            .map(|(&p, &y)| (p - y as u8 as f64).powi(2))
-            .sum::<f64>()
-            / n as f64;
-        Ok(Calibration {
-            n,
-            bins,
-            expected_calibration_error,
-            brier_score,
-        })
+        let brier_score =
+            probabilities.iter().zip(positives).map(|(&p, &y)| (p - y as u8 as f64).powi(2)).sum::<f64>() / n as f64;
+        Ok(Calibration { n, bins, expected_calibration_error, brier_score })
     }
 }
 
@@ -112,11 +90,7 @@ mod tests {
         assert_eq!(c.bins[1].count, 4, "1.0 falls in the last bin");
         assert!((c.bins[0].mean_predicted.unwrap() - 0.2).abs() < 1e-12);
         assert_eq!(c.bins[1].observed_fraction, Some(0.75));
-        assert!(
-            (c.expected_calibration_error - (0.1 + 0.2 / 6.0)).abs() < 1e-12,
-            "{}",
-            c.expected_calibration_error
-        );
+        assert!((c.expected_calibration_error - (0.1 + 0.2 / 6.0)).abs() < 1e-12, "{}", c.expected_calibration_error);
         // Brier: .01 + .49 + .16 + .04 + 0 + .64 = 1.34 / 6
         assert!((c.brier_score - 1.34 / 6.0).abs() < 1e-12);
     }

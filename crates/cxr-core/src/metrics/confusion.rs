@@ -23,20 +23,13 @@ impl ConfusionMatrix {
         predicted: &[usize],
     ) -> Result<ConfusionMatrix, MetricsError> {
         if truth.len() != predicted.len() {
-            return Err(MetricsError::LengthMismatch {
-                scores: predicted.len(),
-                labels: truth.len(),
-            });
+            return Err(MetricsError::LengthMismatch { scores: predicted.len(), labels: truth.len() });
         }
         let classes = class_names.len();
         let mut counts = vec![vec![0usize; classes]; classes];
         for (index, (&t, &p)) in truth.iter().zip(predicted).enumerate() {
             if let Some(class) = [t, p].into_iter().find(|&c| c >= classes) {
-                return Err(MetricsError::ClassOutOfRange {
-                    index,
-                    class,
-                    classes,
-                });
+                return Err(MetricsError::ClassOutOfRange { index, class, classes });
             }
             counts[t][p] += 1;
         }
@@ -122,13 +115,9 @@ mod tests {
 
     #[test]
     fn binary_from_threshold() {
-        let m = ConfusionMatrix::binary(
-            &[0.9, 0.4, 0.6, 0.1],
-            &[true, true, false, false],
-            0.5,
-            &["non-covid", "covid"],
-        )
-        .unwrap();
+        let m =
+            ConfusionMatrix::binary(&[0.9, 0.4, 0.6, 0.1], &[true, true, false, false], 0.5, &["non-covid", "covid"])
+                .unwrap();
         // truth non-covid: 0.6 → covid (FP), 0.1 → non-covid (TN); truth covid: 0.9 TP, 0.4 FN.
         assert_eq!(m.counts, vec![vec![1, 1], vec![1, 1]]);
         assert_eq!(m.class_names, vec!["non-covid", "covid"]);
@@ -138,11 +127,7 @@ mod tests {
     fn bad_indices_are_errors() {
         assert_eq!(
             ConfusionMatrix::from_indices(&["a", "b"], &[0, 1], &[0, 2]),
-            Err(MetricsError::ClassOutOfRange {
-                index: 1,
-                class: 2,
-                classes: 2
-            })
+            Err(MetricsError::ClassOutOfRange { index: 1, class: 2, classes: 2 })
         );
         assert!(ConfusionMatrix::from_indices(&["a"], &[0], &[]).is_err());
     }

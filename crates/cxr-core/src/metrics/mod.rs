@@ -39,13 +39,7 @@ pub struct Interval {
 impl Interval {
     /// Formats as `0.912 (95% CI 0.871–0.944)`, the way papers report it.
     pub fn display(&self, decimals: usize) -> String {
-        format!(
-            "{:.d$} (95% CI {:.d$}–{:.d$})",
-            self.estimate,
-            self.lower,
-            self.upper,
-            d = decimals
-        )
+        format!("{:.d$} (95% CI {:.d$}–{:.d$})", self.estimate, self.lower, self.upper, d = decimals)
     }
 }
 
@@ -53,15 +47,11 @@ impl Interval {
 /// offending sample or count and say what to change.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MetricsError {
-    #[error(
-        "{scores} scores but {labels} labels: every sample needs exactly one score and one label"
-    )]
+    #[error("{scores} scores but {labels} labels: every sample needs exactly one score and one label")]
     LengthMismatch { scores: usize, labels: usize },
     #[error("no samples: metrics need at least one scored sample")]
     Empty,
-    #[error(
-        "sample {index} has score {value}: scores must be finite numbers (check the model output for NaN)"
-    )]
+    #[error("sample {index} has score {value}: scores must be finite numbers (check the model output for NaN)")]
     NonFiniteScore { index: usize, value: f64 },
     #[error(
         "sample {index} has score {value}: calibration needs probabilities in [0, 1] \
@@ -79,27 +69,16 @@ pub enum MetricsError {
     )]
     TooFewForInterval { positives: usize, negatives: usize },
     #[error("{name} = {value} is out of range: {expected}")]
-    OutOfRange {
-        name: &'static str,
-        value: f64,
-        expected: &'static str,
-    },
+    OutOfRange { name: &'static str, value: f64, expected: &'static str },
     #[error("sample {index} has class index {class}, but there are only {classes} class names")]
-    ClassOutOfRange {
-        index: usize,
-        class: usize,
-        classes: usize,
-    },
+    ClassOutOfRange { index: usize, class: usize, classes: usize },
 }
 
 /// Checks the shared preconditions of every score-based metric: same length, not empty,
 /// finite scores.
 fn check_scored(scores: &[f64], positives: &[bool]) -> Result<(), MetricsError> {
     if scores.len() != positives.len() {
-        return Err(MetricsError::LengthMismatch {
-            scores: scores.len(),
-            labels: positives.len(),
-        });
+        return Err(MetricsError::LengthMismatch { scores: scores.len(), labels: positives.len() });
     }
     if scores.is_empty() {
         return Err(MetricsError::Empty);
@@ -133,23 +112,13 @@ mod tests {
 
     #[test]
     fn interval_displays_like_a_paper() {
-        let i = Interval {
-            estimate: 0.91234,
-            lower: 0.871,
-            upper: 0.9444,
-        };
+        let i = Interval { estimate: 0.91234, lower: 0.871, upper: 0.9444 };
         assert_eq!(i.display(3), "0.912 (95% CI 0.871–0.944)");
     }
 
     #[test]
     fn shared_checks_reject_bad_input() {
-        assert_eq!(
-            check_scored(&[0.1], &[true, false]),
-            Err(MetricsError::LengthMismatch {
-                scores: 1,
-                labels: 2
-            })
-        );
+        assert_eq!(check_scored(&[0.1], &[true, false]), Err(MetricsError::LengthMismatch { scores: 1, labels: 2 }));
         assert_eq!(check_scored(&[], &[]), Err(MetricsError::Empty));
         assert!(matches!(
             check_scored(&[0.1, f64::NAN], &[true, false]),

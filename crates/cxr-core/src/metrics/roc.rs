@@ -39,41 +39,24 @@ impl RocCurve {
         let mut order: Vec<usize> = (0..scores.len()).collect();
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
 
-        let mut points = vec![RocPoint {
-            threshold: f64::INFINITY,
-            fpr: 0.0,
-            tpr: 0.0,
-        }];
+        let mut points = vec![RocPoint { threshold: f64::INFINITY, fpr: 0.0, tpr: 0.0 }];
         let (mut tp, mut fp) = (0usize, 0usize);
         for group in order.chunk_by(|&a, &b| scores[a] == scores[b]) {
             for &i in group {
                 if positives[i] { tp += 1 } else { fp += 1 }
             }
-            points.push(RocPoint {
-                threshold: scores[group[0]],
-                fpr: fp as f64 / n as f64,
-                tpr: tp as f64 / p as f64,
-            });
+            points.push(RocPoint { threshold: scores[group[0]], fpr: fp as f64 / n as f64, tpr: tp as f64 / p as f64 });
         }
         let auc_ci = match delong(scores, positives) {
             Ok(d) => Some(d.ci),
             Err(_) => None,
         };
-        Ok(RocCurve {
-            positives: p,
-            negatives: n,
-            auc: auc_from_ranks(scores, positives),
-            auc_ci,
-            points,
-        })
+        Ok(RocCurve { positives: p, negatives: n, auc: auc_from_ranks(scores, positives), auc_ci, points })
     }
 
     /// Area under the drawn curve by the trapezoid rule; equals `auc` up to rounding.
     pub fn trapezoid_area(&self) -> f64 {
-        self.points
-            .windows(2)
-            .map(|w| (w[1].fpr - w[0].fpr) * (w[1].tpr + w[0].tpr) / 2.0)
-            .sum()
+        self.points.windows(2).map(|w| (w[1].fpr - w[0].fpr) * (w[1].tpr + w[0].tpr) / 2.0).sum()
     }
 
     /// The highest threshold whose sensitivity reaches `target` (in (0, 1]), i.e. the operating
@@ -88,11 +71,7 @@ impl RocCurve {
         }
         // Sensitivities are k/P; the tolerance keeps 19/20 >= 0.95 true despite rounding.
         let reached = |pt: &&RocPoint| pt.threshold.is_finite() && pt.tpr >= target - 1e-12;
-        Ok(*self
-            .points
-            .iter()
-            .find(reached)
-            .expect("the last ROC point has sensitivity 1"))
+        Ok(*self.points.iter().find(reached).expect("the last ROC point has sensitivity 1"))
     }
 
     /// The point maximising Youden's J = sensitivity + specificity − 1 (the highest threshold
@@ -111,12 +90,7 @@ impl RocCurve {
 /// Scores of the positives and of the negatives.
 fn split_by_class(scores: &[f64], positives: &[bool]) -> (Vec<f64>, Vec<f64>) {
     let of_class = |class: bool| -> Vec<f64> {
-        scores
-            .iter()
-            .zip(positives)
-            .filter(|(_, p)| **p == class)
-            .map(|(s, _)| *s)
-            .collect()
+        scores.iter().zip(positives).filter(|(_, p)| **p == class).map(|(s, _)| *s).collect()
     };
     (of_class(true), of_class(false))
 }
@@ -141,12 +115,7 @@ fn midranks(values: &[f64]) -> Vec<f64> {
 fn auc_from_ranks(scores: &[f64], positives: &[bool]) -> f64 {
     let ranks = midranks(scores);
     let (m, n) = class_counts(positives);
-    let rank_sum: f64 = ranks
-        .iter()
-        .zip(positives)
-        .filter(|(_, p)| **p)
-        .map(|(r, _)| r)
-        .sum();
+    let rank_sum: f64 = ranks.iter().zip(positives).filter(|(_, p)| **p).map(|(r, _)| r).sum();
     (rank_sum - (m * (m + 1)) as f64 / 2.0) / (m as f64 * n as f64)
 }
 
@@ -171,10 +140,7 @@ pub struct DeLong {
 pub fn delong(scores: &[f64], positives: &[bool]) -> Result<DeLong, MetricsError> {
     let (m, n) = check_ranked(scores, positives)?;
     if m < 2 || n < 2 {
-        return Err(MetricsError::TooFewForInterval {
-            positives: m,
-            negatives: n,
-        });
+        return Err(MetricsError::TooFewForInterval { positives: m, negatives: n });
     }
     let (x, y) = split_by_class(scores, positives);
     let tx = midranks(&x);
@@ -198,12 +164,7 @@ pub fn delong(scores: &[f64], positives: &[bool]) -> Result<DeLong, MetricsError
         lower: (auc - Z_95 * standard_error).max(0.0),
         upper: (auc + Z_95 * standard_error).min(1.0),
     };
-    Ok(DeLong {
-        auc,
-        variance,
-        standard_error,
-        ci,
-    })
+    Ok(DeLong { auc, variance, standard_error, ci })
 }
 
 /// Percentile interval from `resamples` stratified bootstrap resamples (positives and negatives
@@ -292,10 +253,7 @@ mod tests {
     /// Pairwise definition, O(m·n): the reference the fast paths must match.
     fn auc_by_pairs(scores: &[f64], positives: &[bool]) -> f64 {
         let (x, y) = split_by_class(scores, positives);
-        let wins: f64 = x
-            .iter()
-            .flat_map(|&a| y.iter().map(move |&b| psi(a, b)))
-            .sum();
+        let wins: f64 = x.iter().flat_map(|&a| y.iter().map(move |&b| psi(a, b))).sum();
         wins / (x.len() * y.len()) as f64
     }
 
@@ -328,20 +286,8 @@ mod tests {
         let roc = RocCurve::new(&scores, &labels).unwrap();
         assert_eq!(roc.auc, 0.875);
         assert!((roc.trapezoid_area() - 0.875).abs() < 1e-15);
-        let corners: Vec<(f64, f64, f64)> = roc
-            .points
-            .iter()
-            .map(|p| (p.threshold, p.fpr, p.tpr))
-            .collect();
-        assert_eq!(
-            corners,
-            vec![
-                (f64::INFINITY, 0.0, 0.0),
-                (0.9, 0.0, 0.5),
-                (0.5, 0.5, 1.0),
-                (0.1, 1.0, 1.0)
-            ]
-        );
+        let corners: Vec<(f64, f64, f64)> = roc.points.iter().map(|p| (p.threshold, p.fpr, p.tpr)).collect();
+        assert_eq!(corners, vec![(f64::INFINITY, 0.0, 0.0), (0.9, 0.0, 0.5), (0.5, 0.5, 1.0), (0.1, 1.0, 1.0)]);
     }
 
     #[test]
@@ -363,11 +309,7 @@ mod tests {
         let (scores, labels) = synthetic(70, 130, 7);
         let roc = RocCurve::new(&scores, &labels).unwrap();
         let reference = auc_by_pairs(&scores, &labels);
-        assert!(
-            (roc.auc - reference).abs() < 1e-12,
-            "{} vs {reference}",
-            roc.auc
-        );
+        assert!((roc.auc - reference).abs() < 1e-12, "{} vs {reference}", roc.auc);
         assert!((roc.trapezoid_area() - reference).abs() < 1e-12);
     }
 
@@ -376,25 +318,15 @@ mod tests {
         // DeLong 1988 by the O(m·n) definition of the placement values.
         let (scores, labels) = synthetic(15, 25, 3);
         let (x, y) = split_by_class(&scores, &labels);
-        let v10: Vec<f64> = x
-            .iter()
-            .map(|&a| y.iter().map(|&b| psi(a, b)).sum::<f64>() / y.len() as f64)
-            .collect();
-        let v01: Vec<f64> = y
-            .iter()
-            .map(|&b| x.iter().map(|&a| psi(a, b)).sum::<f64>() / x.len() as f64)
-            .collect();
+        let v10: Vec<f64> = x.iter().map(|&a| y.iter().map(|&b| psi(a, b)).sum::<f64>() / y.len() as f64).collect();
+        let v01: Vec<f64> = y.iter().map(|&b| x.iter().map(|&a| psi(a, b)).sum::<f64>() / x.len() as f64).collect();
         let var = |v: &[f64]| {
             let mu = v.iter().sum::<f64>() / v.len() as f64;
             v.iter().map(|a| (a - mu).powi(2)).sum::<f64>() / (v.len() - 1) as f64
         };
         let expected = var(&v10) / x.len() as f64 + var(&v01) / y.len() as f64;
         let d = delong(&scores, &labels).unwrap();
-        assert!(
-            (d.variance - expected).abs() < 1e-15,
-            "{} vs {expected}",
-            d.variance
-        );
+        assert!((d.variance - expected).abs() < 1e-15, "{} vs {expected}", d.variance);
         assert!((d.auc - auc_by_pairs(&scores, &labels)).abs() < 1e-12);
     }
 
@@ -431,39 +363,19 @@ mod tests {
         let c = auc_bootstrap_ci(&scores, &labels, 500, 12).unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
-        assert!(matches!(
-            auc_bootstrap_ci(&scores, &labels, 10, 1),
-            Err(MetricsError::OutOfRange { .. })
-        ));
+        assert!(matches!(auc_bootstrap_ci(&scores, &labels, 10, 1), Err(MetricsError::OutOfRange { .. })));
     }
 
     #[test]
     fn degenerate_inputs_are_errors_not_nan() {
         let one_class = RocCurve::new(&[0.1, 0.2], &[true, true]);
-        assert_eq!(
-            one_class,
-            Err(MetricsError::SingleClass {
-                positives: 2,
-                negatives: 0
-            })
-        );
-        assert!(
-            one_class
-                .unwrap_err()
-                .to_string()
-                .contains("at least one positive and one negative")
-        );
+        assert_eq!(one_class, Err(MetricsError::SingleClass { positives: 2, negatives: 0 }));
+        assert!(one_class.unwrap_err().to_string().contains("at least one positive and one negative"));
         assert_eq!(auc(&[], &[]), Err(MetricsError::Empty));
-        assert!(matches!(
-            auc(&[f64::NAN, 0.1], &[true, false]),
-            Err(MetricsError::NonFiniteScore { index: 0, .. })
-        ));
+        assert!(matches!(auc(&[f64::NAN, 0.1], &[true, false]), Err(MetricsError::NonFiniteScore { index: 0, .. })));
         assert_eq!(
             delong(&[0.9, 0.1, 0.2], &[true, false, false]),
-            Err(MetricsError::TooFewForInterval {
-                positives: 1,
-                negatives: 2
-            })
+            Err(MetricsError::TooFewForInterval { positives: 1, negatives: 2 })
         );
         let roc = RocCurve::new(&[0.9, 0.1, 0.2], &[true, false, false]).unwrap();
         assert_eq!(roc.auc, 1.0);

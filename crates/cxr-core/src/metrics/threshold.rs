@@ -20,16 +20,9 @@ pub struct Proportion {
 
 impl Proportion {
     pub fn wilson(k: usize, n: usize) -> Proportion {
-        assert!(
-            k <= n,
-            "a proportion cannot have more successes ({k}) than trials ({n})"
-        );
+        assert!(k <= n, "a proportion cannot have more successes ({k}) than trials ({n})");
         if n == 0 {
-            return Proportion {
-                k,
-                n,
-                interval: None,
-            };
+            return Proportion { k, n, interval: None };
         }
         let (kf, nf) = (k as f64, n as f64);
         let p = kf / nf;
@@ -37,16 +30,9 @@ impl Proportion {
         let denominator = 1.0 + z2 / nf;
         let centre = (p + z2 / (2.0 * nf)) / denominator;
         let half_width = Z_95 * (p * (1.0 - p) / nf + z2 / (4.0 * nf * nf)).sqrt() / denominator;
-        let interval = Interval {
-            estimate: p,
-            lower: (centre - half_width).max(0.0),
-            upper: (centre + half_width).min(1.0),
-        };
-        Proportion {
-            k,
-            n,
-            interval: Some(interval),
-        }
+        let interval =
+            Interval { estimate: p, lower: (centre - half_width).max(0.0), upper: (centre + half_width).min(1.0) };
+        Proportion { k, n, interval: Some(interval) }
     }
 
     /// The point estimate k/n, `None` when n is 0.
@@ -78,11 +64,7 @@ pub struct BinaryMetrics {
 impl BinaryMetrics {
     /// Works with one class only too (the missing class's rates are absent), so a per-source
     /// table can include all-negative sources.
-    pub fn at_threshold(
-        scores: &[f64],
-        positives: &[bool],
-        threshold: f64,
-    ) -> Result<BinaryMetrics, MetricsError> {
+    pub fn at_threshold(scores: &[f64], positives: &[bool], threshold: f64) -> Result<BinaryMetrics, MetricsError> {
         Self::at_thresholds(scores, positives, &vec![threshold; scores.len()], threshold)
     }
 
@@ -142,10 +124,7 @@ mod tests {
         // Newcombe (1998), Wilson score interval for 8/10: 0.4902–0.9433.
         let i = Proportion::wilson(8, 10).interval.unwrap();
         assert_eq!(i.estimate, 0.8);
-        assert!(
-            close(i.lower, 0.4902, 5e-5) && close(i.upper, 0.9433, 5e-5),
-            "{i:?}"
-        );
+        assert!(close(i.lower, 0.4902, 5e-5) && close(i.upper, 0.9433, 5e-5), "{i:?}");
     }
 
     #[test]
@@ -167,15 +146,7 @@ mod tests {
         let labels = [true, true, false, true, false, false];
         let m = BinaryMetrics::at_threshold(&scores, &labels, 0.5).unwrap();
         // >= 0.5: 0.9 P, 0.5 P, 0.5 N, 0.7 N → TP 2, FP 2; below: 0.2 P (FN), 0.1 N (TN).
-        assert_eq!(
-            (
-                m.true_positives,
-                m.false_positives,
-                m.true_negatives,
-                m.false_negatives
-            ),
-            (2, 2, 1, 1)
-        );
+        assert_eq!((m.true_positives, m.false_positives, m.true_negatives, m.false_negatives), (2, 2, 1, 1));
         assert_eq!((m.sensitivity.k, m.sensitivity.n), (2, 3));
         assert_eq!((m.specificity.k, m.specificity.n), (1, 3));
         assert_eq!((m.ppv.k, m.ppv.n), (2, 4));
@@ -202,7 +173,10 @@ mod tests {
         let m = BinaryMetrics::at_thresholds(&scores, &labels, &[0.5, 0.7, 0.5, 0.7], 0.6).unwrap();
         assert_eq!((m.true_positives, m.false_negatives, m.true_negatives, m.false_positives), (1, 1, 2, 0));
         assert_eq!(m.threshold, 0.6);
-        assert_eq!(BinaryMetrics::at_thresholds(&scores, &labels, &[0.5; 4], 0.5).unwrap(), BinaryMetrics::at_threshold(&scores, &labels, 0.5).unwrap());
+        assert_eq!(
+            BinaryMetrics::at_thresholds(&scores, &labels, &[0.5; 4], 0.5).unwrap(),
+            BinaryMetrics::at_threshold(&scores, &labels, 0.5).unwrap()
+        );
         assert!(BinaryMetrics::at_thresholds(&scores, &labels, &[0.5; 3], 0.5).is_err());
     }
 }

@@ -67,9 +67,7 @@ pub enum WithinSourceError {
 }
 
 /// The within-source AUC of `(source, score, is_positive)` rows.
-pub fn within_source<S: AsRef<str>>(
-    rows: &[(S, f64, bool)],
-) -> Result<WithinSource, WithinSourceError> {
+pub fn within_source<S: AsRef<str>>(rows: &[(S, f64, bool)]) -> Result<WithinSource, WithinSourceError> {
     let by_source = super::breakdown::by_source(rows)?;
 
     let mut entered = Vec::new();
@@ -91,7 +89,8 @@ pub fn within_source<S: AsRef<str>>(
         }
     }
     if entered.is_empty() {
-        let named: Vec<String> = left_out.iter().map(|s| format!("{} ({} + {})", s.source, s.positives, s.negatives)).collect();
+        let named: Vec<String> =
+            left_out.iter().map(|s| format!("{} ({} + {})", s.source, s.positives, s.negatives)).collect();
         let too_few = if named.is_empty() { String::new() } else { format!(" (too few: {})", named.join(", ")) };
         return Err(WithinSourceError::NoSourceWithBothClasses { too_few });
     }
@@ -133,7 +132,13 @@ mod tests {
         for a in rows.iter().filter(|r| r.2) {
             for b in rows.iter().filter(|r| !r.2 && r.0 == a.0) {
                 pairs += 1.0;
-                wins += if a.1 > b.1 { 1.0 } else if a.1 == b.1 { 0.5 } else { 0.0 };
+                wins += if a.1 > b.1 {
+                    1.0
+                } else if a.1 == b.1 {
+                    0.5
+                } else {
+                    0.0
+                };
             }
         }
         wins / pairs
@@ -203,7 +208,14 @@ mod tests {
 
     #[test]
     fn sources_too_small_for_an_interval_are_left_out_and_said_so() {
-        let rows = [("big", 0.9, true), ("big", 0.7, true), ("big", 0.2, false), ("big", 0.4, false), ("tiny", 0.1, true), ("tiny", 0.3, false)];
+        let rows = [
+            ("big", 0.9, true),
+            ("big", 0.7, true),
+            ("big", 0.2, false),
+            ("big", 0.4, false),
+            ("tiny", 0.1, true),
+            ("tiny", 0.3, false),
+        ];
         let w = within_source(&rows).unwrap();
         assert_eq!(w.sources.len(), 1);
         assert_eq!(w.auc.estimate, 1.0);

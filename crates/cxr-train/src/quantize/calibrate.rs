@@ -30,7 +30,9 @@ impl Calibration {
         match self {
             Calibration::MinMax => "per-tensor min/max over the calibration images".into(),
             Calibration::Percentile(p) => {
-                format!("per-tensor range holding the central {p} % of values over the calibration images ({HISTOGRAM_BINS}-bin histograms between min and max)")
+                format!(
+                    "per-tensor range holding the central {p} % of values over the calibration images ({HISTOGRAM_BINS}-bin histograms between min and max)"
+                )
             }
         }
     }
@@ -41,9 +43,19 @@ impl Calibration {
 const HISTOGRAM_BINS: usize = 2048;
 
 /// The calibrated range of the graph input and of every node output over `images`.
-pub fn calibrate(model: &pb::ModelProto, preprocess: &Preprocess, images: &[GreyImage], method: Calibration) -> Result<Ranges, QuantizeError> {
+pub fn calibrate(
+    model: &pb::ModelProto,
+    preprocess: &Preprocess,
+    images: &[GreyImage],
+    method: Calibration,
+) -> Result<Ranges, QuantizeError> {
     let tensors = EveryTensor::new(model, preprocess)?;
-    let min_max = tensors.fold(images, |_| Range::EMPTY, |r, values| r.include(values.iter().copied()), |a, b| a.include([b.min, b.max]))?;
+    let min_max = tensors.fold(
+        images,
+        |_| Range::EMPTY,
+        |r, values| r.include(values.iter().copied()),
+        |a, b| a.include([b.min, b.max]),
+    )?;
     let ranges = match method {
         Calibration::MinMax => min_max,
         Calibration::Percentile(p) => {

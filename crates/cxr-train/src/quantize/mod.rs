@@ -55,7 +55,9 @@ pub enum QuantizeError {
     Tract(String),
     #[error("{path}: {reason}")]
     Input { path: PathBuf, reason: String },
-    #[error("only {found} readable training images for calibration (asked for {wanted}); at least {MIN_CALIBRATION_IMAGES} are needed: index more data")]
+    #[error(
+        "only {found} readable training images for calibration (asked for {wanted}); at least {MIN_CALIBRATION_IMAGES} are needed: index more data"
+    )]
     TooFewImages { found: usize, wanted: usize },
     #[error("{path}: cannot write: {source}")]
     Io { path: PathBuf, source: std::io::Error },
@@ -86,25 +88,45 @@ pub struct QuantizeOptions {
 
 impl Default for QuantizeOptions {
     fn default() -> Self {
-        QuantizeOptions { calibration_images: 256, seed: 42, calibration: Calibration::MinMax, keep_float: Vec::new(), target_sensitivity: 0.95, compare_images: None }
+        QuantizeOptions {
+            calibration_images: 256,
+            seed: 42,
+            calibration: Calibration::MinMax,
+            keep_float: Vec::new(),
+            target_sensitivity: 0.95,
+            compare_images: None,
+        }
     }
 }
 
 /// Quantizes `fp32` (with its card beside it), calibrating on `data.train` and comparing on
 /// `data.val`; writes `out` and its card; returns the card.
-pub fn quantize_file(fp32: &Path, data: &TrainingData, out: &Path, options: &QuantizeOptions) -> Result<ModelCard, QuantizeError> {
+pub fn quantize_file(
+    fp32: &Path,
+    data: &TrainingData,
+    out: &Path,
+    options: &QuantizeOptions,
+) -> Result<ModelCard, QuantizeError> {
     let fp32_model = Model::load(fp32)?;
     let fp32_card = fp32_model.card.clone();
     if fp32_card.precision != "fp32" {
-        return Err(QuantizeError::Input { path: fp32.to_owned(), reason: format!("is a {} model; quantize its fp32 parent", fp32_card.precision) });
+        return Err(QuantizeError::Input {
+            path: fp32.to_owned(),
+            reason: format!("is a {} model; quantize its fp32 parent", fp32_card.precision),
+        });
     }
     let bytes = std::fs::read(fp32).map_err(|source| QuantizeError::Io { path: fp32.to_owned(), source })?;
     let proto = pb::ModelProto::decode(bytes.as_slice())
         .map_err(|e| QuantizeError::Input { path: fp32.to_owned(), reason: format!("not an ONNX model: {e}") })?;
     let split = split_gemm(&proto)?;
     let keep_float: std::collections::HashSet<String> = options.keep_float.iter().cloned().collect();
-    if let Some(missing) = keep_float.iter().find(|name| !split.graph.iter().flat_map(|g| &g.node).any(|n| &n.name == *name)) {
-        return Err(QuantizeError::Input { path: fp32.to_owned(), reason: format!("has no node `{missing}` to keep in float") });
+    if let Some(missing) =
+        keep_float.iter().find(|name| !split.graph.iter().flat_map(|g| &g.node).any(|n| &n.name == *name))
+    {
+        return Err(QuantizeError::Input {
+            path: fp32.to_owned(),
+            reason: format!("has no node `{missing}` to keep in float"),
+        });
     }
 
     let images = calibration_images(&data.train, options)?;
@@ -170,7 +192,9 @@ fn calibration_images(train: &[LabeledImage], options: &QuantizeOptions) -> Resu
     // Unreadable images are skipped; draw further down the shuffled list until enough decode.
     for chunk in order.chunks(wanted) {
         let need = wanted - images.len();
-        images.extend(chunk.par_iter().filter_map(|item| load_image(&item.path).ok()).collect::<Vec<_>>().into_iter().take(need));
+        images.extend(
+            chunk.par_iter().filter_map(|item| load_image(&item.path).ok()).collect::<Vec<_>>().into_iter().take(need),
+        );
         if images.len() == wanted {
             break;
         }

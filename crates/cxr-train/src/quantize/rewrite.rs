@@ -72,7 +72,10 @@ pub fn split_gemm(model: &pb::ModelProto) -> Result<pb::ModelProto, QuantizeErro
             && attr("beta").is_none_or(|a| a.f == 1.0);
         let weight = node.input.get(1).and_then(|w| graph.initializer.iter().find(|t| &t.name == w));
         let (Some(weight), true, true, 3) = (weight, trans_b, plain, node.input.len()) else {
-            return Err(QuantizeError::Unsupported { node: node.name.clone(), reason: "only Gemm(x, W, B) with transB=1 and no alpha/beta/transA is quantized".into() });
+            return Err(QuantizeError::Unsupported {
+                node: node.name.clone(),
+                reason: "only Gemm(x, W, B) with transB=1 and no alpha/beta/transA is quantized".into(),
+            });
         };
         let (rows, cols) = (weight.dims[0] as usize, weight.dims[1] as usize);
         let w = float_values(weight, &node.name)?;
@@ -86,7 +89,13 @@ pub fn split_gemm(model: &pb::ModelProto) -> Result<pb::ModelProto, QuantizeErro
         transposed.push(float_tensor(&t_name, &[cols as i64, rows as i64], &t));
         let product = format!("{}.matmul", node.output[0]);
         nodes.push(make_node(&format!("{}/matmul", node.name), "MatMul", &[&node.input[0], &t_name], &product, vec![]));
-        nodes.push(make_node(&format!("{}/bias_add", node.name), "Add", &[&product, &node.input[2]], &node.output[0], vec![]));
+        nodes.push(make_node(
+            &format!("{}/bias_add", node.name),
+            "Add",
+            &[&product, &node.input[2]],
+            &node.output[0],
+            vec![],
+        ));
     }
     graph.node = nodes;
     graph.initializer.extend(transposed);
@@ -118,7 +127,11 @@ struct Rewriter<'a> {
 /// Quantizes `model`, which must have been through [`split_gemm`] (as the calibration was).
 /// Conv and MatMul nodes named in `keep_float` stay in float (mixed precision), for layers whose
 /// int8 error costs more than their speed-up is worth.
-pub fn quantize_graph(model: &pb::ModelProto, ranges: &Ranges, keep_float: &HashSet<String>) -> Result<pb::ModelProto, QuantizeError> {
+pub fn quantize_graph(
+    model: &pb::ModelProto,
+    ranges: &Ranges,
+    keep_float: &HashSet<String>,
+) -> Result<pb::ModelProto, QuantizeError> {
     let graph = model.graph.as_ref().ok_or(QuantizeError::NoGraph)?;
     let mut rw = Rewriter {
         ranges,
@@ -159,7 +172,10 @@ pub fn quantize_graph(model: &pb::ModelProto, ranges: &Ranges, keep_float: &Hash
                 rw.conv(node, &y)?;
             }
             "MatMul" => rw.matmul(node)?,
-            op if TRANSPARENT_OPS.contains(&op) && !rw.float.contains(&node.input[0]) && rw.quantized.contains_key(&node.input[0]) => {
+            op if TRANSPARENT_OPS.contains(&op)
+                && !rw.float.contains(&node.input[0])
+                && rw.quantized.contains_key(&node.input[0]) =>
+            {
                 rw.transparent(node)
             }
             _ => rw.float_op(node)?,
@@ -170,7 +186,8 @@ pub fn quantize_graph(model: &pb::ModelProto, ranges: &Ranges, keep_float: &Hash
     }
     let mut out_graph = graph.clone();
     let used: HashSet<&str> = rw.nodes.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
-    let mut initializers: Vec<pb::TensorProto> = graph.initializer.iter().filter(|t| used.contains(t.name.as_str())).cloned().collect();
+    let mut initializers: Vec<pb::TensorProto> =
+        graph.initializer.iter().filter(|t| used.contains(t.name.as_str())).cloned().collect();
     initializers.extend(rw.new_initializers.iter().cloned());
     out_graph.node = rw.nodes;
     out_graph.initializer = initializers;
@@ -184,9 +201,10 @@ impl Rewriter<'_> {
     }
 
     fn initializer(&self, name: &str, node: &pb::NodeProto) -> Result<&pb::TensorProto, QuantizeError> {
-        self.initializers
-            .get(name)
-            .ok_or_else(|| QuantizeError::Unsupported { node: node.name.clone(), reason: format!("`{name}` is not a constant; only constant weights are quantized") })
+        self.initializers.get(name).ok_or_else(|| QuantizeError::Unsupported {
+            node: node.name.clone(),
+            reason: format!("`{name}` is not a constant; only constant weights are quantized"),
+        })
     }
 
     /// True for `Relu` and for `Clip` whose lower bound is a constant 0 (ReLU6).
@@ -206,7 +224,11 @@ impl Rewriter<'_> {
     /// Scale and zero-point initializers for `tensor` from its calibrated range.
     fn quantization_of(&mut self, tensor: &str) -> Result<Quantized, QuantizeError> {
         let (scale, zero) = self.range(tensor)?.uint8_params();
-        let q = Quantized { name: format!("{tensor}.q"), scale: format!("{tensor}.scale"), zero: format!("{tensor}.zero_point") };
+        let q = Quantized {
+            name: format!("{tensor}.q"),
+            scale: format!("{tensor}.scale"),
+            zero: format!("{tensor}.zero_point"),
+        };
         self.new_initializers.push(float_tensor(&q.scale, &[], &[scale]));
         self.new_initializers.push(raw_tensor(&q.zero, DataType::Uint8, &[], vec![zero]));
         Ok(q)
@@ -218,7 +240,13 @@ impl Rewriter<'_> {
             return Ok(q.clone());
         }
         let q = self.quantization_of(tensor)?;
-        self.nodes.push(make_node(&format!("{tensor}/quantize"), "QuantizeLinear", &[tensor, &q.scale, &q.zero], &q.name, vec![]));
+        self.nodes.push(make_node(
+            &format!("{tensor}/quantize"),
+            "QuantizeLinear",
+            &[tensor, &q.scale, &q.zero],
+            &q.name,
+            vec![],
+        ));
         self.quantized.insert(tensor.to_owned(), q.clone());
         Ok(q)
     }
@@ -229,7 +257,13 @@ impl Rewriter<'_> {
             return Ok(tensor.to_owned());
         }
         let q = self.quantized.get(tensor).cloned().ok_or_else(|| QuantizeError::NoRange(tensor.to_owned()))?;
-        self.nodes.push(make_node(&format!("{tensor}/dequantize"), "DequantizeLinear", &[&q.name, &q.scale, &q.zero], tensor, vec![]));
+        self.nodes.push(make_node(
+            &format!("{tensor}/dequantize"),
+            "DequantizeLinear",
+            &[&q.name, &q.scale, &q.zero],
+            tensor,
+            vec![],
+        ));
         self.float.insert(tensor.to_owned());
         Ok(tensor.to_owned())
     }
@@ -261,13 +295,25 @@ impl Rewriter<'_> {
         let b_q: Vec<i32> = bias.iter().zip(&w_scales).map(|(b, ws)| (b / (x_scale * ws)).round() as i32).collect();
         let out = self.quantization_of(y)?;
         let base = &weight.name;
-        let names = [format!("{base}.q"), format!("{base}.scale"), format!("{base}.zero_point"), format!("{base}.bias_q")];
+        let names =
+            [format!("{base}.q"), format!("{base}.scale"), format!("{base}.zero_point"), format!("{base}.bias_q")];
         self.new_initializers.push(raw_tensor(&names[0], DataType::Int8, &weight.dims, w_q));
         self.new_initializers.push(float_tensor(&names[1], &[out_channels as i64], &w_scales));
-        self.new_initializers.push(raw_tensor(&names[2], DataType::Int8, &[out_channels as i64], vec![0; out_channels]));
+        self.new_initializers.push(raw_tensor(
+            &names[2],
+            DataType::Int8,
+            &[out_channels as i64],
+            vec![0; out_channels],
+        ));
         self.new_initializers.push(int32_tensor(&names[3], &b_q));
         let inputs = [&x.name, &x.scale, &x.zero, &names[0], &names[1], &names[2], &out.scale, &out.zero, &names[3]];
-        self.nodes.push(make_node(&node.name, "QLinearConv", &inputs.map(String::as_str), &out.name, node.attribute.clone()));
+        self.nodes.push(make_node(
+            &node.name,
+            "QLinearConv",
+            &inputs.map(String::as_str),
+            &out.name,
+            node.attribute.clone(),
+        ));
         self.quantized.insert(y.to_owned(), out);
         Ok(())
     }
@@ -355,7 +401,10 @@ fn symmetric_int8(values: &[f32], min_scale: f32) -> (f32, Vec<u8>) {
 /// A float initializer's values, whether stored as raw bytes or as `float_data`.
 pub(crate) fn float_values(t: &pb::TensorProto, node: &str) -> Result<Vec<f32>, QuantizeError> {
     if t.data_type != DataType::Float as i32 {
-        return Err(QuantizeError::Unsupported { node: node.to_owned(), reason: format!("`{}` is not a float tensor", t.name) });
+        return Err(QuantizeError::Unsupported {
+            node: node.to_owned(),
+            reason: format!("`{}` is not a float tensor", t.name),
+        });
     }
     if !t.raw_data.is_empty() {
         Ok(t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
@@ -364,7 +413,13 @@ pub(crate) fn float_values(t: &pb::TensorProto, node: &str) -> Result<Vec<f32>, 
     }
 }
 
-fn make_node(name: &str, op_type: &str, inputs: &[&str], output: &str, attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
+fn make_node(
+    name: &str,
+    op_type: &str,
+    inputs: &[&str],
+    output: &str,
+    attribute: Vec<pb::AttributeProto>,
+) -> pb::NodeProto {
     pb::NodeProto {
         name: name.to_owned(),
         op_type: op_type.to_owned(),
@@ -376,7 +431,13 @@ fn make_node(name: &str, op_type: &str, inputs: &[&str], output: &str, attribute
 }
 
 fn raw_tensor(name: &str, data_type: DataType, dims: &[i64], raw_data: Vec<u8>) -> pb::TensorProto {
-    pb::TensorProto { name: name.to_owned(), dims: dims.to_vec(), data_type: data_type as i32, raw_data, ..Default::default() }
+    pb::TensorProto {
+        name: name.to_owned(),
+        dims: dims.to_vec(),
+        data_type: data_type as i32,
+        raw_data,
+        ..Default::default()
+    }
 }
 
 fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> pb::TensorProto {
@@ -414,7 +475,13 @@ mod tests {
     }
 
     /// A one-Conv float graph: input `x` of `x_dims` (`[1, c, h, w]`), weights `w` of `w_dims`, bias `b`, output `y`.
-    fn single_conv(x_dims: &[i64], w_dims: &[i64], w: &[f32], b: &[f32], attributes: Vec<pb::AttributeProto>) -> pb::ModelProto {
+    fn single_conv(
+        x_dims: &[i64],
+        w_dims: &[i64],
+        w: &[f32],
+        b: &[f32],
+        attributes: Vec<pb::AttributeProto>,
+    ) -> pb::ModelProto {
         let x_shape = crate::network::Shape::Map { channels: x_dims[1], height: x_dims[2], width: x_dims[3] };
         let graph = pb::GraphProto {
             node: vec![make_node("conv", "Conv", &["x", "w", "b"], "y", attributes)],
@@ -423,11 +490,22 @@ mod tests {
             output: vec![pb::ValueInfoProto { name: "y".into(), ..Default::default() }],
             ..Default::default()
         };
-        pb::ModelProto { graph: Some(graph), ir_version: 7, opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }], ..Default::default() }
+        pb::ModelProto {
+            graph: Some(graph),
+            ir_version: 7,
+            opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+            ..Default::default()
+        }
     }
 
     /// Quantizes `model` with the given ranges of `x` and `y` and runs the int8 graph in tract.
-    fn run_int8(model: &pb::ModelProto, x_range: Range, y_range: Range, x_dims: &[usize], x: &[f32]) -> tract_onnx::prelude::Tensor {
+    fn run_int8(
+        model: &pb::ModelProto,
+        x_range: Range,
+        y_range: Range,
+        x_dims: &[usize],
+        x: &[f32],
+    ) -> tract_onnx::prelude::Tensor {
         use tract_onnx::prelude::*;
         let ranges: Ranges = [("x".to_owned(), x_range), ("y".to_owned(), y_range)].into_iter().collect();
         let int8 = quantize_graph(model, &ranges, &HashSet::new()).unwrap();
@@ -459,15 +537,26 @@ mod tests {
     /// normalised image) is the zero point, not the byte 0.
     #[test]
     fn padding_of_a_signed_input_is_real_zero() {
-        let pads = pb::AttributeProto { name: "pads".into(), r#type: pb::attribute_proto::AttributeType::Ints as i32, ints: vec![1, 1, 1, 1], ..Default::default() };
+        let pads = pb::AttributeProto {
+            name: "pads".into(),
+            r#type: pb::attribute_proto::AttributeType::Ints as i32,
+            ints: vec![1, 1, 1, 1],
+            ..Default::default()
+        };
         let model = single_conv(&[1, 1, 3, 3], &[1, 1, 3, 3], &[1.0; 9], &[0.0], vec![pads]);
-        let y = run_int8(&model, Range { min: -2.0, max: 2.0 }, Range { min: 0.0, max: 10.0 }, &[1, 1, 3, 3], &[1.0; 9]);
+        let y =
+            run_int8(&model, Range { min: -2.0, max: 2.0 }, Range { min: 0.0, max: 10.0 }, &[1, 1, 3, 3], &[1.0; 9]);
         let y = y.to_plain_array_view::<f32>().unwrap();
         // Sums of the ones inside the padded 3×3 window: 4 at corners, 6 at edges, 9 in the middle (clipped to 10 by y's range).
         let expected = [[4.0, 6.0, 4.0], [6.0, 9.0, 6.0], [4.0, 6.0, 4.0]];
         for r in 0..3 {
             for c in 0..3 {
-                assert!((y[[0, 0, r, c]] - expected[r][c]).abs() <= 0.1, "({r}, {c}): {} (expected {})", y[[0, 0, r, c]], expected[r][c]);
+                assert!(
+                    (y[[0, 0, r, c]] - expected[r][c]).abs() <= 0.1,
+                    "({r}, {c}): {} (expected {})",
+                    y[[0, 0, r, c]],
+                    expected[r][c]
+                );
             }
         }
     }
@@ -476,8 +565,18 @@ mod tests {
     /// weight scales 1,000× apart per channel matches float within a few output steps.
     #[test]
     fn a_depthwise_conv_with_uneven_channels_matches_float() {
-        let int = |name: &str, v: Vec<i64>| pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Ints as i32, ints: v, ..Default::default() };
-        let group = pb::AttributeProto { name: "group".into(), r#type: pb::attribute_proto::AttributeType::Int as i32, i: 3, ..Default::default() };
+        let int = |name: &str, v: Vec<i64>| pb::AttributeProto {
+            name: name.into(),
+            r#type: pb::attribute_proto::AttributeType::Ints as i32,
+            ints: v,
+            ..Default::default()
+        };
+        let group = pb::AttributeProto {
+            name: "group".into(),
+            r#type: pb::attribute_proto::AttributeType::Int as i32,
+            i: 3,
+            ..Default::default()
+        };
         let gains = [0.001f32, 0.1, 1.0];
         let w: Vec<f32> = gains.iter().flat_map(|g| (0..9).map(move |k| g * (k as f32 - 4.0) / 4.0)).collect();
         let b = [0.5f32, -0.2, 0.1];

@@ -20,7 +20,9 @@ pub fn images(folder: &str, class: Class, n: usize) -> Vec<LabeledImage> {
     let dir = datasets_root().join("covid19-radiography").join(folder);
     let number = |path: &Path| -> u32 {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-        stem.rsplit_once('-').and_then(|(_, n)| n.parse().ok()).unwrap_or_else(|| panic!("{}: not NAME-NUMBER", path.display()))
+        stem.rsplit_once('-')
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap_or_else(|| panic!("{}: not NAME-NUMBER", path.display()))
     };
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -33,7 +35,11 @@ pub fn images(folder: &str, class: Class, n: usize) -> Vec<LabeledImage> {
     paths.truncate(n);
     assert_eq!(paths.len(), n, "{} has fewer than {n} images", dir.display());
     for path in &paths {
-        assert!(class != Class::Normal || !(63..=1403).contains(&number(path)), "{}: a pediatric Kermany film among the adult negatives", path.display());
+        assert!(
+            class != Class::Normal || !(63..=1403).contains(&number(path)),
+            "{}: a pediatric Kermany film among the adult negatives",
+            path.display()
+        );
     }
     paths.into_iter().map(|path| LabeledImage { path, class }).collect()
 }
@@ -50,7 +56,6 @@ pub fn small_data() -> TrainingData {
     TrainingData { train, val, split_seed: None, holdout_sources: vec![] }
 }
 
-
 /// The share of (positive, negative) pairs the scores order correctly, ties counting half: the
 /// AUC by its definition, independent of the ROC code under test.
 pub fn mann_whitney_auc(scores: &[f64], positive: &[bool]) -> f64 {
@@ -58,7 +63,13 @@ pub fn mann_whitney_auc(scores: &[f64], positive: &[bool]) -> f64 {
     for (p, _) in scores.iter().zip(positive).filter(|(_, is)| **is) {
         for (n, _) in scores.iter().zip(positive).filter(|(_, is)| !**is) {
             pairs += 1.0;
-            right += if p > n { 1.0 } else if p == n { 0.5 } else { 0.0 };
+            right += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
         }
     }
     right / pairs

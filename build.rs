@@ -60,7 +60,8 @@ fn find_default(models: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf
 /// A card and the ONNX file its `file` field names, beside it.
 fn card_and_model(card: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
     let text = std::fs::read_to_string(card).map_err(|e| format!("{}: {e}", card.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", card.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", card.display()))?;
     let file = json["file"].as_str().ok_or_else(|| format!("{}: no `file` field", card.display()))?;
     let onnx = card.parent().unwrap_or(Path::new(".")).join(file);
     if !onnx.is_file() {

@@ -31,6 +31,13 @@ if cargo tree -p cxr -e normal --prefix none | grep -q '^tch '; then
     exit 1
 fi
 
+# House style: rustfmt (rustfmt.toml) and clippy with no warnings, checked before the long build.
+for component in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
+done
+cargo fmt --all --check
+cargo clippy --workspace --features train --all-targets -- -D warnings
+
 # Every target, the Criterion benches included (each run once, in the test profile: a bench
 # build in the release profile would compile everything a second time), then the doc tests,
 # which --all-targets leaves out. tests/model_accuracy.rs re-checks every model's AUC.

@@ -3,14 +3,14 @@
 //!
 //! Everything here calls the same functions as the `cxr` CLI — `cxr_core::load_image` to decode,
 //! `cxr_infer::Session` to run — so a probability printed by Python and by `cxr predict --json` is
-//! the same `f32`. Values cross into Python in plain shapes (lists, tuples, raw little buffers)
+//! the same `f32`. Values cross into Python in plain shapes (lists, tuples, raw byte buffers)
 //! and the Python layer builds numpy arrays and result objects from them: this keeps the
 //! extension free of the numpy C API, so one abi3 wheel serves every CPython ≥ 3.9.
 //! Inference runs with the GIL released, so Python threads can score in parallel.
 
 mod input;
 mod model;
-mod models;
+mod catalog;
 
 use pyo3::prelude::*;
 

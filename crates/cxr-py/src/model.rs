@@ -3,7 +3,7 @@
 //! from several Python threads at once, each running with the GIL released.
 
 use crate::input::Input;
-use cxr_infer::{Batch, InferError, Method, Prediction};
+use cxr_infer::{Batch, InferError, Method};
 use pyo3::prelude::*;
 
 /// A prediction as it crosses into Python: class probabilities (in `class_names` order) and the
@@ -30,7 +30,7 @@ impl Model {
     #[new]
     fn new(py: Python<'_>, source: &str) -> PyResult<Model> {
         let source = cxr_infer::ModelSource::parse(source);
-        let model = py.detach(|| crate::models::catalog().load(&source, Batch::default())).map_err(|e| crate::cxr_error(&e))?;
+        let model = py.detach(|| crate::catalog::catalog().load(&source, Batch::default())).map_err(|e| crate::cxr_error(&e))?;
         Ok(Model { model })
     }
 
@@ -83,12 +83,11 @@ impl Model {
         Ok((shape, crate::f32_bytes(&values)))
     }
 
-    /// A heatmap of the evidence for P(covid) over the model's input: `(method, size, scaled
-    /// values, signed evidence, prediction)`, the maps as f32 bytes. `method` is
-    /// `"class-activation-map"`, `"occlusion"` or `None` for the model's own choice.
+    /// A heatmap of the evidence for P(covid) over the model's input: `((height, width), scaled
+    /// values, signed evidence)`, the maps as f32 bytes. `method` is `"class-activation-map"`,
+    /// `"occlusion"` or `None` for the model's own choice.
     #[pyo3(signature = (input, method=None))]
-    #[allow(clippy::type_complexity)]
-    fn explain(&self, py: Python<'_>, input: Input, method: Option<&str>) -> PyResult<(&'static str, (u32, u32), Vec<u8>, Vec<u8>, Scored)> {
+    fn explain(&self, py: Python<'_>, input: Input, method: Option<&str>) -> PyResult<((u32, u32), Vec<u8>, Vec<u8>)> {
         let method = match method {
             None => None,
             Some("class-activation-map" | "cam") => Some(Method::ClassActivationMap),
@@ -101,8 +100,7 @@ impl Model {
                 self.model.session().explain(&image, method)
             })
             .map_err(|e| crate::cxr_error(&e))?;
-        let Prediction { probabilities, class_index } = heat.prediction;
-        Ok((heat.method.as_str(), (heat.height, heat.width), crate::f32_bytes(&heat.values), crate::f32_bytes(&heat.evidence), (probabilities, class_index)))
+        Ok(((heat.height, heat.width), crate::f32_bytes(&heat.values), crate::f32_bytes(&heat.evidence)))
     }
 }
 

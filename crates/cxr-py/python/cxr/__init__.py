@@ -127,7 +127,7 @@ class Model:
         default). By default values are scaled to ``[0, 1]`` for drawing; ``signed=True``
         returns the unscaled evidence, positive where the image raised P(covid).
         """
-        _, shape, values, evidence, _ = self._model.explain(_as_input(xray), method)
+        shape, values, evidence = self._model.explain(_as_input(xray), method)
         return _f32_array(evidence if signed else values, shape)
 
     def _prediction(self, path: Optional[str], probabilities: List[float], class_index: int) -> Prediction:

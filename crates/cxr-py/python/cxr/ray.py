@@ -116,7 +116,8 @@ def score(
     """Scores every image under ``paths_or_folder`` on the Ray cluster and writes ``output``.
 
     ``model`` is resolved on each worker as ``cxr.Model`` resolves it (``"default"`` is the
-    model built into the package, so workers need nothing but ``cxr`` installed). Connects to
+    model built into the package, so workers need nothing but ``cxr`` installed; a model file
+    must be at the same absolute path on every node). Connects to
     ``address`` (or ``$RAY_ADDRESS``, or starts a local Ray) unless Ray is already initialised.
     ``concurrency`` is the actor pool's size (default: from one to one per CPU of the
     cluster), ``num_cpus`` what each actor reserves.
@@ -132,6 +133,8 @@ def score(
 
     paths = list_images(paths_or_folder)
     local = cxr.Model(model)  # fails here, once, for a model that cannot load
+    if os.path.exists(model):
+        model = os.path.abspath(model)  # workers resolve it from their own working folder
     if not ray.is_initialized():
         ray.init(address=address)
     if concurrency is None:

@@ -169,8 +169,9 @@ def test_losing_the_worker_node_mid_run_loses_and_repeats_nothing(cluster, archi
     killer = threading.Thread(target=kill_worker_node_once_it_scores)
     killer.start()
     try:
-        # Half a CPU per actor: after the loss, the head alone can host the whole pool again.
-        summary = cxr.ray.score(archive, model="default", output=output, batch_size=4, concurrency=2, num_cpus=0.5)
+        # Two one-CPU actors on two one-CPU nodes, so one runs on the worker node; once it is
+        # lost there is no free CPU to restart it on, and the head's actor must take its batches.
+        summary = cxr.ray.score(archive, model="default", output=output, batch_size=4, concurrency=2)
     finally:
         finished = time.monotonic()
         done.set()

@@ -41,9 +41,12 @@ def test_probabilities_equal_cli_predict_json_bit_for_bit(source, cli, xrays, mo
         assert theirs["path"] == mine.path
         assert theirs["class"] == mine.class_name
         assert is_f32_text(theirs["p_covid"], mine.p_covid), (mine.path, theirs["p_covid"], mine.p_covid)
+        # The CLI prints the float32 widened to a double (shortest repr): it reads back exactly.
+        assert float(theirs["p_covid"]) == mine.p_covid
         assert sorted(theirs["probabilities"]) == sorted(model.class_names)  # the JSON map is sorted by name
         for name, text in theirs["probabilities"].items():
             assert is_f32_text(text, mine.probabilities[name]), (mine.path, name, text, mine.probabilities[name])
+            assert float(text) == mine.probabilities[name]
         assert set(mine.to_dict()) == set(theirs)
 
 

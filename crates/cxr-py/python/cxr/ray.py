@@ -21,12 +21,9 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 import numpy as np
 
 import cxr
+from cxr import _native
 
 __all__ = ["list_images", "score"]
-
-#: Files a folder walk picks up, as ``cxr score`` does: PNG, JPEG, DICOM, or no extension
-#: (archives hold many extension-less DICOM files); hidden entries are skipped.
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".dcm", ".dicom"})
 
 PathArg = Union[str, "os.PathLike[str]"]
 
@@ -50,20 +47,7 @@ def list_images(paths_or_folder: Union[PathArg, Iterable[PathArg]]) -> List[str]
 
 
 def _walk(folder: str) -> List[str]:
-    images: List[str] = []
-    visited = set()
-    for root, dirs, files in os.walk(folder, followlinks=True):
-        stat = os.stat(root)
-        if (stat.st_dev, stat.st_ino) in visited:
-            dirs[:] = []
-            continue
-        visited.add((stat.st_dev, stat.st_ino))
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            suffix = os.path.splitext(name)[1].lower()
-            if not name.startswith(".") and (suffix == "" or suffix in IMAGE_SUFFIXES):
-                images.append(os.path.join(root, name))
-    return sorted(images)
+    return _native.walk(folder)
 
 
 class _Scorer:

@@ -2,7 +2,6 @@ import os
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple, Union
 
 PathArg = Union[str, os.PathLike[str]]
-IMAGE_SUFFIXES: FrozenSet[str]
 
 def list_images(paths_or_folder: Union[PathArg, Iterable[PathArg]]) -> List[str]: ...
 def score(

@@ -1,5 +1,5 @@
 import os
-from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 PathArg = Union[str, os.PathLike[str]]
 

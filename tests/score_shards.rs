@@ -1,7 +1,7 @@
 //! `cxr score --shard K/N` and `--merge` end to end on real X-rays with the shipped seed CNN:
-//! the shards split the inputs disjointly and completely, a shard does not change when its task
-//! names the inputs by another path, the merge equals an unsharded run, and a lost or repeated
-//! shard is refused.
+//! the shards split the inputs disjointly and completely (for every shard count from 1 to 8), a
+//! shard does not change when its task names the inputs by another path, the merge equals an
+//! unsharded run row for row, and a lost or repeated shard is refused.
 
 use assert_cmd::Command;
 use std::collections::{BTreeMap, BTreeSet};
@@ -107,6 +107,20 @@ fn shards_cover_every_image_once_and_merge_to_the_unsharded_run() {
     merge(&[&parts[0], &parts[1], &parts[2]], "merged.csv").code(1);
     assert_eq!(rows(&dir.path().join("merged.csv")), full);
     assert!(full.iter().any(|(f, (_, e))| f.ends_with("empty.png") && !e.is_empty()));
+
+    // Every shard count from 1 to 8 merges back to the unsharded run, row for row.
+    for n in 1..=8 {
+        let shards: Vec<PathBuf> = (0..n).map(|k| dir.path().join(format!("n{n}-{k}.csv"))).collect();
+        for (k, part) in shards.iter().enumerate() {
+            cxr(dir.path())
+                .args(["score", "ward-a", "ward-b", "--shard", &format!("{k}/{n}"), "--out"])
+                .arg(part)
+                .assert()
+                .code(predicates::ord::le(1));
+        }
+        merge(&shards.iter().collect::<Vec<_>>(), &format!("merged-{n}.csv")).code(1);
+        assert_eq!(rows(&dir.path().join(format!("merged-{n}.csv"))), full, "{n} shards");
+    }
 
     merge(&[&parts[0], &parts[2]], "lost.csv").failure().stderr(predicates::str::contains("have no row"));
     merge(&[&parts[0], &parts[1], &parts[2], &parts[2]], "twice.csv")

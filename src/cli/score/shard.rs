@@ -90,10 +90,16 @@ pub fn merge(
             }
         }
     }
-    let expected: Vec<PathBuf> =
-        inputs.unreadable.iter().map(|(p, _)| p.clone()).chain(inputs.images.iter().map(|l| l.path.clone())).collect();
-    let missing: Vec<&PathBuf> = expected.iter().filter(|p| !rows.contains_key(&identity(p))).collect();
-    let listed: std::collections::HashSet<PathBuf> = expected.iter().map(|p| identity(p)).collect();
+    // Each input with its identity, resolved once (a path per syscall adds up over an archive).
+    let expected: Vec<(&Path, PathBuf)> = inputs
+        .unreadable
+        .iter()
+        .map(|(p, _)| p.as_path())
+        .chain(inputs.images.iter().map(|l| l.path.as_path()))
+        .map(|p| (p, identity(p)))
+        .collect();
+    let missing: Vec<&Path> = expected.iter().filter(|(_, id)| !rows.contains_key(id)).map(|(p, _)| *p).collect();
+    let listed: std::collections::HashSet<&PathBuf> = expected.iter().map(|(_, id)| id).collect();
     let strangers: Vec<&PathBuf> = rows.keys().filter(|p| !listed.contains(*p)).collect();
     let examples = |items: Vec<String>| items.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
     let mut problems = Vec::new();
@@ -124,8 +130,8 @@ pub fn merge(
 
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(header)?;
-    for file in &expected {
-        writer.write_record(&rows[&identity(file)].0)?;
+    for (_, id) in &expected {
+        writer.write_record(&rows[id].0)?;
     }
     let text = writer.into_inner().map_err(|e| anyhow::anyhow!("{}", e.error()))?;
     let mut name = out.file_name().unwrap_or_default().to_owned();

@@ -39,6 +39,9 @@ enum Command {
     /// Train a network on a manifest's train split and export the best epoch (libtorch; `train` feature).
     #[cfg(feature = "train")]
     Train(cli::train::TrainArgs),
+    /// Train a lung-field segmenter on drawn lung masks, to put in front of a classifier (`cxr train --lung-field`; `train` feature).
+    #[cfg(feature = "train")]
+    TrainLungField(cli::train::TrainLungFieldArgs),
     /// Export a training checkpoint to ONNX with its model card (`train` feature).
     #[cfg(feature = "train")]
     Export(cli::train::ExportArgs),
@@ -60,6 +63,8 @@ fn main() -> ExitCode {
         Command::Info(args) => cli::models::run_info(args),
         #[cfg(feature = "train")]
         Command::Train(args) => cli::train::run_train(args),
+        #[cfg(feature = "train")]
+        Command::TrainLungField(args) => cli::train::run_train_lung_field(args),
         #[cfg(feature = "train")]
         Command::Export(args) => cli::train::run_export(args),
         #[cfg(feature = "train")]

@@ -10,6 +10,7 @@
 # trained, then `cxr eval --out-of-fold` scores every film of the collection with the model that
 # did not see it and reports the pooled out-of-fold within-source AUC, the lungs-blacked-out AUC
 # and the evidence inside the human lung masks. Models and reports stay under target/ and out/.
+# `{fold}` in a train option becomes the fold's number (a per-fold lung field, say).
 source "$(dirname "${BASH_SOURCE[0]}")/prepare-within-source.sh" all
 name=$1 arch=$2 variant=$3
 shift 3
@@ -25,7 +26,7 @@ out="target/within-source-cv/$name"
 models=()
 for k in 0 1 2 3 4; do
     [ -f "$out/$name-fold-$k.onnx" ] || target/release/cxr train --arch "$arch" --manifest "$folds/fold-$k.csv" \
-        --out "$out" --name "$name-fold-$k" --run-dir "$out/run-$k" --seed 42 "$@"
+        --out "$out" --name "$name-fold-$k" --run-dir "$out/run-$k" --seed 42 "${@//\{fold\}/$k}"
     models+=(-m "$out/$name-fold-$k.onnx")
 done
 # The fold manifests with paths relative to the datasets root (as the stored splits are), so that

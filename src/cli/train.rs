@@ -6,7 +6,7 @@ use cxr_core::ClassSet;
 use cxr_core::preprocess::Intensity;
 use cxr_train::quantize::{Calibration, QuantizeOptions, quantize_file};
 use cxr_train::train::{EPOCHS_CSV, TrainConfig};
-use cxr_train::{Augmentation, TrainingData, export_checkpoint};
+use cxr_train::{Augmentation, TrainingData, export_checkpoint, segmenter};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,6 +15,15 @@ use std::process::ExitCode;
 pub enum IntensityArg {
     AsIs,
     Equalize,
+}
+
+impl From<IntensityArg> for Intensity {
+    fn from(arg: IntensityArg) -> Intensity {
+        match arg {
+            IntensityArg::AsIs => Intensity::AsIs,
+            IntensityArg::Equalize => Intensity::Equalize,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -90,9 +99,53 @@ pub struct TrainArgs {
     /// exposure and contrast curve of the device that took it.
     #[arg(long, value_enum, default_value = "as-is")]
     intensity: IntensityArg,
+    /// Put a lung field in front of the network: a segmenter folder from `cxr train-lung-field`
+    /// (trained for the same --arch). Everything outside the lungs it finds is set to mid grey
+    /// before the network sees the film, in training and in the exported model alike. Needs
+    /// --freeze-base; the segmenter stays frozen.
+    #[arg(long, value_name = "DIR", requires = "freeze_base")]
+    lung_field: Option<PathBuf>,
     /// Continue the run in the run directory from its last epoch.
     #[arg(long)]
     resume: bool,
+}
+
+#[derive(Args)]
+pub struct TrainLungFieldArgs {
+    /// Lung masks drawn by people: a CSV `image,mask,…` (`image` relative to --data-root, `mask`
+    /// relative to the CSV), as `shared/annotations/lung-masks-v7/masks.csv`.
+    #[arg(long)]
+    masks: PathBuf,
+    /// The folder the masks' `image` column is relative to.
+    #[arg(long)]
+    data_root: PathBuf,
+    /// Manifest whose `train` films (with a mask) train the segmenter and whose `val` films pick
+    /// its epoch. Test films never reach it: with a fold of `cxr data folds`, the fold's own.
+    #[arg(long)]
+    manifest: PathBuf,
+    /// The classifier it will stand in front of (its input is the segmenter's).
+    #[arg(long, default_value = "efficientnet-lite0")]
+    arch: String,
+    /// The classifier's input side (default: the architecture's own); a multiple of 32.
+    #[arg(long)]
+    image_size: Option<i64>,
+    /// The classifier's grey-level remapping, if it uses one.
+    #[arg(long, value_enum, default_value = "as-is")]
+    intensity: IntensityArg,
+    /// Folder to write `lung-field.json` and `lung-field.safetensors` into.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 40)]
+    epochs: u32,
+    /// Stop after this many epochs without a better validation Dice.
+    #[arg(long, default_value_t = 8)]
+    patience: u32,
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -170,10 +223,8 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         freeze_base: args.freeze_base,
         feature_dir: args.feature_dir.clone(),
         unfreeze_from: args.unfreeze_from.clone(),
-        intensity: match args.intensity {
-            IntensityArg::AsIs => Intensity::AsIs,
-            IntensityArg::Equalize => Intensity::Equalize,
-        },
+        intensity: args.intensity.into(),
+        lung_field: args.lung_field.clone(),
     };
     config.check()?;
     let data = TrainingData::from_manifest(&args.manifest, class_set)?;
@@ -237,6 +288,41 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn run_train_lung_field(args: TrainLungFieldArgs) -> anyhow::Result<ExitCode> {
+    cxr_train::device::load_cuda_backend();
+    let mut classifier = cxr_train::zoo::build(&args.arch, args.image_size, ClassSet::Binary)?;
+    classifier.intensity = args.intensity.into();
+    let masks = cxr_core::lung_mask::LungMasks::read(&args.masks, &args.data_root)?;
+    let data = TrainingData::from_manifest(&args.manifest, ClassSet::Binary)?;
+    let (train, val) = segmenter::masked_films(&data, &masks, &args.manifest, &args.masks)?;
+    eprintln!(
+        "training a lung field for {} on {} train / {} val masked films of {} ({})",
+        args.arch,
+        train.len(),
+        val.len(),
+        args.manifest.display(),
+        cxr_train::device::describe()
+    );
+    let config = segmenter::SegmenterConfig {
+        classifier,
+        epochs: args.epochs,
+        patience: args.patience,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        seed: args.seed,
+    };
+    let record =
+        segmenter::train_segmenter(&config, &train, &val, (&args.masks, &args.manifest), &args.out, &mut |e| {
+            eprintln!(
+                "epoch {:>3}: train loss {:.4} | val Dice {:.4} | {:.1} s",
+                e.epoch, e.train_loss, e.val_dice, e.seconds
+            )
+        })?;
+    eprintln!("kept epoch {} (validation Dice {:.4})", record.best_epoch, record.val_dice);
+    println!("{}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run_export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let card = export_checkpoint(&args.checkpoint, &args.out)?;
     println!("{}", args.out.display());
@@ -274,6 +360,9 @@ fn recipe(args: &TrainArgs, name: &str) -> String {
         cmd += " --freeze-base";
         if let Some(layer) = &args.unfreeze_from {
             cmd += &format!(" --unfreeze-from {layer}");
+        }
+        if let Some(dir) = &args.lung_field {
+            cmd += &format!(" --lung-field {}", dir.display());
         }
     } else if args.no_augment {
         cmd += " --no-augment";

@@ -68,6 +68,13 @@ impl LungMasks {
         self.by_film.is_empty()
     }
 
+    /// Every film that has a mask, as (film, mask), in film order.
+    pub fn pairs(&self) -> Vec<(&Path, &Path)> {
+        let mut pairs: Vec<(&Path, &Path)> = self.by_film.iter().map(|(f, m)| (f.as_path(), m.as_path())).collect();
+        pairs.sort();
+        pairs
+    }
+
     /// The mask file of `film`, if it has one.
     pub fn mask_of(&self, film: &Path) -> Option<&Path> {
         self.by_film.get(&film.canonicalize().ok()?).map(PathBuf::as_path)

@@ -95,6 +95,7 @@ pub fn export_values(
     let class_set = match network.head {
         Head::Sigmoid => ClassSet::Binary,
         Head::Softmax { .. } => ClassSet::ThreeClass,
+        Head::Mask => unreachable!("a segmenter is no classifier and gets no model card"),
     };
     let mut card = base_card(network, zoo::preprocess_for(network), class_set, onnx_path, &bytes);
     card.threshold = 0.5;

@@ -69,6 +69,9 @@ pub struct FeatureKey {
     /// partial fine-tuning [`crate::network::Network::input_of_layer`].
     pub node: String,
     pub preprocess: Preprocess,
+    /// sha256 of the lung-field segmenter's weights, when the network stands behind one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lung_field_sha256: Option<String>,
 }
 
 impl FeatureKey {
@@ -80,11 +83,17 @@ impl FeatureKey {
         manifest_sha256: &str,
     ) -> Result<FeatureKey, TrainError> {
         let weights = config.pretrained.as_ref().ok_or(TrainError::FreezeWithoutWeights)?;
-        let bytes = std::fs::read(weights).map_err(|source| TrainError::Io {
-            path: weights.clone(),
-            action: "cannot read weights",
-            source,
-        })?;
+        let file_sha256 = |path: &Path| {
+            std::fs::read(path).map(|bytes| sha256_hex(&bytes)).map_err(|source| TrainError::Io {
+                path: path.to_owned(),
+                action: "cannot read weights",
+                source,
+            })
+        };
+        let lung_field_sha256 = match &config.lung_field {
+            Some(dir) => Some(file_sha256(&dir.join(crate::lung_field::WEIGHTS_FILE))?),
+            None => None,
+        };
         let listing: String = [("train", &data.train), ("val", &data.val)]
             .iter()
             .flat_map(|(split, images)| {
@@ -93,13 +102,14 @@ impl FeatureKey {
             .collect();
         let network = model.network();
         Ok(FeatureKey {
-            weights_sha256: sha256_hex(&bytes),
+            weights_sha256: file_sha256(weights)?,
             manifest_sha256: manifest_sha256.to_owned(),
             images_sha256: sha256_hex(listing.as_bytes()),
             architecture: network.architecture.clone(),
             input_size: network.input_size,
             node: network.nodes[node].name.clone(),
             preprocess: crate::zoo::preprocess_for(network),
+            lung_field_sha256,
         })
     }
 

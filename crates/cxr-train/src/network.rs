@@ -76,6 +76,15 @@ pub enum Op {
     Concat,
     /// `[N, C, H, W]` → `[N, C, 1, 1]`.
     GlobalAvgPool,
+    /// Element-wise logistic function (a lung-field mask from its logits).
+    Sigmoid,
+    /// Element-wise product of two maps of one size; the second may have one channel, which then
+    /// multiplies every channel of the first (an image times its lung-field mask).
+    Mul,
+    /// Nearest-neighbour enlargement of a map by an integer factor (a segmenter's decoder).
+    Upsample {
+        factor: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,12 +104,16 @@ pub enum Head {
     Sigmoid,
     /// `classes` logits, softmax over them.
     Softmax { classes: i64 },
+    /// One logit per input pixel, `P(inside) = sigmoid(logit)`: a segmenter's map, the size of
+    /// the input.
+    Mask,
 }
 
 impl Head {
+    /// How many logits a classifier head reads; a [`Head::Mask`] reads a map instead.
     pub fn outputs(self) -> i64 {
         match self {
-            Head::Sigmoid => 1,
+            Head::Sigmoid | Head::Mask => 1,
             Head::Softmax { classes } => classes,
         }
     }
@@ -150,6 +163,12 @@ pub enum NetworkError {
 }
 
 impl Network {
+    /// The classifier's own architecture name, without a `+lung-field` in front of it
+    /// ([`crate::lung_field::behind_lung_field`]): what decides its input preprocessing.
+    pub fn base_architecture(&self) -> &str {
+        self.architecture.split_once('+').map_or(&self.architecture, |(base, _)| base)
+    }
+
     /// Output shape of every node, in node order; also checks that the wiring is consistent and
     /// that the logits node gives as many values as the head needs.
     pub fn shapes(&self) -> Result<Vec<Shape>, NetworkError> {
@@ -158,12 +177,16 @@ impl Network {
             let shape = self.node_shape(id, &shapes)?;
             shapes.push(shape);
         }
+        let expected = match self.head {
+            Head::Mask => Shape::Map { channels: 1, height: self.input_size, width: self.input_size },
+            head => Shape::Vector(head.outputs()),
+        };
         match shapes.get(self.logits) {
-            Some(Shape::Vector(n)) if *n == self.head.outputs() => Ok(shapes),
+            Some(shape) if *shape == expected => Ok(shapes),
             other => Err(NetworkError::Invalid {
                 network: self.architecture.clone(),
                 node: "logits".into(),
-                problem: format!("expected a vector of {} logits, got {other:?}", self.head.outputs()),
+                problem: format!("expected logits of shape {expected:?}, got {other:?}"),
             }),
         }
     }
@@ -220,7 +243,7 @@ impl Network {
                 let out = |size: i64| (size - kernel) / stride + 1;
                 Shape::Map { channels: c, height: out(h), width: out(w) }
             }
-            Op::Relu | Op::Relu6 | Op::Dropout { .. } => {
+            Op::Relu | Op::Relu6 | Op::Dropout { .. } | Op::Sigmoid => {
                 *inputs.first().ok_or_else(|| invalid("has no input".into()))?
             }
             Op::Flatten => {
@@ -253,6 +276,18 @@ impl Network {
                     channels += c;
                 }
                 Shape::Map { channels, height: h, width: w }
+            }
+            Op::Mul => {
+                let (c, h, w) = map(0)?;
+                let (mc, mh, mw) = map(1)?;
+                if inputs.len() != 2 || (mh, mw) != (h, w) || (mc != c && mc != 1) {
+                    return Err(invalid(format!("multiplies maps that do not broadcast {inputs:?}")));
+                }
+                inputs[0]
+            }
+            Op::Upsample { factor } => {
+                let (c, h, w) = map(0)?;
+                Shape::Map { channels: c, height: h * factor, width: w * factor }
             }
         };
         if let Shape::Map { height, width, .. } = shape
@@ -498,5 +533,8 @@ fn op_label(op: &Op) -> &'static str {
         Op::Add => "add",
         Op::Concat => "concat",
         Op::GlobalAvgPool => "gap",
+        Op::Sigmoid => "sigmoid",
+        Op::Mul => "mul",
+        Op::Upsample { .. } => "upsample",
     }
 }

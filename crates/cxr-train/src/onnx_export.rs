@@ -194,12 +194,31 @@ pub fn to_onnx(network: &Network, values: &ParamValues) -> Result<pb::ModelProto
                 }
             }
             Op::Concat => emit("Concat", inputs, &out_name, vec![int_attr("axis", 1)]),
+            Op::Sigmoid => emit("Sigmoid", inputs, &out_name, vec![]),
+            Op::Mul => emit("Mul", inputs, &out_name, vec![]),
+            Op::Upsample { factor } => {
+                // PyTorch's `upsample_nearest2d` reads source pixel floor(out / factor): ONNX's
+                // asymmetric coordinates with floor rounding. No region of interest ("").
+                let scales = format!("{}.scales", node.name);
+                let f = *factor as f32;
+                initializers.push(float_tensor(&scales, &[4], vec![1.0, 1.0, f, f]));
+                emit(
+                    "Resize",
+                    vec![inputs[0].clone(), String::new(), scales],
+                    &out_name,
+                    vec![
+                        string_attr("mode", "nearest"),
+                        string_attr("coordinate_transformation_mode", "asymmetric"),
+                        string_attr("nearest_mode", "floor"),
+                    ],
+                );
+            }
         }
         tensor_names.push(out_name);
     }
 
     let head_op = match network.head {
-        Head::Sigmoid => pb::NodeProto {
+        Head::Sigmoid | Head::Mask => pb::NodeProto {
             name: "head".into(),
             op_type: "Sigmoid".into(),
             input: vec![tensor_names[network.logits].clone()],
@@ -224,7 +243,7 @@ pub fn to_onnx(network: &Network, values: &ParamValues) -> Result<pb::ModelProto
     };
 
     graph.input.push(value_info(INPUT_NAME, &shapes[0]));
-    graph.output.push(value_info(PROBABILITIES_NAME, &Shape::Vector(network.head.outputs())));
+    graph.output.push(value_info(PROBABILITIES_NAME, &shapes[network.logits]));
     if let Some(f) = features_node {
         graph.output.push(value_info(FEATURES_NAME, &shapes[f]));
     }
@@ -292,6 +311,15 @@ fn float_attr(name: &str, f: f32) -> pb::AttributeProto {
         name: name.to_owned(),
         r#type: pb::attribute_proto::AttributeType::Float as i32,
         f,
+        ..Default::default()
+    }
+}
+
+fn string_attr(name: &str, value: &str) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.to_owned(),
+        r#type: pb::attribute_proto::AttributeType::String as i32,
+        s: value.as_bytes().to_vec(),
         ..Default::default()
     }
 }

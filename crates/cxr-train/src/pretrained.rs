@@ -34,7 +34,9 @@ pub struct LoadReport {
 }
 
 /// Copies the tensors of `path` into `vs` (whose variables were created for `network`).
-/// Parameters under `head_prefix` may be missing or shaped differently; everything else must match exactly.
+/// Parameters under `head_prefix` may be missing or shaped differently; everything else must match
+/// exactly (all of it when `head_prefix` is empty). `network` may be part of what `vs` holds (a classifier behind a lung field): only its
+/// own parameters are loaded.
 pub fn load_pretrained(
     vs: &nn::VarStore,
     network: &Network,
@@ -53,7 +55,7 @@ pub fn load_pretrained(
     let mut replaced_head = Vec::new();
     let mut to_copy = Vec::new();
     for spec in network.parameters() {
-        let is_head = spec.name.starts_with(head_prefix);
+        let is_head = !head_prefix.is_empty() && spec.name.starts_with(head_prefix);
         match file.get(&spec.name) {
             None if is_head => replaced_head.push(spec.name.clone()),
             None => problems.push(format!("`{}` {:?} is missing", spec.name, spec.shape)),

@@ -60,6 +60,10 @@ pub struct TrainConfig {
     /// Grey-level remapping of every image, in training and, through the card, at inference.
     #[serde(default, skip_serializing_if = "is_as_is")]
     pub intensity: Intensity,
+    /// A segmenter folder (`cxr train-lung-field`): the network trains and ships behind its lung
+    /// field ([`crate::lung_field`]); needs `freeze_base`, which keeps the segmenter frozen too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lung_field: Option<PathBuf>,
 }
 
 fn is_as_is(i: &Intensity) -> bool {
@@ -86,6 +90,7 @@ impl TrainConfig {
             feature_dir: None,
             unfreeze_from: None,
             intensity: Intensity::AsIs,
+            lung_field: None,
         }
     }
 
@@ -99,6 +104,9 @@ impl TrainConfig {
         }
         if self.unfreeze_from.is_some() && !self.freeze_base {
             return Err(TrainError::UnfreezeWithoutFreeze);
+        }
+        if self.lung_field.is_some() && !self.freeze_base {
+            return Err(TrainError::LungFieldWithoutFreeze);
         }
         Ok(())
     }
@@ -208,6 +216,12 @@ pub enum TrainError {
         "--unfreeze-from says where a frozen base stops, so it needs --freeze-base (without it every layer trains)"
     )]
     UnfreezeWithoutFreeze,
+    #[error(
+        "--lung-field puts a frozen segmenter in front of the network, so it needs --freeze-base (and --weights): full fine-tuning would train the segmenter's BatchNorm statistics too"
+    )]
+    LungFieldWithoutFreeze,
+    #[error(transparent)]
+    LungField(#[from] crate::lung_field::LungFieldError),
 }
 
 /// How a run got its features, for the state file and the model card.

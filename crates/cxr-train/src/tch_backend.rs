@@ -158,6 +158,13 @@ impl TchNetwork {
                 (Op::Flatten, _) => input(0).flatten(1, -1),
                 (Op::GlobalAvgPool, _) => input(0).adaptive_avg_pool2d([1, 1]),
                 (Op::Add, _) => (1..node.inputs.len()).fold(input(0).shallow_clone(), |sum, i| sum + input(i)),
+                (Op::Sigmoid, _) => input(0).sigmoid(),
+                (Op::Mul, _) => input(0) * input(1),
+                (Op::Upsample { factor }, _) => {
+                    let size = input(0).size();
+                    let (h, w) = (size[2] * factor, size[3] * factor);
+                    input(0).upsample_nearest2d([h, w], Some(*factor as f64), Some(*factor as f64))
+                }
                 (Op::Concat, _) => {
                     let parts: Vec<&Tensor> = (0..node.inputs.len()).map(input).collect();
                     Tensor::cat(&parts, 1)
@@ -186,7 +193,7 @@ impl TchNetwork {
 /// The head's sigmoid or softmax on logits.
 pub fn apply_head(head: Head, logits: &Tensor) -> Tensor {
     match head {
-        Head::Sigmoid => logits.sigmoid(),
+        Head::Sigmoid | Head::Mask => logits.sigmoid(),
         Head::Softmax { .. } => logits.softmax(1, Kind::Float),
     }
 }

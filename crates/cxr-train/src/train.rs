@@ -17,6 +17,7 @@
 use crate::augment::Augmentation;
 use crate::data::{ImageCache, TrainingData, bar_style, class_counts, mix_seed, target_count};
 use crate::features::{self, FeatureKey, FeatureSet};
+use crate::lung_field::{LungField, behind_lung_field};
 use crate::network::{Head, Network, NodeId};
 use crate::pretrained::load_pretrained;
 pub use crate::run::{
@@ -83,9 +84,21 @@ pub fn train(
         }
     }
 
-    let mut network = zoo::build(&config.architecture, config.image_size, config.class_set)?;
-    network.intensity = config.intensity;
-    let preprocess = zoo::preprocess_for(&network);
+    let mut classifier = zoo::build(&config.architecture, config.image_size, config.class_set)?;
+    classifier.intensity = config.intensity;
+    let preprocess = zoo::preprocess_for(&classifier);
+    let lung_field = match &config.lung_field {
+        Some(dir) => {
+            let field = LungField::load(dir)?;
+            field.check_fits(dir, &classifier, &preprocess)?;
+            Some(field)
+        }
+        None => None,
+    };
+    let network = match &lung_field {
+        Some(field) => behind_lung_field(&field.record.network, &classifier)?,
+        None => classifier.clone(),
+    };
     let targets = target_count(config.class_set);
     let device = Device::cuda_if_available();
     tch::manual_seed(config.seed as i64);
@@ -94,8 +107,13 @@ pub fn train(
     if saved.is_some() {
         let last = run_dir.join(LAST_WEIGHTS);
         vs.load(&last).map_err(|source| TrainError::Checkpoint { path: last, source })?;
-    } else if let Some(weights) = &config.pretrained {
-        load_pretrained(&vs, &network, weights, &network.head_prefix())?;
+    } else {
+        if let Some(weights) = &config.pretrained {
+            load_pretrained(&vs, &classifier, weights, &classifier.head_prefix())?;
+        }
+        if let Some(field) = &lung_field {
+            load_pretrained(&vs, &field.record.network, &field.weights, "")?;
+        }
     }
     let manifest_sha256 = std::fs::read(manifest).map(|b| cxr_core::card::sha256_hex(&b)).unwrap_or_default();
     let Prepared { train: train_examples, val: val_examples, unreadable, features } = if config.freeze_base {
@@ -273,6 +291,7 @@ fn weighted_loss(head: Head, logits: &Tensor, targets: &Tensor, class_weights: &
             );
             (per_sample * &weights).sum(Kind::Float) / weights.sum(Kind::Float)
         }
+        Head::Mask => unreachable!("segmenters train in crate::segmenter, not as classifiers"),
         Head::Softmax { .. } => {
             logits.cross_entropy_loss::<&Tensor>(targets, Some(class_weights), Reduction::Mean, -100, 0.0)
         }
@@ -283,6 +302,7 @@ fn count_correct(head: Head, logits: &Tensor, targets: &Tensor) -> usize {
     let predicted = match head {
         Head::Sigmoid => logits.squeeze_dim(1).gt(0.0).to_kind(Kind::Int64),
         Head::Softmax { .. } => logits.argmax(1, false),
+        Head::Mask => unreachable!("segmenters train in crate::segmenter, not as classifiers"),
     };
     i64::try_from(predicted.eq_tensor(targets).sum(Kind::Int64)).unwrap_or(0) as usize
 }

@@ -40,7 +40,7 @@ pub fn preprocess_for(network: &Network) -> Preprocess {
     // backbones were trained on ImageNet-normalised RGB, EfficientNet-Lite's TF-Lite checkpoints on
     // `(x·255 − 127)/128`. Backbones keep their checkpoints' input even when trained from scratch,
     // so a user's checkpoint can be swapped in without changing the card.
-    let normalize = match network.architecture.as_str() {
+    let normalize = match network.base_architecture() {
         "mobilenet-v2" | "resnet18" | "densenet121" | "vgg16" => Normalize::Imagenet,
         "efficientnet-lite0" => Normalize::Symmetric,
         _ => Normalize::Unit,
@@ -301,6 +301,56 @@ pub fn vgg16(image_size: i64, head: Head) -> Network {
     }
     let logits = b.linear("classifier.6", x, head.outputs());
     b.finish(logits, None, head)
+}
+
+/// Parameter prefix of a lung-field segmenter's layers, in its own checkpoint and inside a
+/// classifier it masks ([`crate::lung_field`]), so the two sets of names never collide.
+pub const LUNG_FIELD_PREFIX: &str = "lung_field";
+
+/// A small U-Net giving one lung logit per pixel of a classifier's input. It sees the input
+/// average-pooled to a quarter of its side: the lung field needs shape, not texture, and at that
+/// size it costs a few per cent of the classifier it stands in front of. Its decoder enlarges
+/// with nearest neighbours and concatenates the encoder map of the same size; the last 1×1
+/// convolution's logits are enlarged back to the input's size. The side must divide by 32.
+pub fn lung_unet(input_channels: i64, image_size: i64) -> Result<Network, NetworkError> {
+    const WIDTHS: [i64; 4] = [8, 16, 32, 32];
+    const POOL: i64 = 4;
+    let levels = WIDTHS.len() as u32;
+    if image_size % (POOL << (levels - 1)) != 0 {
+        return Err(NetworkError::Invalid {
+            network: "lung-unet".into(),
+            node: "input".into(),
+            problem: format!("the side must be a multiple of {}, got {image_size}", POOL << (levels - 1)),
+        });
+    }
+    let mut b = NetworkBuilder::new("lung-unet", input_channels, image_size);
+    let prefix = LUNG_FIELD_PREFIX;
+    let mut x = b.op(Op::AvgPool { kernel: POOL, stride: POOL }, &[NetworkBuilder::INPUT]);
+    let mut skips = Vec::new();
+    for (level, &width) in WIDTHS.iter().enumerate() {
+        if level > 0 {
+            skips.push(x);
+            x = b.op(Op::MaxPool { kernel: 2, stride: 2, padding: 0 }, &[x]);
+        }
+        x = double_conv(&mut b, &format!("{prefix}.down{level}"), x, width);
+    }
+    for (level, skip) in skips.into_iter().enumerate().rev() {
+        let up = b.op(Op::Upsample { factor: 2 }, &[x]);
+        let joined = b.op(Op::Concat, &[up, skip]);
+        x = double_conv(&mut b, &format!("{prefix}.up{level}"), joined, WIDTHS[level]);
+    }
+    let logits = b.conv(&format!("{prefix}.out"), x, 1, 1, 1, Padding::NONE, 1, true);
+    let logits = b.op(Op::Upsample { factor: POOL }, &[logits]);
+    Ok(b.finish(logits, None, Head::Mask))
+}
+
+/// Two 3×3 conv → BatchNorm → ReLU, U-Net's unit, named `name.0`/`name.1` and `name.3`/`name.4`
+/// as a PyTorch `Sequential` of the six layers would name them.
+fn double_conv(b: &mut NetworkBuilder, name: &str, x: NodeId, width: i64) -> NodeId {
+    const BN_EPS: f64 = 1e-5;
+    let shape = ConvShape::centred(width, 3, 1);
+    let x = conv_bn_act(b, (&format!("{name}.0"), &format!("{name}.1")), x, shape, BN_EPS, Op::Relu);
+    conv_bn_act(b, (&format!("{name}.3"), &format!("{name}.4")), x, shape, BN_EPS, Op::Relu)
 }
 
 /// A bias-free convolution, the kind that precedes or follows a BatchNorm in every backbone here.

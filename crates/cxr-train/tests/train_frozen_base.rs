@@ -6,13 +6,11 @@
 
 mod common;
 
-use common::small_data;
-use cxr_core::{Class, ClassSet, ModelCard, load_image};
-use cxr_infer::Model;
+use common::{assert_runtime_matches_libtorch, small_data};
+use cxr_core::{ClassSet, ModelCard};
 use cxr_train::augment::Augmentation;
-use cxr_train::data::{LabeledImage, TrainingData};
 use cxr_train::export::export_checkpoint;
-use cxr_train::tch_backend::{TchNetwork, batch_tensor};
+use cxr_train::tch_backend::TchNetwork;
 use cxr_train::train::{self, BEST_WEIGHTS, TrainConfig};
 use std::collections::HashMap;
 use std::io::Write;
@@ -130,38 +128,6 @@ fn frozen_mobilenet_v2_trains_only_its_head_on_cached_features_and_exports_the_w
 
     assert_runtime_matches_libtorch(&state.network, &run, &onnx, &card, &data);
     assert_eq!(ModelCard::load(&ModelCard::path_for(&onnx)).unwrap(), card);
-}
-
-/// The exported ONNX, run by cxr-infer, gives the probabilities libtorch gives for the best
-/// checkpoint on every ninth validation image.
-fn assert_runtime_matches_libtorch(
-    network: &cxr_train::network::Network,
-    run: &Path,
-    onnx: &Path,
-    card: &ModelCard,
-    data: &TrainingData,
-) {
-    let sample: Vec<&LabeledImage> = data.val.iter().step_by(9).collect();
-    let mut input = Vec::new();
-    for img in &sample {
-        card.preprocess.apply_into(&load_image(&img.path).unwrap(), &mut input);
-    }
-    let mut vs = nn::VarStore::new(Device::Cpu);
-    let model = TchNetwork::new(&vs.root(), network.clone()).unwrap();
-    vs.load(run.join(BEST_WEIGHTS)).unwrap();
-    let expected = Vec::<f32>::try_from(
-        model.probabilities(&batch_tensor(&input, card.preprocess.shape(sample.len()))).flatten(0, -1),
-    )
-    .unwrap();
-    let runtime = Model::load(onnx).unwrap();
-    let mut session = runtime.session();
-    let covid = runtime.class_set().index(Class::Covid);
-    let mut diff = 0.0f32;
-    for (img, p_tch) in sample.iter().zip(&expected) {
-        let p_infer = session.predict_file(&img.path).unwrap().probabilities[covid];
-        diff = diff.max((p_infer - p_tch).abs());
-    }
-    assert!(diff <= 1e-4, "cxr-infer and libtorch differ by {diff}");
 }
 
 /// Partial fine-tuning: the base frozen up to `features.17`, whose input (block 16's 160-channel

@@ -2,9 +2,13 @@
 // Each test binary uses part of these helpers.
 #![allow(dead_code)]
 
-use cxr_core::Class;
+use cxr_core::{Class, ModelCard, load_image};
+use cxr_infer::Model;
 use cxr_train::data::{LabeledImage, TrainingData};
+use cxr_train::tch_backend::{TchNetwork, batch_tensor};
+use cxr_train::train::BEST_WEIGHTS;
 use std::path::{Path, PathBuf};
+use tch::{Device, nn};
 
 pub fn datasets_root() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -73,4 +77,36 @@ pub fn mann_whitney_auc(scores: &[f64], positive: &[bool]) -> f64 {
         }
     }
     right / pairs
+}
+
+/// The exported ONNX, run by cxr-infer, gives the probabilities libtorch gives for the best
+/// checkpoint on every ninth validation image.
+pub fn assert_runtime_matches_libtorch(
+    network: &cxr_train::network::Network,
+    run: &Path,
+    onnx: &Path,
+    card: &ModelCard,
+    data: &TrainingData,
+) {
+    let sample: Vec<&LabeledImage> = data.val.iter().step_by(9).collect();
+    let mut input = Vec::new();
+    for img in &sample {
+        card.preprocess.apply_into(&load_image(&img.path).unwrap(), &mut input);
+    }
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let model = TchNetwork::new(&vs.root(), network.clone()).unwrap();
+    vs.load(run.join(BEST_WEIGHTS)).unwrap();
+    let expected = Vec::<f32>::try_from(
+        model.probabilities(&batch_tensor(&input, card.preprocess.shape(sample.len()))).flatten(0, -1),
+    )
+    .unwrap();
+    let runtime = Model::load(onnx).unwrap();
+    let mut session = runtime.session();
+    let covid = runtime.class_set().index(Class::Covid);
+    let mut diff = 0.0f32;
+    for (img, p_tch) in sample.iter().zip(&expected) {
+        let p_infer = session.predict_file(&img.path).unwrap().probabilities[covid];
+        diff = diff.max((p_infer - p_tch).abs());
+    }
+    assert!(diff <= 1e-4, "cxr-infer and libtorch differ by {diff}");
 }

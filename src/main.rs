@@ -70,7 +70,9 @@ fn main() -> ExitCode {
         #[cfg(feature = "train")]
         Command::Quantize(args) => cli::train::run_quantize(args),
     };
+    cli::stdout::flush();
     match result {
+        Ok(_) if cli::stdout::failed() => ExitCode::from(2),
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", cxr_core::error_message(err.as_ref()));

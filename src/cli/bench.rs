@@ -93,7 +93,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         models.iter().map(|m| bench_in_child(m, &args)).collect::<anyhow::Result<Vec<_>>>()?
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        outln!("{}", serde_json::to_string_pretty(&results)?);
     } else {
         print_table(&results);
     }
@@ -116,12 +116,12 @@ fn compare(results: &[BenchResult], path: &std::path::Path, max_slowdown: f64) -
     let baseline: Vec<BenchResult> =
         serde_json::from_str(&text).with_context(|| format!("{}: not a `cxr bench --save` file", path.display()))?;
     let width = super::column_width("MODEL", results.iter().map(|r| r.model.as_str()));
-    println!("{:<width$} {:>12} {:>12} {:>8}  against {}", "MODEL", "BASELINE ×", "NOW ×", "CHANGE", path.display());
+    outln!("{:<width$} {:>12} {:>12} {:>8}  against {}", "MODEL", "BASELINE ×", "NOW ×", "CHANGE", path.display());
     let mut slower = Vec::new();
     for r in results {
         let base = baseline.iter().find(|b| b.model == r.model && b.batch == r.batch);
         let (Some(now), Some(then)) = (r.relative_p50, base.and_then(|b| b.relative_p50)) else {
-            println!(
+            outln!(
                 "{:<width$} {:>12} {:>12.3} {:>8}  (not in the baseline)",
                 r.model,
                 "-",
@@ -132,12 +132,12 @@ fn compare(results: &[BenchResult], path: &std::path::Path, max_slowdown: f64) -
         };
         let change = (now / then - 1.0) * 100.0;
         let verdict = if change > max_slowdown { "SLOWER" } else { "ok" };
-        println!("{:<width$} {then:>12.3} {now:>12.3} {change:>+7.1}%  {verdict}", r.model);
+        outln!("{:<width$} {then:>12.3} {now:>12.3} {change:>+7.1}%  {verdict}", r.model);
         if change > max_slowdown {
             slower.push(format!("{} ({change:+.1}%)", r.model));
         }
     }
-    println!("(× = median latency over the reference network's, timed interleaved in the same run)");
+    outln!("(× = median latency over the reference network's, timed interleaved in the same run)");
     if slower.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
@@ -294,7 +294,7 @@ fn ms(started: Instant) -> f64 {
 
 fn print_table(results: &[BenchResult]) {
     let width = super::column_width("MODEL", results.iter().map(|r| r.model.as_str()));
-    println!(
+    outln!(
         "{:<width$} {:<6} {:<7} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>12} {:>9}",
         "MODEL",
         "PREC",
@@ -310,7 +310,7 @@ fn print_table(results: &[BenchResult]) {
         "PEAK MB"
     );
     for r in results {
-        println!(
+        outln!(
             "{:<width$} {:<6} {:<7} {:>5} {:>9.2} {:>9.1} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.1} ({}t) {:>9}",
             r.model,
             r.precision,

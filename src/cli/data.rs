@@ -110,7 +110,7 @@ fn folds(args: FoldsArgs) -> anyhow::Result<ExitCode> {
         cross.write(&path)?;
         let count = |split: Split| cross.entries.iter().filter(|e| e.source == args.source && e.split == split).count();
         let trained = cross.entries.iter().filter(|e| e.split == Split::Train).count();
-        println!(
+        outln!(
             "{}: {} films of {} to test, {} train and {} val of it, {trained} train images in all",
             path.display(),
             count(Split::Test),
@@ -184,13 +184,13 @@ fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
     let meta = manifest.meta.as_ref().expect("index_datasets records how it indexed");
     let mut problems = 0usize;
     for report in &meta.collections {
-        println!("{} ({}, {}): {} images indexed", report.source, report.layout, report.root.display(), report.indexed);
+        outln!("{} ({}, {}): {} images indexed", report.source, report.layout, report.root.display(), report.indexed);
         if let Some(error) = &report.error {
             problems += 1;
             eprintln!("  error: {error}");
         }
         for (reason, count) in &report.skipped.reasons {
-            println!("  skipped {reason}: {} (first: {})", count.count, count.first);
+            outln!("  skipped {reason}: {} (first: {})", count.count, count.first);
         }
         problems += report.unreadable_images;
     }
@@ -199,7 +199,7 @@ fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {}: not a dataset layout cxr recognises; nothing indexed from it", folder.display());
     }
     let groups = manifest.duplicate_groups();
-    println!(
+    outln!(
         "{} images, {} near-duplicate groups ({} images in them); splits by seed {}{}",
         manifest.entries.len(),
         groups.len(),
@@ -207,7 +207,7 @@ fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
         meta.split.seed,
         holdout_note(&meta.split.holdout_sources),
     );
-    println!("wrote {} and {}", args.out.display(), Manifest::sidecar_path(&args.out).display());
+    outln!("wrote {} and {}", args.out.display(), Manifest::sidecar_path(&args.out).display());
     if problems > 0 {
         eprintln!(
             "warning: {problems} unreadable images, collections or folders (listed above); the manifest holds the rest"
@@ -233,9 +233,9 @@ fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
     let used_splits: Vec<Split> =
         Split::ALL.into_iter().filter(|s| manifest.entries.iter().any(|e| e.split == *s)).collect();
 
-    println!("{}: {} images from {} sources", args.manifest.display(), manifest.entries.len(), sources.len());
+    outln!("{}: {} images from {} sources", args.manifest.display(), manifest.entries.len(), sources.len());
     match &manifest.meta {
-        Some(meta) => println!(
+        Some(meta) => outln!(
             "seed {}, fractions train {} / val {} / test {}{}",
             meta.split.seed,
             meta.split.train,
@@ -243,19 +243,19 @@ fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
             meta.split.test,
             holdout_note(&meta.split.holdout_sources)
         ),
-        None => println!(
+        None => outln!(
             "(no sidecar {} found: seed and skip reports unknown)",
             Manifest::sidecar_path(&args.manifest).display()
         ),
     }
-    println!();
+    outln!();
 
     let source_width = sources.iter().map(|s| s.len()).max().unwrap_or(6).max(6);
-    print!("{:<source_width$}  {:<9}", "source", "class");
+    out!("{:<source_width$}  {:<9}", "source", "class");
     for split in &used_splits {
-        print!(" {:>8}", split.as_str());
+        out!(" {:>8}", split.as_str());
     }
-    println!(" {:>8}", "total");
+    outln!(" {:>8}", "total");
     let mut split_totals = vec![0usize; used_splits.len()];
     for source in &sources {
         for class in Class::ALL {
@@ -266,20 +266,20 @@ fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
             if row.iter().all(|&c| c == 0) {
                 continue;
             }
-            print!("{source:<source_width$}  {:<9}", class.as_str());
+            out!("{source:<source_width$}  {:<9}", class.as_str());
             for (i, c) in row.iter().enumerate() {
                 split_totals[i] += c;
-                print!(" {c:>8}");
+                out!(" {c:>8}");
             }
-            println!(" {:>8}", row.iter().sum::<usize>());
+            outln!(" {:>8}", row.iter().sum::<usize>());
         }
     }
-    print!("{:<source_width$}  {:<9}", "all", "");
+    out!("{:<source_width$}  {:<9}", "all", "");
     for c in &split_totals {
-        print!(" {c:>8}");
+        out!(" {c:>8}");
     }
-    println!(" {:>8}", manifest.entries.len());
-    println!();
+    outln!(" {:>8}", manifest.entries.len());
+    outln!();
 
     let groups = manifest.duplicate_groups();
     let cross_source = groups.iter().filter(|g| distinct(g, &manifest, |e| e.source.clone()) > 1).count();
@@ -294,7 +294,7 @@ fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    println!(
+    outln!(
         "near-duplicate groups: {} ({} images), {} across sources, {} with conflicting labels",
         groups.len(),
         groups.iter().map(Vec::len).sum::<usize>(),
@@ -302,31 +302,31 @@ fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
         conflicting
     );
     for ((a, b), n) in &pairs {
-        println!("  {a} ↔ {b}: {n} groups");
+        outln!("  {a} ↔ {b}: {n} groups");
     }
     let mut examples: Vec<&Vec<usize>> =
         groups.iter().filter(|g| distinct(g, &manifest, |e| e.source.clone()) > 1).collect();
     examples.extend(groups.iter().filter(|g| distinct(g, &manifest, |e| e.source.clone()) == 1));
     for g in examples.into_iter().take(args.examples) {
-        println!("  group {} ({} images):", manifest.entries[g[0]].dup_group.unwrap_or_default(), g.len());
+        outln!("  group {} ({} images):", manifest.entries[g[0]].dup_group.unwrap_or_default(), g.len());
         for &i in g.iter().take(4) {
             let e = &manifest.entries[i];
-            println!("    {} [{} {}, {}]", e.path.display(), e.source, e.label, e.split);
+            outln!("    {} [{} {}, {}]", e.path.display(), e.source, e.label, e.split);
         }
         if g.len() > 4 {
-            println!("    … and {} more", g.len() - 4);
+            outln!("    … and {} more", g.len() - 4);
         }
     }
-    println!();
+    outln!();
 
     let leaks = manifest.leaks();
     if leaks.is_empty() {
-        println!("leakage check: OK — no patient, duplicate group or split group is in two of train/val/test/holdout");
+        outln!("leakage check: OK — no patient, duplicate group or split group is in two of train/val/test/holdout");
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("leakage check: FAILED — {} leaks:", leaks.len());
+        outln!("leakage check: FAILED — {} leaks:", leaks.len());
         for leak in leaks.iter().take(20) {
-            println!("  {leak}");
+            outln!("  {leak}");
         }
         Ok(ExitCode::from(1))
     }

@@ -108,7 +108,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
 
     if args.json {
         let reports: Vec<&EvalReport> = reports.iter().map(|(r, _)| r).collect();
-        println!(
+        outln!(
             "{}",
             if let [one] = reports[..] {
                 serde_json::to_string_pretty(one)?
@@ -120,7 +120,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         for (report, html) in &reports {
             print_summary(report, html);
         }
-        println!("{}", cxr_core::card::RESEARCH_USE_ONLY);
+        outln!("{}", cxr_core::card::RESEARCH_USE_ONLY);
     }
     Ok(if reports.iter().any(|(r, _)| r.data.failed > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
@@ -330,9 +330,9 @@ fn print_summary(report: &EvalReport, html: &Path) {
         let auc = m.auc.map_or_else(|| format!("n/a ({})", m.auc_note.as_deref().unwrap_or("")), |d| d.ci.display(3));
         let se = m.at_threshold.sensitivity.interval.map_or("n/a".into(), |i| i.display(3));
         let sp = m.at_threshold.specificity.interval.map_or("n/a".into(), |i| i.display(3));
-        println!("{label}: within-source AUC {within}");
-        println!("{:width$}  AUC over all pairs {auc}", "", width = label.len());
-        println!(
+        outln!("{label}: within-source AUC {within}");
+        outln!("{:width$}  AUC over all pairs {auc}", "", width = label.len());
+        outln!(
             "{:width$}  sensitivity {se}, specificity {sp} at P(covid) ≥ {:.3}, ECE {:.3}",
             "",
             report.model.threshold,
@@ -340,16 +340,20 @@ fn print_summary(report: &EvalReport, html: &Path) {
             width = label.len()
         );
     };
-    println!(
+    outln!(
         "{} on {} ({} images, {} COVID, {} failed)",
-        report.model.name, report.data.input, report.full.images, report.full.positives, report.data.failed
+        report.model.name,
+        report.data.input,
+        report.full.images,
+        report.full.positives,
+        report.data.failed
     );
     line("full images", &report.full);
     if let Some(o) = &report.occluded_center {
         line("centre occluded", o);
     }
     if let Some(a) = &report.attribution {
-        println!(
+        outln!(
             "evidence inside the lungs: {} of the positive {} evidence on {} masked films (the lungs cover {:.3} of the input)",
             a.share_inside_lungs.display(3),
             a.method,
@@ -357,5 +361,5 @@ fn print_summary(report: &EvalReport, html: &Path) {
             a.lung_area_share
         );
     }
-    println!("report: {}", html.display());
+    outln!("report: {}", html.display());
 }

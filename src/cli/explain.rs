@@ -56,7 +56,7 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     picture.save(&args.out).with_context(|| format!("{}: cannot write the heatmap PNG", args.out.display()))?;
     let names = model.class_set().names();
     let covid = model.class_set().index(cxr_core::Class::Covid);
-    println!(
+    outln!(
         "{}: {} P(covid) = {:.3} (model {}, {}); {} heatmap (model input {}×{}, drawn at the film's {}×{}) written to {}",
         args.file.display(),
         names[heat.prediction.class_index],
@@ -70,6 +70,6 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         img.height,
         args.out.display()
     );
-    println!("red = regions that raised P(covid) most; check that they lie inside the lungs. {RESEARCH_USE_ONLY}");
+    outln!("red = regions that raised P(covid) most; check that they lie inside the lungs. {RESEARCH_USE_ONLY}");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,23 @@
 //! One module per subcommand; each exposes its clap arguments and a `run` returning the exit code.
+//! They print with `out!` and `outln!` (as `print!` and `println!`), never the std macros: see
+//! [`stdout`] for why.
+
+/// `print!` that survives a closed stdout ([`stdout`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::stdout::write(format_args!($($arg)*))
+    };
+}
+
+/// `println!` that survives a closed stdout ([`stdout`]).
+macro_rules! outln {
+    () => {
+        $crate::cli::stdout::write(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::stdout::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 pub mod bench;
 pub mod data;
@@ -7,6 +26,7 @@ pub mod explain;
 pub mod models;
 pub mod predict;
 pub mod score;
+pub mod stdout;
 #[cfg(feature = "train")]
 pub mod train;
 

@@ -57,7 +57,7 @@ pub fn run_models(args: ModelsArgs) -> anyhow::Result<ExitCode> {
     let models = catalog.shipped();
     if args.json {
         let rows: Vec<serde_json::Value> = models.iter().map(model_json).collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
     if let Err(reason) = &catalog.embedded {
@@ -65,13 +65,20 @@ pub fn run_models(args: ModelsArgs) -> anyhow::Result<ExitCode> {
     }
     if models.is_empty() {
         let dirs: Vec<String> = catalog.dirs.iter().map(|d| d.display().to_string()).collect();
-        println!("no models found in {} (set CXR_MODELS to a folder of *.card.json + *.onnx)", dirs.join(", "));
+        outln!("no models found in {} (set CXR_MODELS to a folder of *.card.json + *.onnx)", dirs.join(", "));
         return Ok(ExitCode::SUCCESS);
     }
     let width = super::column_width("NAME", models.iter().map(|m| m.card.name.as_str()));
-    println!(
+    outln!(
         "{:<width$} {:<18} {:<11} {:<9} {:>9}  {:<21} {:<8} {:<21}",
-        "NAME", "ARCHITECTURE", "CLASSES", "PRECISION", "SIZE", "WITHIN-SOURCE AUC", "OCCLUDED", "TEST AUC"
+        "NAME",
+        "ARCHITECTURE",
+        "CLASSES",
+        "PRECISION",
+        "SIZE",
+        "WITHIN-SOURCE AUC",
+        "OCCLUDED",
+        "TEST AUC"
     );
     for m in &models {
         let size = m.file_size.map_or("missing".into(), human_size);
@@ -86,9 +93,16 @@ pub fn run_models(args: ModelsArgs) -> anyhow::Result<ExitCode> {
             cxr_core::ClassSet::Binary => "binary",
             cxr_core::ClassSet::ThreeClass => "three-class",
         };
-        println!(
+        outln!(
             "{:<width$} {:<18} {:<11} {:<9} {:>9}  {:<21} {:<8} {:<21} {marker}",
-            m.card.name, m.card.architecture, classes, m.card.precision, size, within_auc, occluded, auc
+            m.card.name,
+            m.card.architecture,
+            classes,
+            m.card.precision,
+            size,
+            within_auc,
+            occluded,
+            auc
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -150,36 +164,41 @@ pub fn run_info(args: InfoArgs) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {problem}; this model will not load");
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(card)?);
+        outln!("{}", serde_json::to_string_pretty(card)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("name:          {}{}", card.name, if found.embedded { " (embedded in this binary)" } else { "" });
-    println!("card:          {}", found.card_path.display());
-    println!("architecture:  {}", card.architecture);
-    println!("precision:     {}", card.precision);
-    println!("file:          {} ({})", card.file, found.file_size.map_or("missing".into(), |s| format!("{s} bytes")));
-    println!("sha256:        {}", card.sha256);
+    outln!("name:          {}{}", card.name, if found.embedded { " (embedded in this binary)" } else { "" });
+    outln!("card:          {}", found.card_path.display());
+    outln!("architecture:  {}", card.architecture);
+    outln!("precision:     {}", card.precision);
+    outln!("file:          {} ({})", card.file, found.file_size.map_or("missing".into(), |s| format!("{s} bytes")));
+    outln!("sha256:        {}", card.sha256);
     if let Some(p) = card.parameters {
-        println!("parameters:    {p}");
+        outln!("parameters:    {p}");
     }
-    println!("classes:       {}", card.class_names().join(", "));
+    outln!("classes:       {}", card.class_names().join(", "));
     let p = &card.preprocess;
-    println!(
+    outln!(
         "input:         `{}` N×{}×{}×{}, resize {:?}, normalize {:?}",
-        card.io.input, p.channels, p.size, p.size, p.resize, p.normalize
+        card.io.input,
+        p.channels,
+        p.size,
+        p.size,
+        p.resize,
+        p.normalize
     );
-    println!(
+    outln!(
         "outputs:       probabilities `{}`{}",
         card.io.probabilities,
         card.io.feature_map.as_ref().map_or(String::new(), |f| format!(", feature map `{f}`"))
     );
-    println!(
+    outln!(
         "threshold:     {} {}",
         card.threshold,
         if card.threshold_rule.is_empty() { String::new() } else { format!("({})", card.threshold_rule) }
     );
     if let Some(t) = &card.training {
-        println!(
+        outln!(
             "training:      {} train / {} val images, {} epochs, split seed {}, train seed {}{}",
             t.train_images,
             t.val_images,
@@ -217,11 +236,11 @@ pub fn run_info(args: InfoArgs) -> anyhow::Result<ExitCode> {
         if let Some(a) = e.auc_occluded_center {
             line += &format!(", AUC with centre occluded {a:.3}");
         }
-        println!("{line}");
+        outln!("{line}");
     }
     for note in &card.notes {
-        println!("note:          {note}");
+        outln!("note:          {note}");
     }
-    println!("{}", cxr_core::card::RESEARCH_USE_ONLY);
+    outln!("{}", cxr_core::card::RESEARCH_USE_ONLY);
     Ok(ExitCode::SUCCESS)
 }

@@ -27,7 +27,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
         args.files.iter().map(|f| (f.clone(), session.predict_file(f).map_err(|e| e.to_string()))).collect();
     let failed = results.iter().any(|(_, r)| r.is_err());
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json_report(&model, &results))?);
+        outln!("{}", serde_json::to_string_pretty(&json_report(&model, &results))?);
     } else {
         print_text(&model, &results);
     }
@@ -37,7 +37,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
 fn print_text(model: &Model, results: &[(PathBuf, Result<Prediction, String>)]) {
     let names = model.class_set().names();
     let covid = model.class_set().index(cxr_core::Class::Covid);
-    println!(
+    outln!(
         "model {} ({}, {}, sha256 {}), threshold P(covid) ≥ {:.3}",
         model.card.name,
         model.card.architecture,
@@ -55,12 +55,12 @@ fn print_text(model: &Model, results: &[(PathBuf, Result<Prediction, String>)]) 
                         names.iter().zip(&p.probabilities).map(|(n, v)| format!("{n} {v:.3}")).collect();
                     line += &format!("  ({})", all.join(", "));
                 }
-                println!("{line}");
+                outln!("{line}");
             }
             Err(e) => eprintln!("error: {e}"),
         }
     }
-    println!("{RESEARCH_USE_ONLY}");
+    outln!("{RESEARCH_USE_ONLY}");
 }
 
 fn json_report(model: &Model, results: &[(PathBuf, Result<Prediction, String>)]) -> serde_json::Value {

@@ -283,8 +283,8 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         card.notes.get(1).map(String::as_str).unwrap_or_default(),
         run_dir.join(EPOCHS_CSV).display()
     );
-    println!("{}", onnx.display());
-    println!("{}", cxr_core::ModelCard::path_for(&onnx).display());
+    outln!("{}", onnx.display());
+    outln!("{}", cxr_core::ModelCard::path_for(&onnx).display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -325,8 +325,8 @@ pub fn run_train_lung_field(args: TrainLungFieldArgs) -> anyhow::Result<ExitCode
 
 pub fn run_export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let card = export_checkpoint(&args.checkpoint, &args.out)?;
-    println!("{}", args.out.display());
-    println!("{}", cxr_core::ModelCard::path_for(&args.out).display());
+    outln!("{}", args.out.display());
+    outln!("{}", cxr_core::ModelCard::path_for(&args.out).display());
     eprintln!("{} ({}, threshold {:.4}: {})", card.name, card.architecture, card.threshold, card.threshold_rule);
     Ok(ExitCode::SUCCESS)
 }
@@ -398,7 +398,7 @@ pub fn run_quantize(args: QuantizeArgs) -> anyhow::Result<ExitCode> {
         "validation AUC fp32 {:.4} → int8 {:.4}; |ΔP(covid)| max {:.4}, mean {:.4} over {} images; int8 threshold {:.4}",
         q.val_auc_fp32, q.val_auc_int8, q.max_abs_diff, q.mean_abs_diff, q.compared_images, int8.threshold
     );
-    println!("{}", out.display());
-    println!("{}", cxr_core::ModelCard::path_for(&out).display());
+    outln!("{}", out.display());
+    outln!("{}", cxr_core::ModelCard::path_for(&out).display());
     Ok(ExitCode::SUCCESS)
 }

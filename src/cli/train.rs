@@ -319,7 +319,7 @@ pub fn run_train_lung_field(args: TrainLungFieldArgs) -> anyhow::Result<ExitCode
             )
         })?;
     eprintln!("kept epoch {} (validation Dice {:.4})", record.best_epoch, record.val_dice);
-    println!("{}", args.out.display());
+    outln!("{}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }
 

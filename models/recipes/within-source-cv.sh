@@ -10,7 +10,9 @@
 # trained, then `cxr eval --out-of-fold` scores every film of the collection with the model that
 # did not see it and reports the pooled out-of-fold within-source AUC, the lungs-blacked-out AUC
 # and the evidence inside the human lung masks. Models and reports stay under target/ and out/.
-# `{fold}` in a train option becomes the fold's number (a per-fold lung field, say).
+# `{fold}` in a train option becomes the fold's number (a per-fold lung field, say). TRAIN_SEED
+# (default 42) seeds the fold models' training, not the folds: rerun with another to see how much
+# of a difference between two procedures is the seed's.
 source "$(dirname "${BASH_SOURCE[0]}")/prepare-within-source.sh" all
 name=$1 arch=$2 variant=$3
 shift 3
@@ -26,7 +28,7 @@ out="target/within-source-cv/$name"
 models=()
 for k in 0 1 2 3 4; do
     [ -f "$out/$name-fold-$k.onnx" ] || target/release/cxr train --arch "$arch" --manifest "$folds/fold-$k.csv" \
-        --out "$out" --name "$name-fold-$k" --run-dir "$out/run-$k" --seed 42 "${@//\{fold\}/$k}"
+        --out "$out" --name "$name-fold-$k" --run-dir "$out/run-$k" --seed "${TRAIN_SEED:-42}" "${@//\{fold\}/$k}"
     models+=(-m "$out/$name-fold-$k.onnx")
 done
 # The fold manifests with paths relative to the datasets root (as the stored splits are), so that

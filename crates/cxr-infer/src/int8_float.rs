@@ -65,7 +65,7 @@ pub fn rewrite(proto: &pb::ModelProto) -> Option<pb::ModelProto> {
     let Rewriter { initializers, nodes, .. } = rewriter;
     g.node = nodes;
     g.initializer.extend(initializers);
-    g.initializer.push(float_tensor(ONE, &[], vec![1.0]));
+    g.initializer.push(float_tensor(ONE, &[], &[1.0]));
     // Declared types of the rewritten values would now be wrong (int32 sums are float).
     let float_now: Vec<&str> =
         graph.node.iter().filter(|n| n.op_type == "MatMulInteger").map(|n| n.output[0].as_str()).collect();
@@ -121,8 +121,8 @@ impl Rewriter<'_> {
         let y = &n.output[0];
         let p = |s: &str| format!("cxr.int8f.{y}.{s}");
         let dims = initializer(self.graph, input(3)?)?.dims.clone();
-        self.initializers.push(float_tensor(&p("weight"), &dims, w));
-        self.initializers.push(float_tensor(&p("bias"), &[out_channels as i64], bias));
+        self.initializers.push(float_tensor(&p("weight"), &dims, &w));
+        self.initializers.push(float_tensor(&p("bias"), &[out_channels as i64], &bias));
         let x = self.dequantize(input(0)?, input(1)?, input(2))?;
         let mut conv = node("Conv", &[&x, &p("weight"), &p("bias")], &[&p("sum")], n.attribute.clone());
         conv.name = n.name.clone();
@@ -161,7 +161,7 @@ impl Rewriter<'_> {
             .map(|(i, &q)| (q - b_zero[if b_zero.len() == 1 { 0 } else { i % cols as usize }]) as f32)
             .collect();
         let weight = format!("cxr.int8f.{y}.weight");
-        self.initializers.push(float_tensor(&weight, &b.dims, w));
+        self.initializers.push(float_tensor(&weight, &b.dims, &w));
         let a = self.dequantize(input(0)?, ONE, input(2))?;
         let mut matmul = node("MatMul", &[&a, &weight], &[y], vec![]);
         matmul.name = n.name.clone();

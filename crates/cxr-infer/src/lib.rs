@@ -12,7 +12,7 @@ pub mod catalog;
 pub mod explain;
 pub mod int8_float;
 pub mod model;
-mod onnx_proto;
+pub mod onnx_proto;
 pub mod patch_input;
 pub mod profile;
 pub mod tiny_cnn;

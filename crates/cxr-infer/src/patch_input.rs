@@ -154,8 +154,8 @@ pub fn rewrite(proto: &pb::ModelProto, input: &str, preprocess: &Preprocess) -> 
     let mut out = proto.clone();
     let g = out.graph.as_mut().expect("has a graph");
     let name = |s: &str| format!("cxr.patch.{s}");
-    g.initializer.push(float_tensor(&name("weight"), &[m as i64, taps as i64, 1, 1], folded_w));
-    g.initializer.push(float_tensor(&name("bias"), &[m as i64], folded_b));
+    g.initializer.push(float_tensor(&name("weight"), &[m as i64, taps as i64, 1, 1], &folded_w));
+    g.initializer.push(float_tensor(&name("bias"), &[m as i64], &folded_b));
     let mut nodes = vec![node(
         "Conv",
         &[input, &name("weight"), &name("bias")],

@@ -7,13 +7,13 @@
 //! GlobalAveragePool → Flatten → Gemm → Sigmoid/Softmax (`prob`). Its hand-set filters respond
 //! to brightness and edges, so different X-rays get different scores; the scores mean nothing.
 
+use crate::onnx_proto::{float_tensor, float_value_info as value_info, int_attr, ints_attr, named_node, raw_tensor};
 use cxr_core::card::{ModelIo, sha256_hex};
 use cxr_core::preprocess::{Normalize, ResizeMode};
 use cxr_core::{ClassSet, ModelCard, Preprocess};
 use prost::Message;
 use std::path::{Path, PathBuf};
 use tract_onnx::pb;
-use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_proto::DataType;
 
 /// Conv filters: 4 outputs over 3 identical grey channels, 3×3, stride 2.
@@ -197,72 +197,9 @@ fn quantized_conv() -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>) {
     (nodes, init)
 }
 
+/// A node named `{op}_{first output}`: unlike [`crate::onnx_proto::node`]'s output-named nodes,
+/// these names never collide with the nodes the load-time rewrites add, which this fixture
+/// exists to exercise.
 fn node(op: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
-    pb::NodeProto {
-        op_type: op.into(),
-        name: format!("{op}_{}", outputs[0]),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
-        attribute,
-        ..Default::default()
-    }
-}
-
-fn int_attr(name: &str, i: i64) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i, ..Default::default() }
-}
-
-fn ints_attr(name: &str, ints: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Ints as i32,
-        ints: ints.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.into(),
-        dims: dims.to_vec(),
-        data_type: DataType::Float as i32,
-        float_data: values.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn raw_tensor(name: &str, data_type: DataType, dims: &[i64], raw_data: Vec<u8>) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.into(),
-        dims: dims.to_vec(),
-        data_type: data_type as i32,
-        raw_data,
-        ..Default::default()
-    }
-}
-
-/// A float tensor value; `None` dims are symbolic (`N`).
-fn value_info(name: &str, dims: &[Option<i64>]) -> pb::ValueInfoProto {
-    use pb::tensor_shape_proto::{Dimension, dimension::Value};
-    let dim = dims
-        .iter()
-        .map(|d| Dimension {
-            value: Some(match d {
-                Some(v) => Value::DimValue(*v),
-                None => Value::DimParam("N".into()),
-            }),
-            ..Default::default()
-        })
-        .collect();
-    pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: DataType::Float as i32,
-                shape: Some(pb::TensorShapeProto { dim }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    named_node(&format!("{op}_{}", outputs[0]), op, inputs, outputs, attribute)
 }

@@ -6,6 +6,7 @@
 //! that declare one, the last feature map `features`.
 
 use crate::network::{Head, Network, NodeId, Op, Shape};
+use cxr_infer::onnx_proto::{float_attr, float_tensor, float_value_info, int_attr, ints_attr, string_attr};
 use prost::Message;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -107,8 +108,8 @@ pub fn to_onnx(network: &Network, values: &ParamValues) -> Result<pb::ModelProto
                 }
                 let w_name = format!("{}.weight", node.name);
                 let b_name = format!("{}.bias", node.name);
-                initializers.push(float_tensor(&w_name, &weight.shape, w));
-                initializers.push(float_tensor(&b_name, &[*out_channels], b));
+                initializers.push(float_tensor(&w_name, &weight.shape, &w));
+                initializers.push(float_tensor(&b_name, &[*out_channels], &b));
                 emit(
                     "Conv",
                     vec![inputs[0].clone(), w_name, b_name],
@@ -132,7 +133,7 @@ pub fn to_onnx(network: &Network, values: &ParamValues) -> Result<pb::ModelProto
                         .map(|leaf| {
                             let name = format!("{}.{leaf}", node.name);
                             let t = param(name.clone());
-                            initializers.push(float_tensor(&name, &t.shape, t.values.clone()));
+                            initializers.push(float_tensor(&name, &t.shape, &t.values));
                             name
                         })
                         .collect();
@@ -144,8 +145,8 @@ pub fn to_onnx(network: &Network, values: &ParamValues) -> Result<pb::ModelProto
             Op::Relu => emit("Relu", inputs, &out_name, vec![]),
             Op::Relu6 => {
                 let (lo, hi) = (format!("{}.min", node.name), format!("{}.max", node.name));
-                initializers.push(float_tensor(&lo, &[], vec![0.0]));
-                initializers.push(float_tensor(&hi, &[], vec![6.0]));
+                initializers.push(float_tensor(&lo, &[], &[0.0]));
+                initializers.push(float_tensor(&hi, &[], &[6.0]));
                 emit("Clip", vec![inputs[0].clone(), lo, hi], &out_name, vec![]);
             }
             Op::MaxPool { kernel, stride, padding } => emit(
@@ -177,10 +178,10 @@ pub fn to_onnx(network: &Network, values: &ParamValues) -> Result<pb::ModelProto
                 let weight = param(format!("{}.weight", node.name));
                 let w_name = format!("{}.weight", node.name);
                 let b_name = format!("{}.bias", node.name);
-                initializers.push(float_tensor(&w_name, &weight.shape, weight.values.clone()));
+                initializers.push(float_tensor(&w_name, &weight.shape, &weight.values));
                 let bias =
                     values.get(&b_name).map(|b| b.values.clone()).unwrap_or_else(|| vec![0.0; *out_features as usize]);
-                initializers.push(float_tensor(&b_name, &[*out_features], bias));
+                initializers.push(float_tensor(&b_name, &[*out_features], &bias));
                 emit("Gemm", vec![inputs[0].clone(), w_name, b_name], &out_name, vec![int_attr("transB", 1)]);
             }
             Op::Add => {
@@ -201,7 +202,7 @@ pub fn to_onnx(network: &Network, values: &ParamValues) -> Result<pb::ModelProto
                 // asymmetric coordinates with floor rounding. No region of interest ("").
                 let scales = format!("{}.scales", node.name);
                 let f = *factor as f32;
-                initializers.push(float_tensor(&scales, &[4], vec![1.0, 1.0, f, f]));
+                initializers.push(float_tensor(&scales, &[4], &[1.0, 1.0, f, f]));
                 emit(
                     "Resize",
                     vec![inputs[0].clone(), String::new(), scales],
@@ -278,72 +279,13 @@ fn fold_batch_norm(weight: &mut [f32], bias: &mut [f32], values: &ParamValues, b
     }
 }
 
-fn float_tensor(name: &str, dims: &[i64], values: Vec<f32>) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.to_owned(),
-        dims: dims.to_vec(),
-        data_type: pb::tensor_proto::DataType::Float as i32,
-        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ..Default::default()
-    }
-}
-
-fn ints_attr(name: &str, ints: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.to_owned(),
-        r#type: pb::attribute_proto::AttributeType::Ints as i32,
-        ints: ints.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn int_attr(name: &str, i: i64) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.to_owned(),
-        r#type: pb::attribute_proto::AttributeType::Int as i32,
-        i,
-        ..Default::default()
-    }
-}
-
-fn float_attr(name: &str, f: f32) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.to_owned(),
-        r#type: pb::attribute_proto::AttributeType::Float as i32,
-        f,
-        ..Default::default()
-    }
-}
-
-fn string_attr(name: &str, value: &str) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.to_owned(),
-        r#type: pb::attribute_proto::AttributeType::String as i32,
-        s: value.as_bytes().to_vec(),
-        ..Default::default()
-    }
-}
-
 /// A float tensor with a symbolic batch dimension `N`.
 pub(crate) fn value_info(name: &str, shape: &Shape) -> pb::ValueInfoProto {
-    use pb::tensor_shape_proto::{Dimension, dimension::Value};
-    let fixed: Vec<i64> = match *shape {
-        Shape::Map { channels, height, width } => vec![channels, height, width],
-        Shape::Vector(n) => vec![n],
+    let dims: Vec<Option<i64>> = match *shape {
+        Shape::Map { channels, height, width } => vec![None, Some(channels), Some(height), Some(width)],
+        Shape::Vector(n) => vec![None, Some(n)],
     };
-    let mut dim = vec![Dimension { value: Some(Value::DimParam("N".into())), ..Default::default() }];
-    dim.extend(fixed.into_iter().map(|d| Dimension { value: Some(Value::DimValue(d)), ..Default::default() }));
-    pb::ValueInfoProto {
-        name: name.to_owned(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: pb::tensor_proto::DataType::Float as i32,
-                shape: Some(pb::TensorShapeProto { dim }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    float_value_info(name, &dims)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! conversions are inserted lazily, only where a tensor is needed in the other form.
 
 use super::QuantizeError;
+use cxr_infer::onnx_proto::{self, float_tensor, int32_tensor, named_node, raw_tensor};
 use std::collections::{HashMap, HashSet};
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
@@ -88,12 +89,18 @@ pub fn split_gemm(model: &pb::ModelProto) -> Result<pb::ModelProto, QuantizeErro
         let t_name = format!("{}.t", weight.name);
         transposed.push(float_tensor(&t_name, &[cols as i64, rows as i64], &t));
         let product = format!("{}.matmul", node.output[0]);
-        nodes.push(make_node(&format!("{}/matmul", node.name), "MatMul", &[&node.input[0], &t_name], &product, vec![]));
-        nodes.push(make_node(
+        nodes.push(named_node(
+            &format!("{}/matmul", node.name),
+            "MatMul",
+            &[&node.input[0], &t_name],
+            &[&product],
+            vec![],
+        ));
+        nodes.push(named_node(
             &format!("{}/bias_add", node.name),
             "Add",
             &[&product, &node.input[2]],
-            &node.output[0],
+            &[&node.output[0]],
             vec![],
         ));
     }
@@ -240,11 +247,11 @@ impl Rewriter<'_> {
             return Ok(q.clone());
         }
         let q = self.quantization_of(tensor)?;
-        self.nodes.push(make_node(
+        self.nodes.push(named_node(
             &format!("{tensor}/quantize"),
             "QuantizeLinear",
             &[tensor, &q.scale, &q.zero],
-            &q.name,
+            &[&q.name],
             vec![],
         ));
         self.quantized.insert(tensor.to_owned(), q.clone());
@@ -257,11 +264,11 @@ impl Rewriter<'_> {
             return Ok(tensor.to_owned());
         }
         let q = self.quantized.get(tensor).cloned().ok_or_else(|| QuantizeError::NoRange(tensor.to_owned()))?;
-        self.nodes.push(make_node(
+        self.nodes.push(named_node(
             &format!("{tensor}/dequantize"),
             "DequantizeLinear",
             &[&q.name, &q.scale, &q.zero],
-            tensor,
+            &[tensor],
             vec![],
         ));
         self.float.insert(tensor.to_owned());
@@ -307,11 +314,11 @@ impl Rewriter<'_> {
         ));
         self.new_initializers.push(int32_tensor(&names[3], &b_q));
         let inputs = [&x.name, &x.scale, &x.zero, &names[0], &names[1], &names[2], &out.scale, &out.zero, &names[3]];
-        self.nodes.push(make_node(
+        self.nodes.push(named_node(
             &node.name,
             "QLinearConv",
             &inputs.map(String::as_str),
-            &out.name,
+            &[&out.name],
             node.attribute.clone(),
         ));
         self.quantized.insert(y.to_owned(), out);
@@ -347,15 +354,15 @@ impl Rewriter<'_> {
         self.new_initializers.push(raw_tensor(&w_name, DataType::Int8, &weight.dims, w_q));
         self.new_initializers.push(float_tensor(&rescale_name, &[cols as i64], &rescale));
         let (sums, acc) = (format!("{y}.int32"), format!("{y}.acc"));
-        self.nodes.push(make_node(&node.name, "MatMulInteger", &[&x.name, &w_name, &x.zero], &sums, vec![]));
+        self.nodes.push(named_node(&node.name, "MatMulInteger", &[&x.name, &w_name, &x.zero], &[&sums], vec![]));
         let to_float = pb::AttributeProto {
             name: "to".into(),
             r#type: pb::attribute_proto::AttributeType::Int as i32,
             i: DataType::Float as i64,
             ..Default::default()
         };
-        self.nodes.push(make_node(&format!("{}/cast", node.name), "Cast", &[&sums], &acc, vec![to_float]));
-        self.nodes.push(make_node(&format!("{}/rescale", node.name), "Mul", &[&acc, &rescale_name], y, vec![]));
+        self.nodes.push(named_node(&format!("{}/cast", node.name), "Cast", &[&sums], &[&acc], vec![to_float]));
+        self.nodes.push(named_node(&format!("{}/rescale", node.name), "Mul", &[&acc, &rescale_name], &[y], vec![]));
         self.float.insert(y.clone());
         Ok(())
     }
@@ -367,7 +374,7 @@ impl Rewriter<'_> {
         let out = Quantized { name: format!("{y}.q"), ..x.clone() };
         let mut inputs: Vec<&str> = vec![&x.name];
         inputs.extend(node.input[1..].iter().map(String::as_str));
-        self.nodes.push(make_node(&node.name, &node.op_type, &inputs, &out.name, node.attribute.clone()));
+        self.nodes.push(named_node(&node.name, &node.op_type, &inputs, &[&out.name], node.attribute.clone()));
         self.quantized.insert(y.clone(), out);
     }
 
@@ -398,54 +405,12 @@ fn symmetric_int8(values: &[f32], min_scale: f32) -> (f32, Vec<u8>) {
     (scale, values.iter().map(|v| ((v / scale).round().clamp(-127.0, 127.0) as i8) as u8).collect())
 }
 
-/// A float initializer's values, whether stored as raw bytes or as `float_data`.
+/// A float initializer's values, or why it cannot be quantized.
 pub(crate) fn float_values(t: &pb::TensorProto, node: &str) -> Result<Vec<f32>, QuantizeError> {
-    if t.data_type != DataType::Float as i32 {
-        return Err(QuantizeError::Unsupported {
-            node: node.to_owned(),
-            reason: format!("`{}` is not a float tensor", t.name),
-        });
-    }
-    if !t.raw_data.is_empty() {
-        Ok(t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
-    } else {
-        Ok(t.float_data.clone())
-    }
-}
-
-fn make_node(
-    name: &str,
-    op_type: &str,
-    inputs: &[&str],
-    output: &str,
-    attribute: Vec<pb::AttributeProto>,
-) -> pb::NodeProto {
-    pb::NodeProto {
-        name: name.to_owned(),
-        op_type: op_type.to_owned(),
-        input: inputs.iter().map(|s| (*s).to_owned()).collect(),
-        output: vec![output.to_owned()],
-        attribute,
-        ..Default::default()
-    }
-}
-
-fn raw_tensor(name: &str, data_type: DataType, dims: &[i64], raw_data: Vec<u8>) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.to_owned(),
-        dims: dims.to_vec(),
-        data_type: data_type as i32,
-        raw_data,
-        ..Default::default()
-    }
-}
-
-fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> pb::TensorProto {
-    raw_tensor(name, DataType::Float, dims, values.iter().flat_map(|v| v.to_le_bytes()).collect())
-}
-
-fn int32_tensor(name: &str, values: &[i32]) -> pb::TensorProto {
-    raw_tensor(name, DataType::Int32, &[values.len() as i64], values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    onnx_proto::float_values(t).ok_or_else(|| QuantizeError::Unsupported {
+        node: node.to_owned(),
+        reason: format!("`{}` is not a float tensor", t.name),
+    })
 }
 
 #[cfg(test)]
@@ -484,7 +449,7 @@ mod tests {
     ) -> pb::ModelProto {
         let x_shape = crate::network::Shape::Map { channels: x_dims[1], height: x_dims[2], width: x_dims[3] };
         let graph = pb::GraphProto {
-            node: vec![make_node("conv", "Conv", &["x", "w", "b"], "y", attributes)],
+            node: vec![named_node("conv", "Conv", &["x", "w", "b"], &["y"], attributes)],
             initializer: vec![float_tensor("w", w_dims, w), float_tensor("b", &[b.len() as i64], b)],
             input: vec![crate::onnx_export::value_info("x", &x_shape)],
             output: vec![pb::ValueInfoProto { name: "y".into(), ..Default::default() }],

@@ -19,5 +19,5 @@ pub mod tiny_cnn;
 
 pub use catalog::{Catalog, EmbeddedModel, ModelSource, ShippedModel};
 pub use explain::{Heatmap, Method};
-pub use model::{Batch, BatchOutput, GraphForm, InferError, Model, Prediction, Session};
+pub use model::{Batch, BatchOutput, GraphForm, InferError, Model, Prediction, Session, SessionState};
 pub use profile::NodeTime;

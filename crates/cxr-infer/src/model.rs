@@ -221,6 +221,13 @@ impl Model {
         Session { model: self, state: None }
     }
 
+    /// A session that goes on from `state`, which [`Session::into_state`] took from an earlier
+    /// session of this model: it runs as that session would have, without building tract's run
+    /// state and scratch space again. A state of another model is dropped for a fresh one.
+    pub fn resume(&self, state: SessionState) -> Session<'_> {
+        Session { model: self, state: state.0.filter(|state| Arc::ptr_eq(state.plan(), &self.plan)) }
+    }
+
     /// Decides the class from probabilities: P(covid) at or above the card's threshold means
     /// covid; otherwise the most probable of the other classes.
     pub fn decide(&self, probabilities: &[f32]) -> usize {
@@ -287,9 +294,21 @@ pub struct Session<'m> {
     state: Option<TypedSimpleState>,
 }
 
+/// A [`Session`]'s run state without its borrow of the model, for a caller that cannot keep a
+/// session from one call to the next (the Python binding keeps one per thread in its model
+/// object) and hands it back to [`Model::resume`]. Tract keeps part of a state's scratch space
+/// with the thread that ran it, so resume a state on that thread. Empty until its session ran.
+#[derive(Default)]
+pub struct SessionState(Option<TypedSimpleState>);
+
 impl<'m> Session<'m> {
     pub fn model(&self) -> &'m Model {
         self.model
+    }
+
+    /// The run state, to go on with it later through [`Model::resume`].
+    pub fn into_state(self) -> SessionState {
+        SessionState(self.state)
     }
 
     /// Runs `n` preprocessed images (concatenated CHW, as [`Model::preprocess_into`] writes).

@@ -3,7 +3,7 @@
 
 use cxr_core::{ClassSet, ModelCard, load_image};
 use cxr_infer::tiny_cnn::TinyCnn;
-use cxr_infer::{Batch, Catalog, InferError, Method, Model, ModelSource};
+use cxr_infer::{Batch, Catalog, InferError, Method, Model, ModelSource, SessionState};
 use std::path::{Path, PathBuf};
 
 fn datasets() -> PathBuf {
@@ -237,6 +237,27 @@ fn a_card_naming_a_missing_output_or_the_wrong_class_count_is_refused() {
     card.save(&card_path).unwrap();
     let err = Model::load(&path).unwrap_err();
     assert!(matches!(err, InferError::OutputMismatch { .. }) && err.to_string().contains("[N, 3]"), "{err}");
+}
+
+#[test]
+fn a_resumed_session_runs_as_a_fresh_one_and_drops_another_models_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Model::load(&write(dir.path(), "tiny", TinyCnn::default())).unwrap();
+    let other = Model::load(&write(dir.path(), "three", TinyCnn { size: 48, ..TinyCnn::default() })).unwrap();
+    let images: Vec<_> = xrays().iter().map(|p| load_image(p).unwrap()).collect();
+    let fresh = |m: &Model, img| m.session().predict_image(img).unwrap().probabilities;
+    // One state carried through every call, as the Python binding keeps one per thread.
+    let mut state = SessionState::default();
+    for _ in 0..2 {
+        for img in &images {
+            let mut session = model.resume(state);
+            assert_eq!(session.predict_image(img).unwrap().probabilities, fresh(&model, img));
+            state = session.into_state();
+        }
+    }
+    // The other model's plan takes 48-pixel inputs: running this state would fail.
+    let mut session = other.resume(state);
+    assert_eq!(session.predict_image(&images[0]).unwrap().probabilities, fresh(&other, &images[0]));
 }
 
 #[test]

@@ -1,10 +1,14 @@
 //! `cxr._native.Model`: one loaded model (card + optimised tract plan) and what Python can ask
-//! of it. Each call opens its own `Session` (tract's per-run state), so one `Model` can be used
-//! from several Python threads at once, each running with the GIL released.
+//! of it. Each calling thread runs its own `Session` (tract's per-run state), kept between its
+//! calls, so one `Model` can be used from several Python threads at once, each running with the
+//! GIL released.
 
 use crate::input::Input;
-use cxr_infer::{Batch, InferError, Method};
+use cxr_infer::{Batch, InferError, Method, Session, SessionState};
 use pyo3::prelude::*;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::thread::ThreadId;
 
 /// A prediction as it crosses into Python: class probabilities (in `class_names` order) and the
 /// index of the decided class.
@@ -20,6 +24,34 @@ enum Outcome {
 #[pyclass(frozen, module = "cxr._native")]
 pub struct Model {
     model: cxr_infer::Model,
+    /// Each calling thread's session state, between its calls, so that `predict` of one image
+    /// does not build tract's run state and scratch space again every call. Kept per thread
+    /// because tract keeps part of that scratch with the thread that ran the state; a thread
+    /// takes its state out for the call, so threads never wait on one another's runs.
+    states: Mutex<HashMap<ThreadId, SessionState>>,
+}
+
+/// States kept at most: a program that starts a thread per call leaves one behind per thread,
+/// and past this many an arbitrary one is dropped (its thread, if still alive, starts afresh).
+const MAX_STATES: usize = 64;
+
+impl Model {
+    /// Runs `f` on the calling thread's session, and keeps the session's state for its next call.
+    fn with_session<T>(&self, f: impl FnOnce(&mut Session<'_>) -> T) -> T {
+        let thread = std::thread::current().id();
+        let states = || self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = states().remove(&thread).unwrap_or_default();
+        let mut session = self.model.resume(state);
+        let out = f(&mut session);
+        let mut states = states();
+        if states.len() >= MAX_STATES
+            && let Some(other) = states.keys().next().copied()
+        {
+            states.remove(&other);
+        }
+        states.insert(thread, session.into_state());
+        out
+    }
 }
 
 /// A heatmap as Python receives it: `(height, width)`, scaled values and signed evidence, as f32 bytes.
@@ -36,7 +68,7 @@ impl Model {
         let model = py
             .detach(|| crate::catalog::catalog().load(&source, Batch::default()))
             .map_err(|e| crate::cxr_error(&e))?;
-        Ok(Model { model })
+        Ok(Model { model, states: Mutex::default() })
     }
 
     /// The model card, as JSON (the `.card.json` file's fields).
@@ -64,19 +96,20 @@ impl Model {
         self.model.model_path.display().to_string()
     }
 
-    /// Scores each input on one session, with the GIL released for the whole list. A failure is
-    /// returned in the input's place as its message (naming the input), so one bad file in a
-    /// batch costs only its own row.
+    /// Scores each input on this thread's session, with the GIL released for the whole list. A
+    /// failure is returned in the input's place as its message (naming the input), so one bad
+    /// file in a batch costs only its own row.
     fn predict_many(&self, py: Python<'_>, inputs: Vec<Input>) -> Vec<Outcome> {
         py.detach(|| {
-            let mut session = self.model.session();
-            inputs
-                .iter()
-                .map(|input| match predict(&mut session, input) {
-                    Ok(scored) => Outcome::Scored(scored),
-                    Err(e) => Outcome::Failed(cxr_core::error_message(&e)),
-                })
-                .collect()
+            self.with_session(|session| {
+                inputs
+                    .iter()
+                    .map(|input| match predict(session, input) {
+                        Ok(scored) => Outcome::Scored(scored),
+                        Err(e) => Outcome::Failed(cxr_core::error_message(&e)),
+                    })
+                    .collect()
+            })
         })
     }
 
@@ -107,7 +140,7 @@ impl Model {
         let heat = py
             .detach(|| -> Result<_, InferError> {
                 let image = input.image()?;
-                self.model.session().explain(&image, method)
+                self.with_session(|session| session.explain(&image, method))
             })
             .map_err(|e| crate::cxr_error(&e))?;
         Ok(((heat.height, heat.width), crate::f32_bytes(&heat.values), crate::f32_bytes(&heat.evidence)))

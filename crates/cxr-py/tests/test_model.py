@@ -200,3 +200,21 @@ def test_threads_share_a_model_and_agree(model, xrays):
     for t in threads:
         t.join()
     assert all(r == expected for r in results.values())
+
+
+def test_more_threads_than_the_model_keeps_states_for_agree(model, xrays):
+    # Each thread runs on its own session state, kept in the model for its next call; a program
+    # that starts a thread per call leaves one per thread, and past 64 the model drops some.
+    expected = model.predict_batch(xrays)
+    results = {}
+
+    def run(k):
+        results[k] = (model.predict(xrays[k % len(xrays)]), model.predict(xrays[(k + 1) % len(xrays)]))
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(80)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in range(80):
+        assert results[k] == (expected[k % len(xrays)], expected[(k + 1) % len(xrays)]), k

@@ -24,7 +24,6 @@ mod report;
 use super::models::ModelArg;
 use anyhow::Context;
 use clap::Args;
-use cxr_core::Class;
 use cxr_core::lung_mask::LungMasks;
 use cxr_eval::scoring::ScoreOptions;
 use cxr_eval::{
@@ -288,16 +287,15 @@ fn write_report(model: &Model, report: EvalReport, scored: &[Scored], folder: &P
 }
 
 fn write_predictions(path: &Path, model: &Model, scored: &[Scored]) -> anyhow::Result<()> {
-    let covid = model.class_set().index(Class::Covid);
     let names = model.class_set().names();
     let mut w = csv::Writer::from_path(path).with_context(|| format!("{}: cannot write", path.display()))?;
     w.write_record(["path", "source", "label", "p_covid", "class", "p_covid_occluded_center", "error"])?;
     for s in scored {
         let (p, class, occluded, error) = match &s.result {
             Ok((p, o)) => (
-                format!("{:.6}", p.probabilities[covid]),
+                format!("{:.6}", p.p_covid()),
                 names[p.class_index].to_owned(),
-                o.as_ref().map_or(String::new(), |o| format!("{:.6}", o.probabilities[covid])),
+                o.as_ref().map_or(String::new(), |o| format!("{:.6}", o.p_covid())),
                 String::new(),
             ),
             Err(e) => (String::new(), String::new(), String::new(), e.clone()),

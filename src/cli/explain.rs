@@ -55,12 +55,11 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let picture = cxr_infer::explain::overlay(&img, &on_film);
     picture.save(&args.out).with_context(|| format!("{}: cannot write the heatmap PNG", args.out.display()))?;
     let names = model.class_set().names();
-    let covid = model.class_set().index(cxr_core::Class::Covid);
     outln!(
         "{}: {} P(covid) = {:.3} (model {}, {}); {} heatmap (model input {}×{}, drawn at the film's {}×{}) written to {}",
         args.file.display(),
         names[heat.prediction.class_index],
-        heat.prediction.probabilities[covid],
+        heat.prediction.p_covid(),
         model.card.name,
         model.short_sha(),
         heat.method.as_str(),

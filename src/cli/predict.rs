@@ -36,7 +36,6 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
 
 fn print_text(model: &Model, results: &[(PathBuf, Result<Prediction, String>)]) {
     let names = model.class_set().names();
-    let covid = model.class_set().index(cxr_core::Class::Covid);
     outln!(
         "model {} ({}, {}, sha256 {}), threshold P(covid) ≥ {:.3}",
         model.card.name,
@@ -48,8 +47,7 @@ fn print_text(model: &Model, results: &[(PathBuf, Result<Prediction, String>)]) 
     for (path, result) in results {
         match result {
             Ok(p) => {
-                let mut line =
-                    format!("{}: {}  P(covid) = {:.3}", path.display(), names[p.class_index], p.probabilities[covid]);
+                let mut line = format!("{}: {}  P(covid) = {:.3}", path.display(), names[p.class_index], p.p_covid());
                 if names.len() > 2 {
                     let all: Vec<String> =
                         names.iter().zip(&p.probabilities).map(|(n, v)| format!("{n} {v:.3}")).collect();
@@ -65,14 +63,13 @@ fn print_text(model: &Model, results: &[(PathBuf, Result<Prediction, String>)]) 
 
 fn json_report(model: &Model, results: &[(PathBuf, Result<Prediction, String>)]) -> serde_json::Value {
     let names = model.class_set().names();
-    let covid = model.class_set().index(cxr_core::Class::Covid);
     let rows: Vec<serde_json::Value> = results
         .iter()
         .map(|(path, result)| match result {
             Ok(p) => serde_json::json!({
                 "path": path.display().to_string(),
                 "class": names[p.class_index],
-                "p_covid": p.probabilities[covid],
+                "p_covid": p.p_covid(),
                 "probabilities": names.iter().zip(&p.probabilities).map(|(n, v)| (n.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
             }),
             Err(e) => serde_json::json!({ "path": path.display().to_string(), "error": e }),

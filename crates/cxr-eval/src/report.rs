@@ -178,8 +178,7 @@ fn family_name(models: &[Model]) -> String {
 /// model's, or each fold model's for out-of-fold scores); `reported` is the threshold shown.
 fn metrics(model: &Model, rows: &[(&Scored, &Prediction)], reported: f64) -> Result<Metrics, EvalError> {
     let class_set = model.class_set();
-    let covid = class_set.index(Class::Covid);
-    let scores: Vec<f64> = rows.iter().map(|(_, p)| p.probabilities[covid] as f64).collect();
+    let scores: Vec<f64> = rows.iter().map(|(_, p)| p.p_covid() as f64).collect();
     let positives: Vec<bool> = rows.iter().map(|(s, _)| s.item.label == Class::Covid).collect();
     let thresholds: Vec<f64> = rows.iter().map(|(s, _)| s.threshold).collect();
     let (auc, auc_note) = match delong(&scores, &positives) {

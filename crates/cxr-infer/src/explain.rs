@@ -123,9 +123,8 @@ impl Session<'_> {
         let (w, h) = (fitted.width as usize, fitted.height as usize);
         let patch = (w.min(h) / 8).max(1);
         let stride = (patch / 2).max(1);
-        let covid = model.class_set().index(Class::Covid);
         let prediction = self.predict_fitted(fitted)?;
-        let base = prediction.probabilities[covid];
+        let base = prediction.p_covid();
         let positions: Vec<(usize, usize)> = (0..=h.saturating_sub(patch))
             .step_by(stride)
             .flat_map(|y| (0..=w.saturating_sub(patch)).step_by(stride).map(move |x| (x, y)))
@@ -145,7 +144,7 @@ impl Session<'_> {
             }
             let out = self.run(&input, chunk.len())?;
             for (&(x0, y0), p) in chunk.iter().zip(&out.predictions) {
-                let drop = base - p.probabilities[covid];
+                let drop = base - p.p_covid();
                 for y in y0..y0 + patch {
                     for x in x0..x0 + patch {
                         drop_sum[y * w + x] += drop;

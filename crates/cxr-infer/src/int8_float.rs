@@ -237,7 +237,7 @@ mod tests {
         ];
         let covid = |m: &Model, img: &GreyImage| {
             let p = m.session().predict_image(img).unwrap();
-            p.probabilities[m.class_set().index(cxr_core::Class::Covid)]
+            p.p_covid()
         };
         let (mut largest, mut moved) = (0.0f32, 0.0f32);
         for path in images {

@@ -107,6 +107,15 @@ pub struct Prediction {
     pub probabilities: Vec<f32>,
     /// Index into [`ClassSet::names`] of the decided class.
     pub class_index: usize,
+    /// Index of covid in `probabilities`, which depends on the class set.
+    pub covid_index: usize,
+}
+
+impl Prediction {
+    /// P(covid): what thresholds, AUCs and heatmaps are about, whatever the class set.
+    pub fn p_covid(&self) -> f32 {
+        self.probabilities[self.covid_index]
+    }
 }
 
 impl Model {
@@ -382,7 +391,7 @@ impl<'m> Session<'m> {
                     ClassSet::ThreeClass => row.to_vec(),
                 };
                 let class_index = model.decide(&probabilities);
-                Prediction { probabilities, class_index }
+                Prediction { probabilities, class_index, covid_index: model.class_set().index(cxr_core::Class::Covid) }
             })
             .collect();
         let feature_map = match outputs.get(1) {

@@ -28,18 +28,12 @@ fn write(dir: &Path, name: &str, net: TinyCnn) -> PathBuf {
 /// come from tract: its weights read from the ONNX file, then Conv (3×3, stride 2, padding 1) →
 /// ReLU → global mean → Gemm → sigmoid (one logit) or softmax, in f64. Returns the ONNX output.
 fn reference_output(onnx: &Path, input: &[f32], size: usize) -> Vec<f64> {
+    use cxr_infer::onnx_proto;
     use prost::Message;
     let graph = tract_onnx::pb::ModelProto::decode(std::fs::read(onnx).unwrap().as_slice()).unwrap().graph.unwrap();
     let weights = |name: &str| -> Vec<f64> {
-        graph
-            .initializer
-            .iter()
-            .find(|t| t.name == name)
-            .unwrap_or_else(|| panic!("no `{name}`"))
-            .float_data
-            .iter()
-            .map(|&v| v.into())
-            .collect()
+        let tensor = onnx_proto::initializer(&graph, name).unwrap_or_else(|| panic!("no `{name}`"));
+        onnx_proto::float_values(tensor).unwrap().into_iter().map(f64::from).collect()
     };
     let (conv_w, conv_b, head_w, head_b) =
         (weights("conv.weight"), weights("conv.bias"), weights("head.weight"), weights("head.bias"));

@@ -214,15 +214,14 @@ struct Compared {
 
 /// Scores every readable image with both models (unreadable ones are left out of the comparison).
 fn compare(fp32: &Model, int8: &Model, images: &[LabeledImage]) -> Vec<Compared> {
-    let covid = fp32.class_set().index(Class::Covid);
     images
         .par_iter()
         .map_init(
             || (fp32.session(), int8.session()),
             |(a, b), item| {
                 let img = load_image(&item.path).ok()?;
-                let p = a.predict_image(&img).ok()?.probabilities[covid] as f64;
-                let q = b.predict_image(&img).ok()?.probabilities[covid] as f64;
+                let p = a.predict_image(&img).ok()?.p_covid() as f64;
+                let q = b.predict_image(&img).ok()?.p_covid() as f64;
                 Some(Compared { class: item.class, fp32: p, int8: q })
             },
         )

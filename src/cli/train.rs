@@ -216,7 +216,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         learning_rate: args.lr,
         seed: args.seed,
         patience: args.patience,
-        augmentation: if args.no_augment || args.freeze_base { Augmentation::NONE } else { Augmentation::SEED },
+        augmentation: if args.no_augment || args.freeze_base { Augmentation::NONE } else { Augmentation::SEED_PAPER },
         target_sensitivity: 0.95,
         recipe: recipe(&args, &name),
         pretrained: args.weights.clone(),

@@ -82,7 +82,7 @@ impl TrainConfig {
             learning_rate: 1e-3,
             seed: 42,
             patience: 5,
-            augmentation: Augmentation::SEED,
+            augmentation: Augmentation::SEED_PAPER,
             target_sensitivity: 0.95,
             recipe: String::new(),
             pretrained: None,

@@ -3,33 +3,12 @@
 //! to panic with "failed printing to stdout: Broken pipe". Real X-rays from `../shared/datasets`,
 //! the shipped `models/seed-cnn` and the stored `models/splits/within-source-all.csv` manifest.
 
+mod common;
+
+use common::{images, model, workspace};
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn datasets() -> PathBuf {
-    cxr_core::dataset::shared_datasets(workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
-}
-
-/// `n` real images of a class folder, in name order.
-fn images(folder: &str, n: usize) -> Vec<PathBuf> {
-    let dir = datasets().join(folder);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    files.truncate(n);
-    assert_eq!(files.len(), n, "{} has fewer than {n} images", dir.display());
-    files
-}
-
-fn model() -> PathBuf {
-    let shipped = workspace().join("models/seed-cnn.onnx");
-    assert!(shipped.is_file(), "{} is committed with the code and needed here", shipped.display());
-    shipped
-}
 
 fn cxr(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cxr"));

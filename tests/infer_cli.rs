@@ -5,42 +5,15 @@
 //! here rather than quietly testing something else); the refusal tests use a tiny real ONNX
 //! network written by `cxr_infer::tiny_cnn`, since they damage the files.
 
+mod common;
+
 use assert_cmd::Command;
+use common::{images, model, workspace};
 use cxr_core::{ClassSet, ModelCard};
 use cxr_infer::Method;
 use cxr_infer::tiny_cnn::TinyCnn;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn datasets() -> PathBuf {
-    cxr_core::dataset::shared_datasets(workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
-}
-
-/// `n` real images of a class folder, in name order.
-fn images(folder: &str, n: usize) -> Vec<PathBuf> {
-    let dir = datasets().join(folder);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    files.truncate(n);
-    assert_eq!(files.len(), n, "{} has fewer than {n} images", dir.display());
-    files
-}
-
-/// The shipped seed CNN. A missing file is a failure, not a reason to test the tiny network
-/// instead: its scores mean nothing, so the value checks below would check nothing.
-fn model() -> PathBuf {
-    let shipped = workspace().join("models/seed-cnn.onnx");
-    assert!(
-        shipped.is_file() && ModelCard::path_for(&shipped).is_file(),
-        "{} and its card are committed with the code and needed here",
-        shipped.display()
-    );
-    shipped
-}
 
 fn tiny(dir: &Path, name: &str) -> PathBuf {
     TinyCnn::default().write(dir, name).unwrap()

@@ -68,6 +68,8 @@ pub enum LungFieldError {
 /// A segmenter folder: its record and where its weights are.
 pub struct LungField {
     pub record: SegmenterRecord,
+    /// Where the record was read from, for messages.
+    pub record_path: PathBuf,
     pub weights: PathBuf,
 }
 
@@ -76,15 +78,16 @@ impl LungField {
         let path = dir.join(RECORD_FILE);
         let text = std::fs::read_to_string(&path)
             .map_err(|source| LungFieldError::Unreadable { path: path.clone(), source })?;
-        let record = serde_json::from_str(&text).map_err(|source| LungFieldError::Corrupt { path, source })?;
-        Ok(LungField { record, weights: dir.join(WEIGHTS_FILE) })
+        let record =
+            serde_json::from_str(&text).map_err(|source| LungFieldError::Corrupt { path: path.clone(), source })?;
+        Ok(LungField { record, record_path: path, weights: dir.join(WEIGHTS_FILE) })
     }
 
     /// Refuses a classifier whose input preprocessing differs from the one the segmenter learned on.
-    pub fn check_fits(&self, dir: &Path, classifier: &Network, wanted: &Preprocess) -> Result<(), LungFieldError> {
+    pub fn check_fits(&self, classifier: &Network, wanted: &Preprocess) -> Result<(), LungFieldError> {
         if self.record.preprocess != *wanted {
             return Err(LungFieldError::InputMismatch {
-                path: dir.join(RECORD_FILE),
+                path: self.record_path.clone(),
                 segmenter: Box::new(self.record.preprocess),
                 classifier: classifier.architecture.clone(),
                 wanted: Box::new(*wanted),

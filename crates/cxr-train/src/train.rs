@@ -90,7 +90,7 @@ pub fn train(
     let lung_field = match &config.lung_field {
         Some(dir) => {
             let field = LungField::load(dir)?;
-            field.check_fits(dir, &classifier, &preprocess)?;
+            field.check_fits(&classifier, &preprocess)?;
             Some(field)
         }
         None => None,

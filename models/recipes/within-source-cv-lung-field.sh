@@ -7,17 +7,9 @@
 #   bash models/recipes/within-source-cv-lung-field.sh NAME ARCH VARIANT [cxr train options…]
 #
 # The train options must include --weights and --freeze-base (the segmenter stays frozen).
-source "$(dirname "${BASH_SOURCE[0]}")/prepare-within-source.sh" all
 name=$1 arch=$2 variant=$3
 shift 3
-folds="target/within-source-cv/$variant"
-case "$variant" in
-    only) only=(--only-source) ;;
-    all) only=() ;;
-    *) echo "within-source-cv-lung-field.sh: VARIANT is only or all, not $variant" >&2; exit 2 ;;
-esac
-[ -f "$folds/fold-4.csv" ] || target/release/cxr data folds "$manifest" --source covid-chestxray-dataset \
-    --folds 5 --seed 42 ${only[@]+"${only[@]}"} --out "$folds"
+source "$(dirname "${BASH_SOURCE[0]}")/prepare-within-source-folds.sh" "$variant"
 fields="target/within-source-cv/lung-field-$arch-$variant"
 for k in 0 1 2 3 4; do
     [ -f "$fields/fold-$k/lung-field.json" ] || target/release/cxr train-lung-field --arch "$arch" \

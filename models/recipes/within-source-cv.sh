@@ -13,17 +13,9 @@
 # `{fold}` in a train option becomes the fold's number (a per-fold lung field, say). TRAIN_SEED
 # (default 42) seeds the fold models' training, not the folds: rerun with another to see how much
 # of a difference between two procedures is the seed's.
-source "$(dirname "${BASH_SOURCE[0]}")/prepare-within-source.sh" all
 name=$1 arch=$2 variant=$3
 shift 3
-folds="target/within-source-cv/$variant"
-case "$variant" in
-    only) only=(--only-source) ;;
-    all) only=() ;;
-    *) echo "within-source-cv.sh: VARIANT is only or all, not $variant" >&2; exit 2 ;;
-esac
-[ -f "$folds/fold-4.csv" ] || target/release/cxr data folds "$manifest" --source covid-chestxray-dataset \
-    --folds 5 --seed 42 ${only[@]+"${only[@]}"} --out "$folds"
+source "$(dirname "${BASH_SOURCE[0]}")/prepare-within-source-folds.sh" "$variant"
 out="target/within-source-cv/$name"
 models=()
 for k in 0 1 2 3 4; do

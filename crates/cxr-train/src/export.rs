@@ -201,8 +201,8 @@ fn card_for(state: &TrainState, best: &crate::run::BestEpoch, onnx_path: &Path, 
         .into_iter()
         .chain(state.features.as_ref().map(|f| {
             format!(
-                "backbone features cached: the output of `{}` ({} values) was computed once per image, in inference mode and without augmentation (per-epoch augmentation would force recomputing it), in {:.0} s for {} images ({}), and the layers after it trained on it",
-                f.node, f.dimensions, f.extraction_seconds, f.images, f.file
+                "backbone features cached: the output of `{}` ({} values) was computed once per image, in inference mode and without augmentation (per-epoch augmentation would force recomputing it), and the layers after it trained on it; of the {} images' features, {} were computed for this run and the others read from the store {} ({:.0} s in all)",
+                f.node, f.dimensions, f.images, f.computed, f.file, f.extraction_seconds
             )
         }))
         .collect(),

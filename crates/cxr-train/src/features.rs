@@ -6,15 +6,16 @@
 //! other features, so per-epoch augmentation would force recomputing them, and frozen-base runs
 //! train without it (full fine-tuning keeps the seed's augmentation). The backbone runs in
 //! inference mode: BatchNorm uses its checkpoint's running statistics, as Keras does for a base
-//! with `trainable = False`.
+//! with `trainable = False`, so an image's features do not depend on the batch it came in.
 //!
-//! The features stay in memory and are saved in the feature folder (the run directory unless
-//! `--feature-dir` names another) as `features-<key>.safetensors` (with a `.json` sidecar), where
-//! the key hashes everything that decides them: the weights file's sha256, the manifest's sha256,
-//! the image list, the network and its preprocessing. A resumed or repeated run with the same key
-//! skips decoding and the backbone altogether. The class set is not in the key: the file stores
-//! which manifest row each feature row came from, and targets are derived from the rows' labels on
-//! loading, so a three-class head trains on the features a binary run computed.
+//! That is what lets the features be stored per image. The feature folder (the run directory
+//! unless `--feature-dir` names another) holds one store per [`FeatureKey`] — the weights file's
+//! sha256, the network, the cut and the preprocessing — as `features-<key>.safetensors` with a
+//! `.json` index naming each row's file (canonical path, length, modification time). A run reads
+//! the rows of its images and computes only the images the store lacks, then adds them: the five
+//! folds of a cross-validation over thirteen thousand films decode and run the backbone over them
+//! once, not five times, and a resumed run or a three-class head beside a binary one computes
+//! nothing. Targets come from the run's own labels, never from the store.
 
 use crate::data::{ImageCache, LabeledImage, TrainingData, bar_style, class_counts, target_of};
 use crate::network::NodeId;
@@ -24,6 +25,7 @@ use cxr_core::card::sha256_hex;
 use cxr_core::{ClassSet, Preprocess};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
@@ -55,14 +57,12 @@ impl FeatureSet {
     }
 }
 
-/// What decides the features; its hash names the cache file.
+/// What decides one image's features; its hash names the store file. Which images a run uses is
+/// not part of it: the store keeps every image it has seen, so runs over overlapping image lists
+/// (the folds of a cross-validation, a three-class head beside a binary one) share their features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureKey {
     pub weights_sha256: String,
-    pub manifest_sha256: String,
-    /// sha256 over the train and val paths and classes, so a changed image list (or a test's
-    /// hand-made list, which has no manifest file) never reuses stale features.
-    pub images_sha256: String,
     pub architecture: String,
     pub input_size: i64,
     /// Name of the node whose output is cached: [`crate::network::Network::head_input`], or with
@@ -75,13 +75,7 @@ pub struct FeatureKey {
 }
 
 impl FeatureKey {
-    pub fn new(
-        config: &TrainConfig,
-        model: &TchNetwork,
-        node: NodeId,
-        data: &TrainingData,
-        manifest_sha256: &str,
-    ) -> Result<FeatureKey, TrainError> {
+    pub fn new(config: &TrainConfig, model: &TchNetwork, node: NodeId) -> Result<FeatureKey, TrainError> {
         let weights = config.pretrained.as_ref().ok_or(TrainError::FreezeWithoutWeights)?;
         let file_sha256 = |path: &Path| {
             std::fs::read(path).map(|bytes| sha256_hex(&bytes)).map_err(|source| TrainError::Io {
@@ -94,17 +88,9 @@ impl FeatureKey {
             Some(dir) => Some(file_sha256(&dir.join(crate::lung_field::WEIGHTS_FILE))?),
             None => None,
         };
-        let listing: String = [("train", &data.train), ("val", &data.val)]
-            .iter()
-            .flat_map(|(split, images)| {
-                images.iter().map(move |img| format!("{split}\t{}\t{}\n", img.path.display(), img.class))
-            })
-            .collect();
         let network = model.network();
         Ok(FeatureKey {
             weights_sha256: file_sha256(weights)?,
-            manifest_sha256: manifest_sha256.to_owned(),
-            images_sha256: sha256_hex(listing.as_bytes()),
             architecture: network.architecture.clone(),
             input_size: network.input_size,
             node: network.nodes[node].name.clone(),
@@ -120,13 +106,176 @@ impl FeatureKey {
     }
 }
 
-/// The sidecar of a feature file: its key in full and what extraction found.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct FeatureSidecar {
-    key: FeatureKey,
-    unreadable: Vec<String>,
-    images: usize,
+/// One image file as the store knows it: its canonical path, length and modification time, so a
+/// file replaced under the same name is computed again rather than given its old features.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+struct ImageId {
+    path: PathBuf,
+    bytes: u64,
+    modified_ns: u128,
+}
+
+impl ImageId {
+    /// `None` for a file that cannot be looked at: it is decoded (and fails) in every run.
+    fn of(path: &Path) -> Option<ImageId> {
+        let path = std::fs::canonicalize(path).ok()?;
+        let meta = std::fs::metadata(&path).ok()?;
+        let modified_ns = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+        Some(ImageId { path, bytes: meta.len(), modified_ns })
+    }
+}
+
+/// The sidecar of a store: its key in full, the image of each feature row, the images that could
+/// not be read (with the reason), and the time spent computing all of it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct StoreIndex {
+    key: Option<FeatureKey>,
+    rows: Vec<ImageId>,
+    unreadable: Vec<(ImageId, String)>,
     extraction_seconds: f64,
+}
+
+/// Every image's features for one key, row `i` belonging to `index.rows[i]`.
+struct FeatureStore {
+    index: StoreIndex,
+    features: Option<Tensor>,
+}
+
+const FEATURES: &str = "features";
+
+impl FeatureStore {
+    /// The store at `tensors_path`/`index_path` when both are there, hold `key` and agree on their
+    /// row count; an empty one otherwise (a damaged store is recomputed, not trusted).
+    fn open(tensors_path: &Path, index_path: &Path, key: &FeatureKey) -> FeatureStore {
+        let read = || -> Option<FeatureStore> {
+            let index: StoreIndex = serde_json::from_str(&std::fs::read_to_string(index_path).ok()?).ok()?;
+            if index.key.as_ref() != Some(key) {
+                return None;
+            }
+            let features = Tensor::read_safetensors(tensors_path).ok()?.into_iter().find(|(n, _)| n == FEATURES)?.1;
+            (usize::try_from(*features.size().first()?).ok()? == index.rows.len())
+                .then_some(FeatureStore { index, features: Some(features) })
+        };
+        read().unwrap_or(FeatureStore {
+            index: StoreIndex { key: Some(key.clone()), ..StoreIndex::default() },
+            features: None,
+        })
+    }
+
+    /// Writes both files, each through a temporary file and a rename, so an interrupted write
+    /// leaves the previous store whole.
+    fn save(&self, tensors_path: &Path, index_path: &Path) -> Result<(), TrainError> {
+        let temporary = |path: &Path| path.with_extension("partial");
+        if let Some(features) = &self.features {
+            let partial = temporary(tensors_path);
+            Tensor::write_safetensors(&[(FEATURES, features.shallow_clone())], &partial)
+                .map_err(|source| TrainError::Checkpoint { path: partial.clone(), source })?;
+            rename(&partial, tensors_path)?;
+        }
+        let partial = temporary(index_path);
+        let text = serde_json::to_string(&self.index).expect("a feature store index serialises");
+        std::fs::write(&partial, text + "\n").map_err(|source| TrainError::Io {
+            path: partial.clone(),
+            action: "cannot write feature store index",
+            source,
+        })?;
+        rename(&partial, index_path)
+    }
+
+    /// Computes the features of the images of `listed` the store has neither as a row nor as
+    /// unreadable, and adds them; returns how many were computed.
+    fn add_missing(
+        &mut self,
+        model: &TchNetwork,
+        node: NodeId,
+        listed: &[LabeledImage],
+        config: &TrainConfig,
+        device: Device,
+        split: &'static str,
+    ) -> Result<usize, TrainError> {
+        let known: HashSet<&ImageId> =
+            self.index.rows.iter().chain(self.index.unreadable.iter().map(|(id, _)| id)).collect();
+        let mut seen = HashSet::new();
+        let missing: Vec<(LabeledImage, Option<ImageId>)> = listed
+            .iter()
+            .map(|img| (img.clone(), ImageId::of(&img.path)))
+            .filter(|(_, id)| id.as_ref().is_none_or(|id| !known.contains(id) && seen.insert(id.clone())))
+            .collect();
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let started = Instant::now();
+        let images: Vec<LabeledImage> = missing.iter().map(|(img, _)| img.clone()).collect();
+        let preprocess = crate::zoo::preprocess_for(model.network());
+        let (decoded, errors) = ImageCache::load(&images, config.class_set, &preprocess, split, &ProgressBar::new(0))?;
+        let kept = rows_kept(&images, &decoded.paths);
+        let computed = extract(model, node, &decoded, config, device, split);
+        let mut errors = errors.into_iter();
+        let mut kept_rows = kept.iter().peekable();
+        for (row, (_, id)) in missing.into_iter().enumerate() {
+            let was_kept = kept_rows.peek() == Some(&&row);
+            if was_kept {
+                kept_rows.next();
+            }
+            match (id, was_kept) {
+                (Some(id), true) => self.index.rows.push(id),
+                (Some(id), false) => {
+                    let reason = errors.next().map(|e| e.to_string()).unwrap_or_default();
+                    self.index.unreadable.push((id, reason));
+                }
+                // A file that could not be looked at has no identity to store its result under.
+                (None, true) => unreachable!("an image that cannot be looked at was decoded"),
+                (None, false) => {
+                    errors.next();
+                }
+            }
+        }
+        if computed.size()[0] > 0 {
+            self.features = Some(match self.features.take() {
+                Some(old) => Tensor::cat(&[old, computed], 0),
+                None => computed,
+            });
+        }
+        self.index.extraction_seconds += started.elapsed().as_secs_f64();
+        Ok(images.len())
+    }
+
+    /// The rows of `listed`'s images as a feature set, and the reasons for the ones that could not
+    /// be read.
+    fn gather(&self, listed: &[LabeledImage], class_set: ClassSet) -> (FeatureSet, Vec<String>) {
+        let row_of: HashMap<&ImageId, usize> = self.index.rows.iter().enumerate().map(|(row, id)| (id, row)).collect();
+        let reason_of: HashMap<&ImageId, &str> =
+            self.index.unreadable.iter().map(|(id, reason)| (id, reason.as_str())).collect();
+        let mut rows = Vec::new();
+        let mut targets = Vec::new();
+        let mut unreadable = Vec::new();
+        for img in listed {
+            let id = ImageId::of(&img.path);
+            match id.as_ref().and_then(|id| row_of.get(id)) {
+                Some(&row) => {
+                    rows.push(row as i64);
+                    targets.push(target_of(class_set, img.class));
+                }
+                None => unreadable.push(match id.as_ref().and_then(|id| reason_of.get(id)) {
+                    Some(reason) => reason.to_string(),
+                    None => format!("{}: cannot be read", img.path.display()),
+                }),
+            }
+        }
+        let features = match &self.features {
+            Some(all) => all.index_select(0, &Tensor::from_slice(&rows)),
+            None => Tensor::zeros([0], (Kind::Float, Device::Cpu)),
+        };
+        (FeatureSet { features, targets }, unreadable)
+    }
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), TrainError> {
+    std::fs::rename(from, to).map_err(|source| TrainError::Io {
+        path: to.to_owned(),
+        action: "cannot replace feature store",
+        source,
+    })
 }
 
 /// Train and val features, the files left out, and how they were obtained.
@@ -137,13 +286,9 @@ pub struct CachedFeatures {
     pub record: FeatureRecord,
 }
 
-const TRAIN: &str = "train.features";
-const TRAIN_ROWS: &str = "train.rows";
-const VAL: &str = "val.features";
-const VAL_ROWS: &str = "val.rows";
-
-/// The features for `key` from `dir`'s cache when it has them, else computed with `model`'s
-/// backbone (up to node `node`, inference mode, no augmentation) and saved there.
+/// The features of `data`'s train and val images: those `dir`'s store for `key` already has are
+/// read from it, the others computed with `model`'s backbone (up to node `node`, inference mode,
+/// no augmentation) and added to it.
 pub fn load_or_extract(
     model: &TchNetwork,
     node: NodeId,
@@ -160,55 +305,38 @@ pub fn load_or_extract(
     })?;
     let stem = key.file_stem();
     let tensors_path = dir.join(format!("{stem}.safetensors"));
-    let sidecar_path = dir.join(format!("{stem}.json"));
-    if let Some(cached) = read_cache(&tensors_path, &sidecar_path, key, data, config.class_set) {
-        return Ok(cached);
-    }
+    let index_path = dir.join(format!("{stem}.json"));
+    let mut store = FeatureStore::open(&tensors_path, &index_path, key);
     let started = Instant::now();
-    let preprocess = crate::zoo::preprocess_for(model.network());
-    let (train_images, mut unreadable) =
-        ImageCache::load(&data.train, config.class_set, &preprocess, "train", &ProgressBar::new(0))?;
-    let (val_images, val_unreadable) =
-        ImageCache::load(&data.val, config.class_set, &preprocess, "val", &ProgressBar::new(0))?;
+    let computed = store.add_missing(model, node, &data.train, config, device, "train")?
+        + store.add_missing(model, node, &data.val, config, device, "val")?;
+    if computed > 0 {
+        store.save(&tensors_path, &index_path)?;
+    }
+    let (train, mut unreadable) = store.gather(&data.train, config.class_set);
+    let (val, val_unreadable) = store.gather(&data.val, config.class_set);
     unreadable.extend(val_unreadable);
-    let (train, train_rows) = extract(model, node, &train_images, &data.train, config, device, "train");
-    let (val, val_rows) = extract(model, node, &val_images, &data.val, config, device, "val");
-    let unreadable: Vec<String> = unreadable.iter().map(|e| e.to_string()).collect();
-    let sidecar = FeatureSidecar {
-        key: key.clone(),
-        unreadable: unreadable.clone(),
+    let record = FeatureRecord {
+        file: tensors_path.file_name().map(PathBuf::from).unwrap_or_default().display().to_string(),
+        node: key.node.clone(),
+        dimensions: train.features.size().iter().skip(1).product(),
         images: train.len() + val.len(),
         extraction_seconds: started.elapsed().as_secs_f64(),
+        computed,
+        reused: computed == 0,
     };
-    let named = [
-        (TRAIN, train.features.shallow_clone()),
-        (TRAIN_ROWS, train_rows),
-        (VAL, val.features.shallow_clone()),
-        (VAL_ROWS, val_rows),
-    ];
-    Tensor::write_safetensors(&named, &tensors_path)
-        .map_err(|source| TrainError::Checkpoint { path: tensors_path.clone(), source })?;
-    let text = serde_json::to_string_pretty(&sidecar).expect("a feature sidecar serialises");
-    std::fs::write(&sidecar_path, text + "\n").map_err(|source| TrainError::Io {
-        path: sidecar_path,
-        action: "cannot write feature cache sidecar",
-        source,
-    })?;
-    let record = record_for(&tensors_path, key, &train, &sidecar, false);
     Ok(CachedFeatures { train, val, unreadable, record })
 }
 
-/// Runs the backbone over every cached image in batches, without gradients; returns the features
-/// and, as a tensor to save beside them, the row of `listed` (the split's images) each came from.
+/// Runs the backbone over every decoded image in batches, without gradients; `[N, …]` on the CPU.
 fn extract(
     model: &TchNetwork,
     node: NodeId,
     images: &ImageCache,
-    listed: &[LabeledImage],
     config: &TrainConfig,
     device: Device,
     split: &str,
-) -> (FeatureSet, Tensor) {
+) -> Tensor {
     let preprocess = crate::zoo::preprocess_for(model.network());
     let batch_size = config.batch_size;
     let bar = ProgressBar::new(images.len().div_ceil(batch_size) as u64).with_style(bar_style());
@@ -226,10 +354,10 @@ fn extract(
             .collect()
     });
     bar.finish_and_clear();
-    let rows = rows_kept(listed, &images.paths);
-    let set = FeatureSet { features: Tensor::cat(&batches, 0), targets: targets_of(listed, &rows, config.class_set) };
-    let rows = Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>());
-    (set, rows)
+    if batches.is_empty() {
+        return Tensor::zeros([0], (Kind::Float, Device::Cpu));
+    }
+    Tensor::cat(&batches, 0)
 }
 
 /// Positions in `listed` of the images in `kept`, which is `listed` in order with the unreadable
@@ -243,82 +371,56 @@ fn rows_kept(listed: &[LabeledImage], kept: &[PathBuf]) -> Vec<usize> {
         .collect()
 }
 
-fn targets_of(listed: &[LabeledImage], rows: &[usize], class_set: ClassSet) -> Vec<usize> {
-    rows.iter().map(|&row| target_of(class_set, listed[row].class)).collect()
-}
-
-/// The cached features when both files are there, the sidecar's key is `key` and the rows fit
-/// `data`; `None` (compute afresh) otherwise, including for a damaged file. Caches written before
-/// rows were stored hold targets instead; their rows are the split's images in order when no image
-/// was unreadable, and they are recomputed otherwise.
-fn read_cache(
-    tensors_path: &Path,
-    sidecar_path: &Path,
-    key: &FeatureKey,
-    data: &TrainingData,
-    class_set: ClassSet,
-) -> Option<CachedFeatures> {
-    let sidecar: FeatureSidecar = serde_json::from_str(&std::fs::read_to_string(sidecar_path).ok()?).ok()?;
-    if &sidecar.key != key {
-        return None;
-    }
-    let mut tensors: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(tensors_path).ok()?.into_iter().collect();
-    let mut set = |features: &str, rows: &str, listed: &[LabeledImage]| -> Option<FeatureSet> {
-        let features = tensors.remove(features)?;
-        let count = usize::try_from(*features.size().first()?).ok()?;
-        let rows: Vec<usize> = match tensors.remove(rows) {
-            Some(rows) => {
-                Vec::<i64>::try_from(rows).ok()?.into_iter().map(|r| usize::try_from(r).ok()).collect::<Option<_>>()?
-            }
-            None if sidecar.unreadable.is_empty() => (0..count).collect(),
-            None => return None,
-        };
-        if rows.len() != count || rows.iter().any(|&r| r >= listed.len()) {
-            return None;
-        }
-        Some(FeatureSet { targets: targets_of(listed, &rows, class_set), features })
-    };
-    let train = set(TRAIN, TRAIN_ROWS, &data.train)?;
-    let val = set(VAL, VAL_ROWS, &data.val)?;
-    let record = record_for(tensors_path, key, &train, &sidecar, true);
-    Some(CachedFeatures { train, val, unreadable: sidecar.unreadable, record })
-}
-
-fn record_for(
-    tensors_path: &Path,
-    key: &FeatureKey,
-    train: &FeatureSet,
-    sidecar: &FeatureSidecar,
-    reused: bool,
-) -> FeatureRecord {
-    let file: PathBuf = tensors_path.file_name().map(PathBuf::from).unwrap_or_default();
-    FeatureRecord {
-        file: file.display().to_string(),
-        node: key.node.clone(),
-        dimensions: train.features.size().iter().skip(1).product(),
-        images: sidecar.images,
-        extraction_seconds: sidecar.extraction_seconds,
-        reused,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use cxr_core::Class;
 
     #[test]
-    fn rows_skip_the_unreadable_images_and_targets_follow_the_class_set() {
+    fn rows_skip_the_unreadable_images() {
         let listed: Vec<LabeledImage> =
-            [("a", Class::Covid), ("b", Class::Pneumonia), ("c", Class::Normal), ("d", Class::Pneumonia)]
-                .iter()
-                .map(|&(p, class)| LabeledImage { path: PathBuf::from(p), class })
-                .collect();
+            ["a", "b", "c", "d"].iter().map(|p| LabeledImage { path: PathBuf::from(p), class: Class::Covid }).collect();
         let kept = [PathBuf::from("a"), PathBuf::from("c"), PathBuf::from("d")];
-        let rows = rows_kept(&listed, &kept);
-        assert_eq!(rows, [0, 2, 3]);
-        assert_eq!(targets_of(&listed, &rows, ClassSet::Binary), [1, 0, 0]);
-        assert_eq!(targets_of(&listed, &rows, ClassSet::ThreeClass), [0, 1, 2]);
+        assert_eq!(rows_kept(&listed, &kept), [0, 2, 3]);
+    }
+
+    /// The store finds each listed file's row whatever the list's order or path spelling, gives
+    /// targets from the list's labels, reports the unreadable with their reason, and does not hand
+    /// a replaced file its old features.
+    #[test]
+    fn a_store_serves_rows_by_file_and_forgets_replaced_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let (a, b, bad, replaced) =
+            (file("a.png", b"a"), file("b.png", b"bb"), file("bad.png", b""), file("r.png", b"r"));
+        let id = |path: &Path| ImageId::of(path).unwrap();
+        let store = FeatureStore {
+            index: StoreIndex {
+                key: None,
+                rows: vec![id(&a), id(&b), id(&replaced)],
+                unreadable: vec![(id(&bad), "bad.png: empty file".into())],
+                extraction_seconds: 0.0,
+            },
+            features: Some(Tensor::from_slice(&[10f32, 20., 30.]).view([3, 1])),
+        };
+        std::fs::write(&replaced, b"a longer replacement").unwrap();
+        let listed = [
+            (dir.path().join(".").join("b.png"), Class::Pneumonia),
+            (bad.clone(), Class::Normal),
+            (a.clone(), Class::Covid),
+            (replaced.clone(), Class::Covid),
+            (dir.path().join("absent.png"), Class::Normal),
+        ]
+        .map(|(path, class)| LabeledImage { path, class });
+        let (set, unreadable) = store.gather(&listed, ClassSet::ThreeClass);
+        assert_eq!(Vec::<f32>::try_from(set.features.view([-1])).unwrap(), [20., 10.]);
+        assert_eq!(set.targets, [2, 0]);
+        assert_eq!(unreadable.len(), 3, "{unreadable:?}");
+        assert_eq!(unreadable[0], "bad.png: empty file");
+        assert!(unreadable[1].contains("r.png") && unreadable[2].contains("absent.png"), "{unreadable:?}");
     }
 }

@@ -233,9 +233,12 @@ pub struct FeatureRecord {
     pub node: String,
     pub dimensions: i64,
     pub images: usize,
-    /// Decoding plus backbone, when the features were computed.
+    /// Reading the store, decoding and the backbone, in this invocation.
     pub extraction_seconds: f64,
-    /// True when this invocation read them from the cache file instead of computing them.
+    /// Images this invocation computed and added to the store (the others were read from it).
+    #[serde(default)]
+    pub computed: usize,
+    /// True when every image was read from the store.
     pub reused: bool,
 }
 

@@ -122,7 +122,7 @@ pub fn train(
             None => network.head_input()?,
         };
         freeze_up_to(&vs, &network, cut);
-        let key = FeatureKey::new(config, &model, cut, data, &manifest_sha256)?;
+        let key = FeatureKey::new(config, &model, cut)?;
         let cached = features::load_or_extract(
             &model,
             cut,

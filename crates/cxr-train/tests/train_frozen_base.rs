@@ -1,7 +1,7 @@
 //! Frozen-base transfer, as the seed trained its MobileNet: MobileNetV2 from the ImageNet weights
 //! (scripts/fetch-weights.sh), only the classifier head trained, on backbone features computed
 //! once, at 128 px, on 300 real X-rays. The backbone must come out exactly as loaded, the head must
-//! learn, a resumed run must reuse the cached features, and the exported ONNX (the whole network)
+//! learn, a resumed run must reuse the cached features (and an overlapping run compute only what is new), and the exported ONNX (the whole network)
 //! must give cxr-infer the numbers libtorch gives.
 
 mod common;
@@ -96,6 +96,23 @@ fn frozen_mobilenet_v2_trains_only_its_head_on_cached_features_and_exports_the_w
         three_state.data.train_class_counts
     );
     assert!(three_state.best.unwrap().val_auc > 0.75, "three-class head on shared features: {:?}", three_state.history);
+
+    // A run over an overlapping list (as the folds of a cross-validation are) computes only the
+    // images the store lacks, and the store then serves both lists whole.
+    let mut overlapping = data.clone();
+    overlapping.train.truncate(overlapping.train.len() - 30);
+    let added = common::images("Normal", cxr_core::Class::Normal, 162).split_off(150);
+    overlapping.train.extend(added.iter().cloned());
+    let mut other = frozen_config();
+    other.feature_dir = Some(run.clone());
+    other.epochs = 1;
+    let fold =
+        train::train(&other, &overlapping, manifest, &dir.path().join("overlap"), false, &mut |_, _| {}).unwrap();
+    let record = fold.features.clone().unwrap();
+    assert_eq!((record.computed, record.reused, record.file.as_str()), (added.len(), false, computed.file.as_str()));
+    assert_eq!(record.images, overlapping.train.len() + overlapping.val.len());
+    let again = train::train(&other, &data, manifest, &dir.path().join("again"), false, &mut |_, _| {}).unwrap();
+    assert!(again.features.unwrap().reused, "the first list was recomputed after the store grew");
 
     // Every backbone tensor, BatchNorm statistics included, is the checkpoint's; the head is not its initial value.
     let trained: HashMap<String, Tensor> =

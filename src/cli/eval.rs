@@ -179,6 +179,8 @@ fn out_of_fold(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRep
         models.len()
     );
     let summary = ModelSummary::out_of_fold(models)?;
+    // The fold manifests share a folder, so the masks resolve the same way for every fold.
+    let masks = lung_masks(args, &fold(0))?;
     let (mut scored, mut images, mut split) = (Vec::new(), 0, None);
     for (k, model) in models.iter().enumerate() {
         let manifest = fold(k);
@@ -197,7 +199,6 @@ fn out_of_fold(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRep
         );
         images += items.len();
         split = set.split;
-        let masks = lung_masks(args, &manifest)?;
         scored.extend(score_with_progress(std::slice::from_ref(model), &items, args, masks.as_ref())?.remove(0));
     }
     std::fs::create_dir_all(&args.report)

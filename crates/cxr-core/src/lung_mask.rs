@@ -81,6 +81,23 @@ impl LungMasks {
     }
 }
 
+/// The mask file of `film` decoded, once for every model that is fitted to it, and checked to
+/// have the film's decoded size (a mask drawn on another copy of the film would misplace the lungs).
+pub fn decode_mask(mask: &Path, film: &Path, film_size: (u32, u32)) -> Result<GreyImage, LungMaskError> {
+    let grey = load_image(mask)?;
+    if (grey.width, grey.height) != film_size {
+        return Err(LungMaskError::Size {
+            mask: mask.to_owned(),
+            film: film.to_owned(),
+            mask_w: grey.width,
+            mask_h: grey.height,
+            film_w: film_size.0,
+            film_h: film_size.1,
+        });
+    }
+    Ok(grey)
+}
+
 /// A lung mask fitted to a model's input: `true` inside the lungs, one value per input pixel.
 pub struct FittedMask {
     pub inside: Vec<bool>,
@@ -95,18 +112,7 @@ impl FittedMask {
         film_size: (u32, u32),
         preprocess: &Preprocess,
     ) -> Result<FittedMask, LungMaskError> {
-        let grey = load_image(mask)?;
-        if (grey.width, grey.height) != film_size {
-            return Err(LungMaskError::Size {
-                mask: mask.to_owned(),
-                film: film.to_owned(),
-                mask_w: grey.width,
-                mask_h: grey.height,
-                film_w: film_size.0,
-                film_h: film_size.1,
-            });
-        }
-        Ok(FittedMask::fit(&grey, preprocess))
+        Ok(FittedMask::fit(&decode_mask(mask, film, film_size)?, preprocess))
     }
 
     pub fn fit(mask: &GreyImage, preprocess: &Preprocess) -> FittedMask {

@@ -8,7 +8,7 @@
 
 use crate::{EvalError, Labelled};
 use cxr_core::GreyImage;
-use cxr_core::lung_mask::{FittedMask, LungMasks};
+use cxr_core::lung_mask::{FittedMask, LungMasks, decode_mask};
 use cxr_infer::{Model, Prediction, Session};
 use rayon::prelude::*;
 
@@ -58,14 +58,17 @@ pub fn score_all(
                 || models.iter().map(Model::session).collect::<Vec<_>>(),
                 |sessions, item| {
                     let image = cxr_core::load_image(&item.path).map_err(|e| e.to_string());
-                    let mask = options.lung_masks.and_then(|m| m.mask_of(&item.path));
+                    let mask = match (&image, options.lung_masks.and_then(|m| m.mask_of(&item.path))) {
+                        (Ok(img), Some(mask)) => Some(decode_mask(mask, &item.path, (img.width, img.height))?),
+                        _ => None,
+                    };
                     let scored = sessions
                         .iter_mut()
                         .map(|session| {
                             let (result, lungs) = match &image {
                                 Ok(img) => {
-                                    let lungs = match mask {
-                                        Some(mask) => lung_share(session, img, &item.path, mask)?,
+                                    let lungs = match &mask {
+                                        Some(mask) => lung_share(session, img, mask)?,
                                         None => None,
                                     };
                                     (score_one(session, img, options.occlude_center).map_err(|e| e.to_string()), lungs)
@@ -104,14 +107,9 @@ fn score_one(
 /// The share of the model's positive evidence inside the film's lung mask (class activation maps
 /// where the model exports its feature map, occlusion otherwise) and the share of the input the
 /// lungs cover; `None` when the map has no positive evidence.
-fn lung_share(
-    session: &mut Session<'_>,
-    film: &GreyImage,
-    path: &std::path::Path,
-    mask: &std::path::Path,
-) -> Result<Option<(f64, f64)>, EvalError> {
+fn lung_share(session: &mut Session<'_>, film: &GreyImage, mask: &GreyImage) -> Result<Option<(f64, f64)>, EvalError> {
     let heat = session.explain(film, None)?;
-    let lungs = FittedMask::load(mask, path, (film.width, film.height), &session.model().card.preprocess)?;
+    let lungs = FittedMask::fit(mask, &session.model().card.preprocess);
     Ok(lungs.share_inside(&heat.evidence).map(|share| (share, lungs.area_share())))
 }
 

@@ -51,55 +51,8 @@ pub fn train(
     report: &mut EpochReport,
 ) -> Result<TrainState, TrainError> {
     config.check()?;
-    let io = |path: &Path, action: &'static str| {
-        let path = path.to_owned();
-        move |source| TrainError::Io { path, action, source }
-    };
-    std::fs::create_dir_all(run_dir).map_err(io(run_dir, "cannot create run directory"))?;
-    let state_path = run_dir.join(STATE_FILE);
-    let saved = if resume {
-        if !state_path.exists() {
-            return Err(TrainError::NothingToResume { dir: run_dir.to_owned() });
-        }
-        Some(read_state(&state_path)?)
-    } else if state_path.exists() {
-        return Err(TrainError::RunExists { dir: run_dir.to_owned() });
-    } else {
-        None
-    };
-    if let Some(saved) = &saved {
-        let comparable = |c: &TrainConfig| TrainConfig {
-            epochs: 0,
-            patience: 0,
-            recipe: String::new(),
-            feature_dir: None,
-            ..c.clone()
-        };
-        if comparable(&saved.config) != comparable(config) {
-            return Err(TrainError::ResumeMismatch {
-                dir: run_dir.to_owned(),
-                saved: serde_json::to_string(&comparable(&saved.config)).unwrap_or_default(),
-                requested: serde_json::to_string(&comparable(config)).unwrap_or_default(),
-            });
-        }
-    }
-
-    let mut classifier = zoo::build(&config.architecture, config.image_size, config.class_set)?;
-    classifier.intensity = config.intensity;
-    let preprocess = zoo::preprocess_for(&classifier);
-    let lung_field = match &config.lung_field {
-        Some(dir) => {
-            let field = LungField::load(dir)?;
-            field.check_fits(&classifier, &preprocess)?;
-            Some(field)
-        }
-        None => None,
-    };
-    let network = match &lung_field {
-        Some(field) => behind_lung_field(&field.record.network, &classifier)?,
-        None => classifier.clone(),
-    };
-    let targets = target_count(config.class_set);
+    let saved = open_run(config, run_dir, resume)?;
+    let Networks { classifier, network, lung_field, preprocess } = build_networks(config)?;
     let device = Device::cuda_if_available();
     tch::manual_seed(config.seed as i64);
     let mut vs = nn::VarStore::new(device);
@@ -115,109 +68,25 @@ pub fn train(
             load_pretrained(&vs, &field.record.network, &field.weights, "")?;
         }
     }
-    let manifest_sha256 = std::fs::read(manifest).map(|b| cxr_core::card::sha256_hex(&b)).unwrap_or_default();
-    let Prepared { train: train_examples, val: val_examples, unreadable, features } = if config.freeze_base {
-        let cut = match &config.unfreeze_from {
-            Some(layer) => network.input_of_layer(layer)?,
-            None => network.head_input()?,
-        };
-        freeze_up_to(&vs, &network, cut);
-        let key = FeatureKey::new(config, &model, cut)?;
-        let cached = features::load_or_extract(
-            &model,
-            cut,
-            &key,
-            data,
-            config,
-            config.feature_dir.as_deref().unwrap_or(run_dir),
-            device,
-        )?;
-        Prepared {
-            train: Examples::Features { set: cached.train, cut },
-            val: Examples::Features { set: cached.val, cut },
-            unreadable: cached.unreadable,
-            features: Some(cached.record),
-        }
-    } else {
-        let (train_cache, mut unreadable) =
-            ImageCache::load(&data.train, config.class_set, &preprocess, "train", &ProgressBar::new(0))?;
-        let (val_cache, val_unreadable) =
-            ImageCache::load(&data.val, config.class_set, &preprocess, "val", &ProgressBar::new(0))?;
-        unreadable.extend(val_unreadable);
-        let unreadable = unreadable.iter().map(|e| e.to_string()).collect();
-        Prepared { train: Examples::Images(train_cache), val: Examples::Images(val_cache), unreadable, features: None }
-    };
-    if train_examples.is_empty() {
-        return Err(TrainError::EmptySplit { split: "train" });
-    }
-    if val_examples.is_empty() {
-        return Err(TrainError::EmptySplit { split: "val" });
-    }
-
+    let prepared = prepare_examples(config, data, &vs, &model, &preprocess, run_dir, device)?;
     let mut state = match saved {
         Some(mut saved) => {
             saved.config.epochs = config.epochs;
             saved.config.patience = config.patience;
             saved.stopped = None;
-            saved.features = features;
+            saved.features = prepared.features.clone();
             saved
         }
-        None => TrainState {
-            config: config.clone(),
-            network: network.clone(),
-            preprocess,
-            data: DataRecord {
-                manifest: manifest.display().to_string(),
-                manifest_sha256,
-                split_seed: data.split_seed,
-                holdout_sources: data.holdout_sources.clone(),
-                train_images: train_examples.len() as u64,
-                val_images: val_examples.len() as u64,
-                train_class_counts: class_counts(train_examples.targets(), targets),
-                val_class_counts: class_counts(val_examples.targets(), targets),
-                unreadable,
-            },
-            device: format!("{device:?}"),
-            history: vec![],
-            best: None,
-            epochs_since_best: 0,
-            stopped: None,
-            features,
-        },
+        None => new_state(config, data, manifest, &network, preprocess, &prepared, device),
     };
+    let Prepared { train: train_examples, val: val_examples, .. } = prepared;
 
-    // Class-balanced loss: each class weighs N / (K · n_class), so both classes pull equally.
-    let counts = class_counts(train_examples.targets(), targets);
-    let total = train_examples.len() as f64;
-    let class_weights: Vec<f32> =
-        counts.iter().map(|&n| if n == 0 { 0.0 } else { (total / (targets as f64 * n as f64)) as f32 }).collect();
-    let class_weights = Tensor::from_slice(&class_weights).to_device(device);
     let mut optimizer = nn::Adam::default().build(&vs, config.learning_rate).expect("Adam builds on any VarStore");
-
     let start_epoch = state.history.last().map_or(1, |r| r.epoch + 1);
     for epoch in start_epoch..=config.epochs {
         let started = Instant::now();
-        let mut order: Vec<usize> = (0..train_examples.len()).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(config.seed, epoch as u64, u64::MAX)));
-        // Dropout draws from libtorch's generator; reseeding per epoch keeps resumed runs identical.
-        tch::manual_seed(mix_seed(config.seed, epoch as u64, 0) as i64);
-        let bar = ProgressBar::new(order.len().div_ceil(config.batch_size) as u64).with_style(bar_style());
-        bar.set_message(format!("epoch {epoch}/{}", config.epochs));
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-        for batch in order.chunks(config.batch_size) {
-            let augmentation = Some((&config.augmentation, config.seed, epoch as u64));
-            let logits = train_examples.logits(&model, batch, &state.preprocess, augmentation, device, true);
-            let ys = train_examples.batch_targets(batch, device);
-            let loss = weighted_loss(network.head, &logits, &ys, &class_weights);
-            optimizer.backward_step(&loss);
-            loss_sum += f64::try_from(&loss).unwrap_or(f64::NAN) * batch.len() as f64;
-            correct += count_correct(network.head, &logits, &ys);
-            seen += batch.len();
-            bar.inc(1);
-            bar.set_message(format!("epoch {epoch}/{} loss {:.4}", config.epochs, loss_sum / seen as f64));
-        }
-        bar.finish_and_clear();
-
+        let (train_loss, train_acc) =
+            train_epoch(config, epoch, &model, &train_examples, &state.preprocess, &mut optimizer, device);
         let val = evaluate(&model, &val_examples, &state.preprocess, config.batch_size, device);
         let positives: Vec<bool> =
             val_examples.targets().iter().map(|&t| t == positive_target(config.class_set)).collect();
@@ -225,45 +94,14 @@ pub fn train(
             .map_err(|source| TrainError::Metric { metric: "validation ROC", source })?;
         let record = EpochRecord {
             epoch,
-            train_loss: loss_sum / seen as f64,
-            train_acc: correct as f64 / seen as f64,
+            train_loss,
+            train_acc,
             val_loss: val.loss,
             val_acc: val.accuracy,
             val_auc: roc.auc,
             seconds: started.elapsed().as_secs_f64(),
         };
-        vs.save(run_dir.join(LAST_WEIGHTS))
-            .map_err(|source| TrainError::Checkpoint { path: run_dir.join(LAST_WEIGHTS), source })?;
-        let improved = state.best.as_ref().is_none_or(|b| record.val_auc > b.val_auc);
-        if improved {
-            let point = roc
-                .threshold_for_sensitivity(config.target_sensitivity)
-                .map_err(|source| TrainError::Metric { metric: "threshold", source })?;
-            state.best = Some(BestEpoch {
-                epoch,
-                val_auc: record.val_auc,
-                threshold: point.threshold,
-                val_sensitivity: point.tpr,
-                val_specificity: 1.0 - point.fpr,
-            });
-            state.epochs_since_best = 0;
-            let best = run_dir.join(BEST_WEIGHTS);
-            vs.save(&best).map_err(|source| TrainError::Checkpoint { path: best, source })?;
-        } else {
-            state.epochs_since_best += 1;
-        }
-        state.history.push(record.clone());
-        if state.epochs_since_best >= config.patience {
-            state.stopped = Some(format!("early stop: no better validation AUC for {} epochs", config.patience));
-        } else if epoch == config.epochs {
-            state.stopped = Some(format!("reached {} epochs", config.epochs));
-        }
-        write_epochs_csv(&run_dir.join(EPOCHS_CSV), &state.history)?;
-        write_state(&state_path, &state)?;
-        // Curves to watch while a long run goes on; a plot that fails must not stop training.
-        if let Err(err) = crate::export::write_training_curves(&state, &run_dir.join(CURVES)) {
-            eprintln!("warning: {err}");
-        }
+        save_epoch(config, &vs, run_dir, &mut state, record.clone(), &roc)?;
         report(&record, &state);
         if state.stopped.is_some() {
             break;
@@ -272,6 +110,231 @@ pub fn train(
     // Leave the VarStore's last values in place; `best.safetensors` holds the kept ones.
     vs.freeze();
     Ok(state)
+}
+
+/// Creates the run directory and, when resuming, reads its state and checks that the run asked
+/// for is the one saved there (only the epoch budget, patience, recipe and feature folder may change).
+fn open_run(config: &TrainConfig, run_dir: &Path, resume: bool) -> Result<Option<TrainState>, TrainError> {
+    std::fs::create_dir_all(run_dir).map_err(|source| TrainError::Io {
+        path: run_dir.to_owned(),
+        action: "cannot create run directory",
+        source,
+    })?;
+    let state_path = run_dir.join(STATE_FILE);
+    let saved = match (resume, state_path.exists()) {
+        (true, false) => return Err(TrainError::NothingToResume { dir: run_dir.to_owned() }),
+        (true, true) => read_state(&state_path)?,
+        (false, true) => return Err(TrainError::RunExists { dir: run_dir.to_owned() }),
+        (false, false) => return Ok(None),
+    };
+    let comparable =
+        |c: &TrainConfig| TrainConfig { epochs: 0, patience: 0, recipe: String::new(), feature_dir: None, ..c.clone() };
+    if comparable(&saved.config) != comparable(config) {
+        return Err(TrainError::ResumeMismatch {
+            dir: run_dir.to_owned(),
+            saved: serde_json::to_string(&comparable(&saved.config)).unwrap_or_default(),
+            requested: serde_json::to_string(&comparable(config)).unwrap_or_default(),
+        });
+    }
+    Ok(Some(saved))
+}
+
+/// The classifier the configuration names, and the network that trains: the classifier itself,
+/// or the classifier behind a frozen lung field.
+struct Networks {
+    classifier: Network,
+    network: Network,
+    lung_field: Option<LungField>,
+    preprocess: Preprocess,
+}
+
+fn build_networks(config: &TrainConfig) -> Result<Networks, TrainError> {
+    let mut classifier = zoo::build(&config.architecture, config.image_size, config.class_set)?;
+    classifier.intensity = config.intensity;
+    let preprocess = zoo::preprocess_for(&classifier);
+    let lung_field = match &config.lung_field {
+        Some(dir) => {
+            let field = LungField::load(dir)?;
+            field.check_fits(&classifier, &preprocess)?;
+            Some(field)
+        }
+        None => None,
+    };
+    let network = match &lung_field {
+        Some(field) => behind_lung_field(&field.record.network, &classifier)?,
+        None => classifier.clone(),
+    };
+    Ok(Networks { classifier, network, lung_field, preprocess })
+}
+
+/// What the epochs train on: decoded images (full fine-tuning), or with a frozen base the cached
+/// outputs of the layer before the first trained one.
+fn prepare_examples(
+    config: &TrainConfig,
+    data: &TrainingData,
+    vs: &nn::VarStore,
+    model: &TchNetwork,
+    preprocess: &Preprocess,
+    run_dir: &Path,
+    device: Device,
+) -> Result<Prepared, TrainError> {
+    let network = model.network();
+    let prepared = if config.freeze_base {
+        let cut = match &config.unfreeze_from {
+            Some(layer) => network.input_of_layer(layer)?,
+            None => network.head_input()?,
+        };
+        freeze_up_to(vs, network, cut);
+        let key = FeatureKey::new(config, model, cut)?;
+        let feature_dir = config.feature_dir.as_deref().unwrap_or(run_dir);
+        let cached = features::load_or_extract(model, cut, &key, data, config, feature_dir, device)?;
+        Prepared {
+            train: Examples::Features { set: cached.train, cut },
+            val: Examples::Features { set: cached.val, cut },
+            unreadable: cached.unreadable,
+            features: Some(cached.record),
+        }
+    } else {
+        let (train_cache, mut unreadable) =
+            ImageCache::load(&data.train, config.class_set, preprocess, "train", &ProgressBar::new(0))?;
+        let (val_cache, val_unreadable) =
+            ImageCache::load(&data.val, config.class_set, preprocess, "val", &ProgressBar::new(0))?;
+        unreadable.extend(val_unreadable);
+        let unreadable = unreadable.iter().map(|e| e.to_string()).collect();
+        Prepared { train: Examples::Images(train_cache), val: Examples::Images(val_cache), unreadable, features: None }
+    };
+    if prepared.train.is_empty() {
+        return Err(TrainError::EmptySplit { split: "train" });
+    }
+    if prepared.val.is_empty() {
+        return Err(TrainError::EmptySplit { split: "val" });
+    }
+    Ok(prepared)
+}
+
+/// The state of a fresh run: its configuration, network and what data it trains on.
+fn new_state(
+    config: &TrainConfig,
+    data: &TrainingData,
+    manifest: &Path,
+    network: &Network,
+    preprocess: Preprocess,
+    prepared: &Prepared,
+    device: Device,
+) -> TrainState {
+    let targets = target_count(config.class_set);
+    TrainState {
+        config: config.clone(),
+        network: network.clone(),
+        preprocess,
+        data: DataRecord {
+            manifest: manifest.display().to_string(),
+            manifest_sha256: std::fs::read(manifest).map(|b| cxr_core::card::sha256_hex(&b)).unwrap_or_default(),
+            split_seed: data.split_seed,
+            holdout_sources: data.holdout_sources.clone(),
+            train_images: prepared.train.len() as u64,
+            val_images: prepared.val.len() as u64,
+            train_class_counts: class_counts(prepared.train.targets(), targets),
+            val_class_counts: class_counts(prepared.val.targets(), targets),
+            unreadable: prepared.unreadable.clone(),
+        },
+        device: format!("{device:?}"),
+        history: vec![],
+        best: None,
+        epochs_since_best: 0,
+        stopped: None,
+        features: prepared.features.clone(),
+    }
+}
+
+/// Class-balanced loss weights: each class weighs N / (K · n_class), so every class pulls equally.
+fn balanced_class_weights(train_targets: &[usize], targets: usize) -> Tensor {
+    let counts = class_counts(train_targets, targets);
+    let total = train_targets.len() as f64;
+    let weights: Vec<f32> =
+        counts.iter().map(|&n| if n == 0 { 0.0 } else { (total / (targets as f64 * n as f64)) as f32 }).collect();
+    Tensor::from_slice(&weights)
+}
+
+/// One pass over the training examples in a seeded order, on class-balanced loss; returns the
+/// mean loss and accuracy.
+fn train_epoch(
+    config: &TrainConfig,
+    epoch: u32,
+    model: &TchNetwork,
+    examples: &Examples,
+    preprocess: &Preprocess,
+    optimizer: &mut nn::Optimizer,
+    device: Device,
+) -> (f64, f64) {
+    let head = model.network().head;
+    let class_weights = balanced_class_weights(examples.targets(), target_count(config.class_set)).to_device(device);
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(config.seed, epoch as u64, u64::MAX)));
+    // Dropout draws from libtorch's generator; reseeding per epoch keeps resumed runs identical.
+    tch::manual_seed(mix_seed(config.seed, epoch as u64, 0) as i64);
+    let bar = ProgressBar::new(order.len().div_ceil(config.batch_size) as u64).with_style(bar_style());
+    bar.set_message(format!("epoch {epoch}/{}", config.epochs));
+    let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+    for batch in order.chunks(config.batch_size) {
+        let augmentation = Some((&config.augmentation, config.seed, epoch as u64));
+        let logits = examples.logits(model, batch, preprocess, augmentation, device, true);
+        let ys = examples.batch_targets(batch, device);
+        let loss = weighted_loss(head, &logits, &ys, &class_weights);
+        optimizer.backward_step(&loss);
+        loss_sum += f64::try_from(&loss).unwrap_or(f64::NAN) * batch.len() as f64;
+        correct += count_correct(head, &logits, &ys);
+        seen += batch.len();
+        bar.inc(1);
+        bar.set_message(format!("epoch {epoch}/{} loss {:.4}", config.epochs, loss_sum / seen as f64));
+    }
+    bar.finish_and_clear();
+    (loss_sum / seen as f64, correct as f64 / seen as f64)
+}
+
+/// Saves the last weights, keeps the best epoch's (and its threshold for the target sensitivity
+/// on validation), decides whether to stop, and writes the state, the epoch table and the curves.
+fn save_epoch(
+    config: &TrainConfig,
+    vs: &nn::VarStore,
+    run_dir: &Path,
+    state: &mut TrainState,
+    record: EpochRecord,
+    roc: &RocCurve,
+) -> Result<(), TrainError> {
+    let epoch = record.epoch;
+    vs.save(run_dir.join(LAST_WEIGHTS))
+        .map_err(|source| TrainError::Checkpoint { path: run_dir.join(LAST_WEIGHTS), source })?;
+    if state.best.as_ref().is_none_or(|b| record.val_auc > b.val_auc) {
+        let point = roc
+            .threshold_for_sensitivity(config.target_sensitivity)
+            .map_err(|source| TrainError::Metric { metric: "threshold", source })?;
+        state.best = Some(BestEpoch {
+            epoch,
+            val_auc: record.val_auc,
+            threshold: point.threshold,
+            val_sensitivity: point.tpr,
+            val_specificity: 1.0 - point.fpr,
+        });
+        state.epochs_since_best = 0;
+        let best = run_dir.join(BEST_WEIGHTS);
+        vs.save(&best).map_err(|source| TrainError::Checkpoint { path: best, source })?;
+    } else {
+        state.epochs_since_best += 1;
+    }
+    state.history.push(record);
+    if state.epochs_since_best >= config.patience {
+        state.stopped = Some(format!("early stop: no better validation AUC for {} epochs", config.patience));
+    } else if epoch == config.epochs {
+        state.stopped = Some(format!("reached {} epochs", config.epochs));
+    }
+    write_epochs_csv(&run_dir.join(EPOCHS_CSV), &state.history)?;
+    write_state(&run_dir.join(STATE_FILE), state)?;
+    // Curves to watch while a long run goes on; a plot that fails must not stop training.
+    if let Err(err) = crate::export::write_training_curves(state, &run_dir.join(CURVES)) {
+        eprintln!("warning: {err}");
+    }
+    Ok(())
 }
 
 /// Target index whose probability is "positive" for the AUC and threshold: covid.

@@ -376,7 +376,8 @@ fn mann_whitney_auc(scores: &[f64], positive: &[bool]) -> f64 {
 
 /// Several `--model`s share one decode of each image; each model's scores must be exactly those
 /// of its own single-model run, a file that cannot be decoded fails for every model, and every
-/// report is still written.
+/// report is still written. Each model after the first is compared with it on the same films
+/// (paired AUC difference, |ΔP(covid)|), and `--noise` moves scores the same way in every run.
 #[test]
 fn eval_of_several_models_gives_each_the_scores_of_its_own_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -385,7 +386,10 @@ fn eval_of_several_models_gives_each_the_scores_of_its_own_run() {
     std::fs::write(data.join("covid").join("empty.png"), b"").unwrap();
     let eval = |report: &Path, models: &[PathBuf]| {
         let mut cmd = cxr(dir.path());
-        cmd.args(["eval", "--json", "--occlude-center", "--data"]).arg(&data).arg("--report").arg(report);
+        cmd.args(["eval", "--json", "--occlude-center", "--noise", "2", "--data"])
+            .arg(&data)
+            .arg("--report")
+            .arg(report);
         for m in models {
             cmd.arg("--model").arg(m);
         }
@@ -406,7 +410,27 @@ fn eval_of_several_models_gives_each_the_scores_of_its_own_run() {
         let alone_csv = read_csv(&dir.path().join(format!("alone-{i}")).join("predictions.csv"));
         assert_eq!(together_csv, alone_csv, "{name}: same scores, full and occluded, as its own run");
         assert!(dir.path().join("together").join(&name).join("report.html").is_file());
+        let noise = &reports[i]["noise"];
+        assert_eq!(noise["shift"]["films"], 12, "{noise}");
+        assert!(noise["shift"]["mean"].as_f64().unwrap() > 0.0, "±2 grey levels moved nothing: {noise}");
+        assert_eq!(&alone["noise"], noise, "{name}: the same noise on every run");
     }
+    assert!(reports[0].get("versus_first").is_none(), "the first model is the baseline");
+    let versus = &reports[1]["versus_first"];
+    let names: Vec<String> = models.iter().map(|m| ModelCard::load(&ModelCard::path_for(m)).unwrap().name).collect();
+    assert_eq!(versus["baseline"], names[0].as_str());
+    assert_eq!(versus["films"], 12, "the films both scored");
+    let auc = |r: &serde_json::Value| r["full"]["auc"]["auc"].as_f64().unwrap();
+    let difference = versus["auc"]["difference"]["estimate"].as_f64().unwrap();
+    assert!((difference - (auc(&reports[1]) - auc(&reports[0]))).abs() < 1e-12, "{versus}");
+    let p_covid = |name: &str| -> Vec<f64> {
+        read_csv(&dir.path().join("together").join(name).join("predictions.csv"))
+            .iter()
+            .filter_map(|r| r[3].parse().ok())
+            .collect()
+    };
+    let largest = p_covid(&names[1]).iter().zip(p_covid(&names[0])).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!((versus["p_covid_shift"]["largest"].as_f64().unwrap() - largest).abs() < 1e-6, "{versus} vs {largest}");
 }
 
 /// `explain` writes, to the file named, the overlay of exactly the heatmap the library makes by the

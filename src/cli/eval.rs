@@ -27,8 +27,8 @@ use clap::Args;
 use cxr_core::lung_mask::LungMasks;
 use cxr_eval::scoring::ScoreOptions;
 use cxr_eval::{
-    DataSummary, EvalReport, Labelled, Metrics, ModelSummary, OCCLUDED_FRACTION, Scored, labelled_images, only_sources,
-    score_all,
+    Comparison, DataSummary, EvalReport, Labelled, Metrics, ModelSummary, OCCLUDED_FRACTION, Scored, labelled_images,
+    only_sources, score_all,
 };
 use cxr_infer::Model;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -85,6 +85,19 @@ pub struct EvalArgs {
     /// pools these out-of-fold scores as one evaluation, each film at its own model's threshold.
     #[arg(long)]
     pub out_of_fold: bool,
+    /// Also score every film with uniform noise of ± LEVELS grey levels (of 255) added to the
+    /// model-sized image, and report how far P(covid) moved (mean and largest |ΔP|): how fragile
+    /// a model is to changes no reader would see, the yardstick for what quantization moves.
+    #[arg(long, value_name = "LEVELS", value_parser = noise_levels)]
+    pub noise: Option<f32>,
+}
+
+/// `--noise`: a positive number of grey levels, at most 255.
+fn noise_levels(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if v > 0.0 && v <= 255.0 => Ok(v),
+        _ => Err(format!("`{text}` is not a number of grey levels in (0, 255], e.g. 0.5 or 2")),
+    }
 }
 
 /// Exit code 1 when any image failed to score (the metrics use the others).
@@ -143,15 +156,18 @@ fn per_model(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRepor
             .with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
     }
     let masks = lung_masks(args, &args.data)?;
-    let scored = score_with_progress(models, &items, args, masks.as_ref())?;
+    let per_model_scores = score_with_progress(models, &items, args, masks.as_ref())?;
     let mut reports = Vec::new();
-    for ((model, scored), folder) in models.iter().zip(&scored).zip(&folders) {
-        let report = EvalReport::assemble(
+    for (k, ((model, scored), folder)) in models.iter().zip(&per_model_scores).zip(&folders).enumerate() {
+        let mut report = EvalReport::assemble(
             model,
             ModelSummary::of(model),
             scored,
             data_summary(args, set.split.clone(), items.len(), set.unlabelled),
         )?;
+        if k > 0 {
+            report.versus_first = Comparison::of(scored, &per_model_scores[0], &models[0].card.name);
+        }
         reports.push((write_report(model, report, scored, folder)?, folder.join("report.html")));
     }
     Ok(reports)
@@ -218,7 +234,8 @@ fn score_with_progress(
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  eta {eta}").expect("valid template"),
     );
-    let options = ScoreOptions { occlude_center: args.occlude_center, lung_masks: masks, jobs: args.jobs };
+    let options =
+        ScoreOptions { occlude_center: args.occlude_center, lung_masks: masks, jobs: args.jobs, noise: args.noise };
     let scored = score_all(models, items, options, &|| progress.inc(1))?;
     progress.finish_and_clear();
     Ok(scored)
@@ -235,6 +252,7 @@ fn data_summary(args: &EvalArgs, split: Option<String>, images: usize, unlabelle
         unlabelled,
         sources: args.sources.clone(),
         occluded_fraction: args.occlude_center.then_some(OCCLUDED_FRACTION),
+        noise_grey_levels: args.noise,
     }
 }
 
@@ -358,6 +376,35 @@ fn print_summary(report: &EvalReport, html: &Path) {
             a.method,
             a.films,
             a.lung_area_share
+        );
+    }
+    if let Some(n) = &report.noise {
+        outln!(
+            "noise of ±{} grey levels moved P(covid) by {:.4} on average, at most {:.3} ({} films)",
+            n.grey_levels,
+            n.shift.mean,
+            n.shift.largest,
+            n.shift.films
+        );
+    }
+    if let Some(c) = &report.versus_first {
+        let difference = |p: &Option<cxr_core::metrics::PairedAuc>| {
+            p.map_or("n/a".into(), |p| {
+                format!(
+                    "{:+.4} (95% CI {:+.4} to {:+.4})",
+                    p.difference.estimate, p.difference.lower, p.difference.upper
+                )
+            })
+        };
+        outln!(
+            "against {} on the same {} films: AUC {} (paired DeLong){}; P(covid) moved by {:.4} on average, at most {:.3}",
+            c.baseline,
+            c.films,
+            difference(&c.auc),
+            c.occluded_center_auc
+                .map_or(String::new(), |_| format!(", centre occluded {}", difference(&c.occluded_center_auc))),
+            c.p_covid_shift.mean,
+            c.p_covid_shift.largest
         );
     }
     outln!("report: {}", html.display());

@@ -16,8 +16,8 @@ pub mod report;
 pub mod scoring;
 
 pub use labelled::{Labelled, LabelledSet, labelled_images, only_sources};
-pub use report::{DataSummary, EvalReport, Failure, Metrics, ModelSummary};
-pub use scoring::{OCCLUDED_FRACTION, Scored, occlude_center, score_all};
+pub use report::{Comparison, DataSummary, EvalReport, Failure, Metrics, ModelSummary, NoiseShift, Shift};
+pub use scoring::{OCCLUDED_FRACTION, ScoreOptions, Scored, occlude_center, score_all};
 
 use std::path::PathBuf;
 

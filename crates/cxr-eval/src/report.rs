@@ -8,8 +8,8 @@
 use crate::{EvalError, Scored};
 use cxr_core::lung_mask::Attribution;
 use cxr_core::metrics::{
-    BinaryMetrics, Calibration, ConfusionMatrix, DeLong, RocCurve, SourceBreakdown, WithinSource, delong,
-    per_source_at, within_source,
+    BinaryMetrics, Calibration, ConfusionMatrix, DeLong, PairedAuc, RocCurve, SourceBreakdown, WithinSource, delong,
+    paired_auc, per_source_at, within_source,
 };
 use cxr_core::{Class, ClassSet};
 use cxr_infer::{Model, Prediction};
@@ -44,6 +44,12 @@ pub struct EvalReport {
     pub occluded_center: Option<Metrics>,
     /// Share of positive heatmap evidence inside the lungs, on films with a lung mask.
     pub attribution: Option<Attribution>,
+    /// How far invisible pixel noise moved P(covid) (`--noise`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise: Option<NoiseShift>,
+    /// This model against the first model evaluated with it, on the same films.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versus_first: Option<Comparison>,
     pub failures: Vec<Failure>,
     pub notice: &'static str,
 }
@@ -59,7 +65,7 @@ pub struct ModelSummary {
     pub class_set: ClassSet,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DataSummary {
     pub input: String,
     pub split: Option<String>,
@@ -71,6 +77,78 @@ pub struct DataSummary {
     /// The sources the images were limited to (`--source`); empty for all.
     pub sources: Vec<String>,
     pub occluded_fraction: Option<f64>,
+    /// `--noise`, in grey levels of 255.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise_grey_levels: Option<f32>,
+}
+
+/// How far P(covid) moved between two scorings of the same films: |ΔP| over the films.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Shift {
+    pub films: usize,
+    pub mean: f64,
+    pub largest: f64,
+}
+
+impl Shift {
+    fn of(shifts: impl IntoIterator<Item = f64>) -> Option<Shift> {
+        let shifts: Vec<f64> = shifts.into_iter().collect();
+        (!shifts.is_empty()).then(|| Shift {
+            films: shifts.len(),
+            mean: shifts.iter().sum::<f64>() / shifts.len() as f64,
+            largest: shifts.iter().copied().fold(0.0, f64::max),
+        })
+    }
+}
+
+/// `--noise`: uniform noise of ± `grey_levels` (of 255) on the model-sized image.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct NoiseShift {
+    pub grey_levels: f32,
+    pub shift: Shift,
+}
+
+/// A model against a baseline scored on the same films (the first `--model` of `cxr eval`): the
+/// AUC difference with DeLong's paired interval, which is much narrower than two separate
+/// intervals suggest, and how far single probabilities moved. What an int8 file is judged by
+/// against its fp32 twin, and a lever against the model without it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    pub baseline: String,
+    pub films: usize,
+    pub auc: Option<PairedAuc>,
+    /// Why `auc` is missing (too few films of a class).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auc_note: Option<String>,
+    pub occluded_center_auc: Option<PairedAuc>,
+    pub p_covid_shift: Shift,
+}
+
+impl Comparison {
+    /// `scored` against `baseline`, both in the same film order, on the films both scored;
+    /// `None` when no film was scored by both.
+    pub fn of(scored: &[Scored], baseline: &[Scored], baseline_name: &str) -> Option<Comparison> {
+        type Outcome = (Prediction, Option<Prediction>);
+        let both: Vec<(&Scored, &Outcome, &Outcome)> = scored
+            .iter()
+            .zip(baseline)
+            .filter_map(|(s, b)| Some((s, s.result.as_ref().ok()?, b.result.as_ref().ok()?)))
+            .collect();
+        let positives: Vec<bool> = both.iter().map(|(s, _, _)| s.item.label == Class::Covid).collect();
+        let p = |prediction: &Prediction| prediction.p_covid() as f64;
+        let full: (Vec<f64>, Vec<f64>) = both.iter().map(|(_, a, b)| (p(&a.0), p(&b.0))).unzip();
+        let auc = paired_auc(&full.0, &full.1, &positives);
+        let occluded: Option<(Vec<f64>, Vec<f64>)> =
+            both.iter().map(|(_, a, b)| Some((p(a.1.as_ref()?), p(b.1.as_ref()?)))).collect();
+        Some(Comparison {
+            baseline: baseline_name.to_owned(),
+            films: both.len(),
+            auc_note: auc.as_ref().err().map(ToString::to_string),
+            auc: auc.ok(),
+            occluded_center_auc: occluded.and_then(|(a, b)| paired_auc(&a, &b, &positives).ok()),
+            p_covid_shift: Shift::of(full.0.iter().zip(&full.1).map(|(a, b)| (a - b).abs()))?,
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -115,10 +193,14 @@ impl EvalReport {
         let films: Vec<(f64, f64)> = scored.iter().filter_map(|s| s.lungs).collect();
         Ok(EvalReport {
             model: summary,
-            data: DataSummary { scored: ok.len(), failed: failures.len(), ..data },
+            data: DataSummary { scored: ok.len(), failed: failures.len(), ..data.clone() },
             full,
             occluded_center: occluded,
             attribution: Attribution::from_films(model.default_explain_method().as_str(), &films),
+            noise: data.noise_grey_levels.and_then(|grey_levels| {
+                Some(NoiseShift { grey_levels, shift: Shift::of(scored.iter().filter_map(|s| s.noise_shift))? })
+            }),
+            versus_first: None,
             failures,
             notice: cxr_core::card::RESEARCH_USE_ONLY,
         })

@@ -10,7 +10,10 @@ use crate::{EvalError, Labelled};
 use cxr_core::GreyImage;
 use cxr_core::lung_mask::{FittedMask, LungMasks, decode_mask};
 use cxr_infer::{Model, Prediction, Session};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use std::path::Path;
 
 /// Fraction of each side blacked out by `--occlude-center`: the central 70 % × 70 % box, which
 /// covers both lung fields on a frontal film and leaves the borders, corners and labels.
@@ -28,6 +31,8 @@ pub struct Scored {
     /// With lung masks, on a film that has one: the share of the model's positive evidence
     /// inside the lungs, and the share of the input the lungs cover.
     pub lungs: Option<(f64, f64)>,
+    /// With `noise`: how far invisible pixel noise moved P(covid), |ΔP|.
+    pub noise_shift: Option<f64>,
 }
 
 /// What to measure besides the plain score.
@@ -39,6 +44,10 @@ pub struct ScoreOptions<'a> {
     pub lung_masks: Option<&'a LungMasks>,
     /// Worker threads (`None`: all cores).
     pub jobs: Option<usize>,
+    /// Also score each film with uniform noise of ± this many grey levels (of 255) added to the
+    /// model-sized image, to see how far noise no reader would notice moves P(covid): the
+    /// yardstick for the moves quantization makes.
+    pub noise: Option<f32>,
 }
 
 /// Scores every film with every model: per model, one outcome per film, in `items` order. Each
@@ -71,11 +80,21 @@ pub fn score_all(
                                         Some(mask) => lung_share(session, img, mask)?,
                                         None => None,
                                     };
-                                    (score_one(session, img, options.occlude_center).map_err(|e| e.to_string()), lungs)
+                                    (score_one(session, img, &item.path, options), lungs)
                                 }
                                 Err(e) => (Err(e.clone()), None),
                             };
-                            Ok(Scored { item: item.clone(), threshold: session.model().card.threshold, result, lungs })
+                            let (result, noise_shift) = match result {
+                                Ok((full, occluded, shift)) => (Ok((full, occluded)), shift),
+                                Err(e) => (Err(e), None),
+                            };
+                            Ok(Scored {
+                                item: item.clone(),
+                                threshold: session.model().card.threshold,
+                                result,
+                                lungs,
+                                noise_shift,
+                            })
                         })
                         .collect::<Result<Vec<_>, EvalError>>();
                     progress();
@@ -93,15 +112,46 @@ pub fn score_all(
     Ok(per_model)
 }
 
+/// The film's prediction, with its centre blacked out when asked, and |ΔP(covid)| under noise
+/// when asked.
 fn score_one(
     session: &mut Session<'_>,
     img: &GreyImage,
-    occlude: bool,
-) -> Result<(Prediction, Option<Prediction>), cxr_infer::InferError> {
+    path: &Path,
+    options: ScoreOptions<'_>,
+) -> Result<(Prediction, Option<Prediction>, Option<f64>), String> {
     let fitted = session.model().card.preprocess.fit(img);
-    let full = session.predict_fitted(&fitted)?;
-    let occluded = if occlude { Some(session.predict_fitted(&occlude_center(fitted))?) } else { None };
-    Ok((full, occluded))
+    let full = session.predict_fitted(&fitted).map_err(|e| e.to_string())?;
+    let shift = match options.noise {
+        Some(levels) => {
+            let noisy = session.predict_fitted(&with_noise(fitted.clone(), levels, path)).map_err(|e| e.to_string())?;
+            Some((noisy.p_covid() as f64 - full.p_covid() as f64).abs())
+        }
+        None => None,
+    };
+    let occluded = match options.occlude_center {
+        true => Some(session.predict_fitted(&occlude_center(fitted)).map_err(|e| e.to_string())?),
+        false => None,
+    };
+    Ok((full, occluded, shift))
+}
+
+/// Uniform noise of ± `levels` grey levels (of 255) on a fitted image, clamped to the image's
+/// range; seeded by the film's path, so every model sees the same noise on a film and a rerun
+/// gives the same figures.
+fn with_noise(mut img: GreyImage, levels: f32, path: &Path) -> GreyImage {
+    // FNV-1a: a seed that stays the same across Rust versions, unlike the std hasher.
+    let seed = path
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let amplitude = levels / 255.0;
+    for v in &mut img.pixels {
+        *v = (*v + rng.gen_range(-amplitude..=amplitude)).clamp(0.0, 1.0);
+    }
+    img
 }
 
 /// The share of the model's positive evidence inside the film's lung mask (class activation maps

@@ -19,7 +19,7 @@ pub mod within_source;
 pub use breakdown::{SourceBreakdown, per_source, per_source_at};
 pub use calibration::{Calibration, ReliabilityBin};
 pub use confusion::{ConfusionMatrix, argmax};
-pub use roc::{DeLong, RocCurve, RocPoint, auc, auc_bootstrap_ci, delong};
+pub use roc::{DeLong, PairedAuc, RocCurve, RocPoint, auc, auc_bootstrap_ci, delong, paired_auc};
 pub use threshold::{BinaryMetrics, Proportion};
 pub use within_source::{LeftOutSource, SourceAuc, WithinSource, WithinSourceError, within_source};
 

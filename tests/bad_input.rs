@@ -10,6 +10,7 @@
 use assert_cmd::Command;
 use cxr_core::{GreyImage, ModelCard};
 use cxr_infer::tiny_cnn::TinyCnn;
+use cxr_test_support::{datasets, workspace};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
@@ -27,14 +28,6 @@ const TIME_LIMIT: Duration = Duration::from_secs(120);
 /// see which cases it fails).
 fn cxr_bin() -> PathBuf {
     std::env::var_os("CXR_BIN").map_or_else(|| assert_cmd::cargo::cargo_bin("cxr"), PathBuf::from)
-}
-
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn datasets() -> PathBuf {
-    cxr_core::dataset::shared_datasets(workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
 }
 
 /// The `n`-th real image (name order) of a dataset folder.

@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::{images, model, workspace};
+use common::{images, model};
+use cxr_test_support::workspace;
 use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

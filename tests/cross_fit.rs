@@ -5,18 +5,11 @@
 //! fold's model, each at that model's threshold, and the pooled AUC is the pair-by-pair one.
 
 use assert_cmd::Command;
+use cxr_test_support::{datasets, mann_whitney_auc, workspace};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 const SOURCE: &str = "covid-chestxray-dataset";
-
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn datasets() -> PathBuf {
-    cxr_core::dataset::shared_datasets(workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
-}
 
 fn cxr() -> Command {
     let mut cmd = Command::cargo_bin("cxr").unwrap();
@@ -151,7 +144,7 @@ fn folds_keep_patients_apart_and_out_of_fold_scores_each_film_once_at_its_models
                 .map(move |r| (datasets().join(&r["path"]), k))
         })
         .collect();
-    let (mut tp, mut tn, mut pairs, mut wins) = (0u64, 0u64, 0u64, 0.0);
+    let (mut tp, mut tn) = (0u64, 0u64);
     let scored: Vec<(f64, bool, usize)> = predictions
         .iter()
         .map(|p| (p["p_covid"].parse().unwrap(), p["label"] == "covid", fold_of[Path::new(&p["path"])]))
@@ -162,21 +155,10 @@ fn folds_keep_patients_apart_and_out_of_fold_scores_each_film_once_at_its_models
             (false, false) => tn += 1,
             _ => {}
         }
-        if covid {
-            for &(q, other, _) in &scored {
-                if !other {
-                    pairs += 1;
-                    wins += if p > q {
-                        1.0
-                    } else if p == q {
-                        0.5
-                    } else {
-                        0.0
-                    };
-                }
-            }
-        }
     }
+    let (scores, covid): (Vec<f64>, Vec<bool>) = scored.iter().map(|&(p, covid, _)| (p, covid)).unzip();
+    let positives = covid.iter().filter(|&&c| c).count() as u64;
+    let pairs = positives * (covid.len() as u64 - positives);
     let at = &metrics["full"]["at_threshold"];
     assert_eq!(
         (at["true_positives"].as_u64().unwrap(), at["true_negatives"].as_u64().unwrap()),
@@ -185,7 +167,7 @@ fn folds_keep_patients_apart_and_out_of_fold_scores_each_film_once_at_its_models
     );
     let within = &metrics["full"]["within_source"];
     assert_eq!(within["pairs"].as_u64().unwrap(), pairs);
-    assert!((within["auc"]["estimate"].as_f64().unwrap() - wins / pairs as f64).abs() < 1e-12);
+    assert!((within["auc"]["estimate"].as_f64().unwrap() - mann_whitney_auc(&scores, &covid)).abs() < 1e-12);
     assert!(metrics["model"]["name"].as_str().unwrap().contains("out of fold, 3 folds"));
 
     // One model fewer than folds, or models of different class sets, are refused.

@@ -2,13 +2,9 @@
 //! (`../shared/datasets`, or `CXR_DATASETS`) laid out in a temporary folder.
 
 use assert_cmd::Command;
+use cxr_test_support::datasets;
 use predicates::prelude::*;
 use std::path::{Path, PathBuf};
-
-fn datasets() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
-    cxr_core::dataset::shared_datasets(workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
-}
 
 /// The first `n` files of a dataset folder, copied into `to` (created).
 fn copy_first(from: &Path, to: &Path, n: usize) -> Vec<String> {

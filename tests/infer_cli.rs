@@ -8,10 +8,11 @@
 mod common;
 
 use assert_cmd::Command;
-use common::{images, model, workspace};
+use common::{images, model};
 use cxr_core::{ClassSet, ModelCard};
 use cxr_infer::Method;
 use cxr_infer::tiny_cnn::TinyCnn;
+use cxr_test_support::{mann_whitney_auc, workspace};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -353,25 +354,6 @@ fn eval_on_a_folder_per_class_writes_metrics_plots_and_report() {
     );
     assert!(html.contains("Shortcut check") && html.contains("Per source"));
     assert!(!html.contains("src=\""), "no external files referenced");
-}
-
-/// The share of (positive, negative) pairs the scores order correctly, ties counting half: the
-/// AUC by its definition, independent of the ROC code under test.
-fn mann_whitney_auc(scores: &[f64], positive: &[bool]) -> f64 {
-    let (mut pairs, mut right) = (0.0, 0.0);
-    for (p, _) in scores.iter().zip(positive).filter(|(_, is)| **is) {
-        for (n, _) in scores.iter().zip(positive).filter(|(_, is)| !**is) {
-            pairs += 1.0;
-            right += if p > n {
-                1.0
-            } else if p == n {
-                0.5
-            } else {
-                0.0
-            };
-        }
-    }
-    right / pairs
 }
 
 /// Several `--model`s share one decode of each image; each model's scores must be exactly those

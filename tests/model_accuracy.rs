@@ -24,6 +24,7 @@
 use assert_cmd::Command;
 use cxr_core::ModelCard;
 use cxr_core::card::{EvaluationRecord, StoredSplit, WITHIN_SOURCE};
+use cxr_test_support::{datasets, workspace};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -38,10 +39,6 @@ const PROPORTION_TOLERANCE: f64 = 1e-4;
 
 /// The README's bound on int8 against fp32, test AUC.
 const INT8_AUC_BOUND: f64 = 0.005;
-
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn cards() -> Vec<PathBuf> {
     let dir = workspace().join("models");
@@ -208,8 +205,7 @@ fn compare(p: &Pending, metrics: &serde_json::Value, measured: &mut Vec<Measured
 
 #[test]
 fn every_shipped_model_matches_its_card_and_every_recorded_figure() {
-    let datasets =
-        cxr_core::dataset::shared_datasets(workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"));
+    let datasets = datasets();
     let cards = cards();
     assert!(!cards.is_empty(), "no model cards in models/");
     let mut pending = Vec::new();

@@ -4,12 +4,9 @@
 //! unsharded run row for row, and a lost or repeated shard is refused.
 
 use assert_cmd::Command;
+use cxr_test_support::{datasets, workspace};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn cxr(dir: &Path) -> Command {
     let mut cmd = Command::cargo_bin("cxr").unwrap();
@@ -38,8 +35,7 @@ fn rows(path: &Path) -> BTreeMap<PathBuf, (String, String)> {
 
 #[test]
 fn shards_cover_every_image_once_and_merge_to_the_unsharded_run() {
-    let datasets =
-        cxr_core::dataset::shared_datasets(workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"));
+    let datasets = datasets();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     for (from, to, n) in

@@ -1,18 +1,11 @@
-//! What the end-to-end tests of the `cxr` binary share: where the workspace and the real X-rays
-//! are, and the shipped model they run.
+//! What the end-to-end tests of the `cxr` binary share: real X-rays by folder, and the shipped
+//! model they run. Where the workspace and the datasets are is `cxr_test_support`'s.
 // Each test binary uses part of these helpers.
 #![allow(dead_code)]
 
 use cxr_core::ModelCard;
-use std::path::{Path, PathBuf};
-
-pub fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn datasets() -> PathBuf {
-    cxr_core::dataset::shared_datasets(workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
-}
+use cxr_test_support::{datasets, workspace};
+use std::path::PathBuf;
 
 /// `n` real images of a class folder, in name order.
 pub fn images(folder: &str, n: usize) -> Vec<PathBuf> {

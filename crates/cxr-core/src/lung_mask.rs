@@ -221,11 +221,8 @@ mod tests {
 
     #[test]
     fn the_shipped_mask_list_reads_and_finds_its_films() {
-        let root =
-            crate::dataset::shared_datasets(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().parent().unwrap())
-                .expect("real X-rays are needed");
-        let list = root.parent().unwrap().join("annotations/lung-masks-v7/masks.csv");
-        let masks = LungMasks::read(&list, &root).unwrap();
+        let root = cxr_test_support::datasets();
+        let masks = LungMasks::read(&cxr_test_support::lung_masks(), &root).unwrap();
         assert_eq!(masks.len(), 427, "every mask's film is in the shared copy");
         let film = root.join("covid-chestxray-dataset/images/0a7faa2a.jpg");
         let mask = masks.mask_of(&film).expect("listed");

@@ -7,14 +7,10 @@ use cxr_core::Class;
 use cxr_core::dataset::{Layout, discover, kermany_patient_id, read_collection};
 use cxr_core::manifest::{IndexConfig, Manifest, index_datasets};
 use cxr_core::split::{Split, SplitConfig};
+use cxr_test_support::{datasets, workspace};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-
-fn datasets() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
-}
 
 fn count_by_label(records: &[cxr_core::dataset::Record]) -> BTreeMap<Class, usize> {
     let mut counts = BTreeMap::new();
@@ -186,7 +182,7 @@ fn whole_collection_index_groups_documented_duplicates_and_never_leaks() {
         .filter(|e| matches!(e.split, Split::Test | Split::Holdout))
         .map(|e| cxr_core::ManifestEntry { path: e.path.strip_prefix(&root).unwrap().to_owned(), ..e.clone() })
         .collect();
-    let stored = Manifest::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/splits/seed42.csv")).unwrap();
+    let stored = Manifest::read(&workspace().join("models/splits/seed42.csv")).unwrap();
     assert_eq!(stored.entries.len(), derived.len(), "rows in models/splits/seed42.csv against a fresh index");
     for (kept, fresh) in stored.entries.iter().zip(&derived) {
         assert_eq!(kept, fresh, "models/splits/seed42.csv differs from a fresh seed-42 index");

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
+    cxr_test_support::workspace().join("fuzz")
 }
 
 /// Every file under `fuzz/corpus/TARGET` and `fuzz/regressions/TARGET`.

@@ -5,6 +5,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use cxr_core::image::{GreyImage, ImageError, MAX_PIXELS, decode_image, decode_xray, load_image, read_image_file};
+use cxr_test_support::datasets;
 use dicom_core::value::{DataSetSequence, PixelFragmentSequence};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
@@ -220,7 +221,7 @@ fn images_that_cannot_be_a_chest_film_are_refused_with_the_reason() {
 
 /// A real chest X-ray as JPEG bytes, re-encoded at `side`² so the test controls its layout.
 fn real_jpeg(side: u32) -> Vec<u8> {
-    let file = first_images(&datasets_root().join("chest_xray"), 1).remove(0);
+    let file = first_images(&datasets().join("chest_xray"), 1).remove(0);
     let img = load_image(&file).unwrap();
     let grey = image::GrayImage::from_raw(img.width, img.height, img.to_luma8()).unwrap();
     encode(image::imageops::resize(&grey, side, side, image::imageops::FilterType::Triangle), ImageFormat::Jpeg)
@@ -641,7 +642,7 @@ fn dcmtk_raw_values(file: &[u8], count: usize) -> Vec<u16> {
 /// `dir/source.dcm`, with a LINEAR_EXACT window that maps a stored value x to x / (2^bits − 1).
 /// Returns the stored values.
 fn dcmtk_source(dir: &Path, bits: u32) -> Vec<u16> {
-    let source = image::open(datasets_root().join("covid19-radiography/COVID/COVID-1.jpg")).unwrap().to_luma8();
+    let source = image::open(datasets().join("covid19-radiography/COVID/COVID-1.jpg")).unwrap().to_luma8();
     let (w, h) = source.dimensions();
     // 8 bits as they are, or spread over 12: 0 → 0, 255 → 4095.
     let stored: Vec<u16> = source
@@ -749,7 +750,7 @@ fn dicom_8_bit_jpeg_extended_and_baseline_written_by_dcmtk_decode_as_dcmtk_does(
 /// group, attributes and encapsulation): it decodes to the JPEG's own grey values.
 #[test]
 fn dicom_jpeg_baseline_wrapped_by_dcmtk_decodes_like_the_jpeg() {
-    let jpeg = datasets_root().join("covid19-radiography/COVID/COVID-1.jpg");
+    let jpeg = datasets().join("covid19-radiography/COVID/COVID-1.jpg");
     let dir = tempfile::tempdir().unwrap();
     let dcm = dir.path().join("wrapped.dcm");
     dcmtk("img2dcm", &[jpeg.as_os_str(), dcm.as_os_str()]);
@@ -766,11 +767,6 @@ fn dicom_jpeg_baseline_wrapped_by_dcmtk_decodes_like_the_jpeg() {
 }
 
 // ---------------------------------------------------------------- real dataset images
-
-fn datasets_root() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
-}
 
 /// All PNG and JPEG files under `dir`, sorted by path.
 fn images_under(dir: &Path) -> Vec<PathBuf> {
@@ -805,7 +801,7 @@ fn first_images(dir: &Path, n: usize) -> Vec<PathBuf> {
 
 #[test]
 fn real_images_from_every_collection_decode() {
-    let root = datasets_root();
+    let root = datasets();
     type SizeCheck = fn(u32, u32) -> bool;
     let collections: [(&str, SizeCheck); 5] = [
         ("covid19-radiography", |w, h| (w, h) == (224, 224)),
@@ -833,7 +829,7 @@ fn real_images_from_every_collection_decode() {
 #[test]
 #[ignore = "measurement, run by hand in release mode"]
 fn decode_throughput() {
-    let root = datasets_root();
+    let root = datasets();
     let per_collection = match std::env::var("CXR_DECODE_SAMPLE").as_deref() {
         Ok("all") => usize::MAX,
         Ok(n) => n.parse().expect("CXR_DECODE_SAMPLE: a number or `all`"),

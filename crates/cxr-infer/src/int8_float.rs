@@ -200,11 +200,7 @@ mod tests {
     use super::*;
     use crate::model::{Batch, Model};
     use cxr_core::GreyImage;
-    use std::path::{Path, PathBuf};
-
-    fn workspace() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-    }
+    use cxr_test_support::{datasets, workspace};
 
     /// `seed-cnn-int8` (two QLinearConv, two MatMulInteger) scored both ways on real chest X-rays.
     #[test]
@@ -226,7 +222,7 @@ mod tests {
         let float = Model::from_bytes_with(card, &card_path, &path, &bytes, Batch::Fixed(1), form).unwrap();
         assert!(float.int8_as_float() && !integer.int8_as_float());
         let fp32 = Model::load(&workspace().join("models/seed-cnn.onnx")).unwrap();
-        let datasets = cxr_core::dataset::shared_datasets(&workspace()).unwrap();
+        let datasets = datasets();
         let images = [
             "covid19-radiography/COVID/COVID-1.jpg",
             "covid19-radiography/Normal/Normal-10.jpg",

@@ -246,11 +246,7 @@ fn set_dims(value: &mut pb::ValueInfoProto, dims: &[usize]) {
 mod tests {
     use super::*;
     use crate::model::{Batch, Model};
-    use std::path::{Path, PathBuf};
-
-    fn workspace() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-    }
+    use cxr_test_support::{datasets, workspace};
 
     #[test]
     fn layout_puts_each_tap_and_pool_phase_where_the_1x1_conv_and_max_expect_it() {
@@ -284,7 +280,7 @@ mod tests {
         let rewritten = Model::from_bytes(card.clone(), &card_path, &model_path, &bytes, Batch::Fixed(2)).unwrap();
         assert!(rewritten.patch_layout().is_some());
         let as_written = Model::from_bytes_as_written(card, &card_path, &model_path, &bytes, Batch::Fixed(2)).unwrap();
-        let datasets = cxr_core::dataset::shared_datasets(&workspace()).unwrap();
+        let datasets = datasets();
         let images: Vec<GreyImage> = ["covid19-radiography/COVID/COVID-1.jpg", "hannover-covid/png/006f3a8a.png"]
             .iter()
             .map(|p| cxr_core::load_image(&datasets.join(p)).unwrap())

@@ -4,12 +4,8 @@
 use cxr_core::{ClassSet, ModelCard, load_image};
 use cxr_infer::tiny_cnn::TinyCnn;
 use cxr_infer::{Batch, Catalog, InferError, Method, Model, ModelSource, SessionState};
+use cxr_test_support::datasets;
 use std::path::{Path, PathBuf};
-
-fn datasets() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
-}
 
 fn xrays() -> Vec<PathBuf> {
     let d = datasets();

@@ -5,9 +5,10 @@
 
 mod common;
 
-use common::{assert_runtime_matches_libtorch, datasets_root, small_data};
+use common::{assert_runtime_matches_libtorch, small_data};
 use cxr_core::lung_mask::LungMasks;
 use cxr_core::{Class, ClassSet};
+use cxr_test_support::{datasets, lung_masks, workspace};
 use cxr_train::augment::Augmentation;
 use cxr_train::data::{LabeledImage, TrainingData};
 use cxr_train::export::export_checkpoint;
@@ -19,12 +20,8 @@ use std::path::{Path, PathBuf};
 
 const SIZE: i64 = 128;
 
-fn masks_list() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/annotations/lung-masks-v7/masks.csv")
-}
-
 fn imagenet_weights() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.torch/weights/mobilenet_v2-imagenet.safetensors")
+    workspace().join(".torch/weights/mobilenet_v2-imagenet.safetensors")
 }
 
 /// The share of pixels a mask of the *average* lung field gets right, as Dice: a segmenter that
@@ -49,7 +46,7 @@ fn average_field_dice(films: &[(PathBuf, PathBuf)], preprocess: &cxr_core::Prepr
 
 #[test]
 fn a_segmenter_learns_the_lungs_and_a_classifier_behind_it_exports_as_one_graph() {
-    let masks = LungMasks::read(&masks_list(), &datasets_root()).unwrap();
+    let masks = LungMasks::read(&lung_masks(), &datasets()).unwrap();
     let pairs = masks.pairs();
     assert!(pairs.len() >= 400, "the 427 masks of lung-masks-v7: {}", pairs.len());
     // Disjoint films: 96 to train on, 32 never seen to check on. The segmenter never reads a
@@ -61,14 +58,14 @@ fn a_segmenter_learns_the_lungs_and_a_classifier_behind_it_exports_as_one_graph(
         split_seed: None,
         holdout_sources: vec![],
     };
-    let (train, val) = masked_films(&data, &masks, Path::new("test selection"), &masks_list()).unwrap();
+    let (train, val) = masked_films(&data, &masks, Path::new("test selection"), &lung_masks()).unwrap();
     assert_eq!((train.len(), val.len()), (96, 32));
 
     let classifier = zoo::build("mobilenet-v2", Some(SIZE), ClassSet::Binary).unwrap();
     let config = SegmenterConfig { classifier, epochs: 12, patience: 12, batch_size: 8, learning_rate: 3e-3, seed: 3 };
     let dir = tempfile::tempdir().unwrap();
     let field_dir = dir.path().join("lung-field");
-    let record = train_segmenter(&config, &train, &val, (&masks_list(), Path::new("test")), &field_dir, &mut |e| {
+    let record = train_segmenter(&config, &train, &val, (&lung_masks(), Path::new("test")), &field_dir, &mut |e| {
         eprintln!(
             "lung field epoch {}: loss {:.4}, val Dice {:.4}, {:.1} s",
             e.epoch, e.train_loss, e.val_dice, e.seconds

@@ -1,6 +1,7 @@
 //! EfficientNet-Lite0's ImageNet weights load by name into the zoo's network and compute what the
 //! original checkpoint computes; a misshapen weights file is refused with the tensor named.
 
+use cxr_test_support::workspace;
 use cxr_train::network::Head;
 use cxr_train::pretrained::load_pretrained;
 use cxr_train::tch_backend::TchNetwork;
@@ -11,8 +12,7 @@ use tch::{Device, Kind, Tensor, nn};
 const SIZE: i64 = 224;
 
 fn imagenet_weights() -> PathBuf {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.torch/weights/efficientnet_lite0-imagenet.safetensors");
+    let path = workspace().join(".torch/weights/efficientnet_lite0-imagenet.safetensors");
     assert!(path.is_file(), "{}: missing; run scripts/fetch-weights.sh first", path.display());
     path
 }

@@ -1,14 +1,15 @@
 //! MobileNetV2's ImageNet weights load by name into the zoo's network, and bad weight files fail loudly.
 
+use cxr_test_support::workspace;
 use cxr_train::network::Head;
 use cxr_train::pretrained::load_pretrained;
 use cxr_train::tch_backend::TchNetwork;
 use cxr_train::zoo;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tch::{Device, Kind, Tensor, nn};
 
 fn imagenet_weights() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.torch/weights/mobilenet_v2-imagenet.safetensors");
+    let path = workspace().join(".torch/weights/mobilenet_v2-imagenet.safetensors");
     assert!(path.is_file(), "{}: missing; run scripts/fetch-weights.sh first", path.display());
     path
 }

@@ -9,6 +9,7 @@ mod common;
 use common::small_data;
 use cxr_core::{ClassSet, ModelCard};
 use cxr_infer::Model;
+use cxr_test_support::{mann_whitney_auc, workspace};
 use cxr_train::export::export_values;
 use cxr_train::network::Head;
 use cxr_train::pretrained::load_pretrained;
@@ -19,10 +20,6 @@ use prost::Message;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, nn};
 use tract_onnx::pb;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// A copy of the shipped seed-cnn and its card in `dir` (quantizing writes beside it).
 fn shipped_seed_cnn(dir: &Path) -> PathBuf {
@@ -112,8 +109,7 @@ fn the_shipped_seed_cnn_in_int8_ranks_unseen_adult_images_like_fp32() {
         })
         .unzip();
     let covid: Vec<bool> = data.val.iter().map(|item| item.class == cxr_core::Class::Covid).collect();
-    let (auc_fp32, auc_int8) =
-        (common::mann_whitney_auc(&fp32_scores, &covid), common::mann_whitney_auc(&int8_scores, &covid));
+    let (auc_fp32, auc_int8) = (mann_whitney_auc(&fp32_scores, &covid), mann_whitney_auc(&int8_scores, &covid));
     let moves: Vec<f64> = fp32_scores.iter().zip(&int8_scores).map(|(a, b)| (a - b).abs()).collect();
     let (max_move, mean_move) =
         (moves.iter().copied().fold(0.0, f64::max), moves.iter().sum::<f64>() / moves.len() as f64);

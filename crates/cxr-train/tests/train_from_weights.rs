@@ -5,6 +5,7 @@ mod common;
 
 use common::images;
 use cxr_core::Class;
+use cxr_test_support::workspace;
 use cxr_train::export::export_checkpoint;
 use cxr_train::network::Head;
 use cxr_train::tch_backend::TchNetwork;
@@ -59,8 +60,7 @@ fn a_fitting_checkpoint_is_the_starting_point_and_one_that_does_not_fit_stops_th
 
     // MobileNetV2's names mean nothing to ResNet-18: the run stops before any epoch, naming tensors.
     let mut config = config.clone();
-    let mobilenet =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.torch/weights/mobilenet_v2-imagenet.safetensors");
+    let mobilenet = workspace().join(".torch/weights/mobilenet_v2-imagenet.safetensors");
     config.pretrained = Some(mobilenet);
     let err = train::train(&config, &data, manifest, &dir.path().join("bad-run"), false, &mut |_, _| {})
         .unwrap_err()

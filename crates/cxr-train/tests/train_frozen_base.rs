@@ -8,6 +8,7 @@ mod common;
 
 use common::{assert_runtime_matches_libtorch, small_data};
 use cxr_core::{ClassSet, ModelCard};
+use cxr_test_support::workspace;
 use cxr_train::augment::Augmentation;
 use cxr_train::export::export_checkpoint;
 use cxr_train::tch_backend::TchNetwork;
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 use tch::{Device, Tensor, nn};
 
 fn imagenet_weights() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.torch/weights/mobilenet_v2-imagenet.safetensors")
+    workspace().join(".torch/weights/mobilenet_v2-imagenet.safetensors")
 }
 
 fn frozen_config() -> TrainConfig {

@@ -1,18 +1,13 @@
 //! `cxr-minimal` as a user runs it, on real X-rays: from a path and from stdin with the
 //! embedded model, with `--model`, and on bad input, where the error must name the file.
 
+use cxr_test_support::{datasets, workspace};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn xray() -> PathBuf {
-    let datasets =
-        cxr_core::dataset::shared_datasets(&workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"));
-    datasets.join("covid19-radiography/COVID/COVID-1.jpg")
+    datasets().join("covid19-radiography/COVID/COVID-1.jpg")
 }
 
 fn minimal(args: &[&str], stdin: Option<&[u8]>) -> Output {

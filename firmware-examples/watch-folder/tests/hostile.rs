@@ -2,16 +2,14 @@
 //! that kills the process while it is scored (as an out-of-memory kill does, which no panic
 //! handler sees). Each must end in `failed/` with its reason while the other images are scored.
 
+use cxr_test_support::datasets;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn real_xray() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let datasets =
-        cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"));
     let mut files: Vec<PathBuf> =
-        std::fs::read_dir(datasets.join("covid19-radiography/COVID")).unwrap().map(|e| e.unwrap().path()).collect();
+        std::fs::read_dir(datasets().join("covid19-radiography/COVID")).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     files.remove(0)
 }

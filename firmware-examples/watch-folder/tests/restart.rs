@@ -3,15 +3,11 @@
 //! killed at an arbitrary one, restarted; every image must then appear exactly once in the CSV
 //! and exactly once in `done/` or `failed/`.
 
+use cxr_test_support::datasets;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
-
-fn datasets() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
-}
 
 /// `n` real X-rays from two collections, COVID and not.
 fn xrays(n: usize) -> Vec<PathBuf> {

@@ -210,8 +210,7 @@ mod tests {
     /// 7000 × 7000 pixels do not.
     #[test]
     fn a_header_promising_more_pixels_than_the_data_holds_is_caught() {
-        let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let folder = crate::dataset::shared_datasets(&workspace).unwrap().join("nih-chestxray14-sample/No_findings");
+        let folder = cxr_test_support::datasets().join("nih-chestxray14-sample/No_findings");
         let mut names: Vec<_> = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().path()).collect();
         names.sort();
         for path in &names[..20] {

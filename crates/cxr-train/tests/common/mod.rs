@@ -4,16 +4,12 @@
 
 use cxr_core::{Class, ModelCard, load_image};
 use cxr_infer::Model;
+use cxr_test_support::datasets;
 use cxr_train::data::{LabeledImage, TrainingData};
 use cxr_train::tch_backend::{TchNetwork, batch_tensor};
 use cxr_train::train::BEST_WEIGHTS;
 use std::path::{Path, PathBuf};
 use tch::{Device, nn};
-
-pub fn datasets_root() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    cxr_core::dataset::shared_datasets(&workspace).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
-}
 
 /// `n` images of a covid19-radiography class folder by file number (`COVID-7.jpg` → 7): the first
 /// `n` COVID images, and the last `n` Normal ones. Normal-63 … Normal-1403 are the pediatric
@@ -21,7 +17,7 @@ pub fn datasets_root() -> PathBuf {
 /// top of the numbering keeps them adult, so a model cannot separate COVID from "a child's film".
 /// (File names sort as text, `Normal-999` after `Normal-5000`: order by number.)
 pub fn images(folder: &str, class: Class, n: usize) -> Vec<LabeledImage> {
-    let dir = datasets_root().join("covid19-radiography").join(folder);
+    let dir = datasets().join("covid19-radiography").join(folder);
     let number = |path: &Path| -> u32 {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         stem.rsplit_once('-')
@@ -58,25 +54,6 @@ pub fn small_data() -> TrainingData {
         }
     }
     TrainingData { train, val, split_seed: None, holdout_sources: vec![] }
-}
-
-/// The share of (positive, negative) pairs the scores order correctly, ties counting half: the
-/// AUC by its definition, independent of the ROC code under test.
-pub fn mann_whitney_auc(scores: &[f64], positive: &[bool]) -> f64 {
-    let (mut pairs, mut right) = (0.0, 0.0);
-    for (p, _) in scores.iter().zip(positive).filter(|(_, is)| **is) {
-        for (n, _) in scores.iter().zip(positive).filter(|(_, is)| !**is) {
-            pairs += 1.0;
-            right += if p > n {
-                1.0
-            } else if p == n {
-                0.5
-            } else {
-                0.0
-            };
-        }
-    }
-    right / pairs
 }
 
 /// The exported ONNX, run by cxr-infer, gives the probabilities libtorch gives for the best

@@ -13,7 +13,7 @@
 
 use cxr_core::ModelCard;
 use cxr_core::card::{ModelIo, RESEARCH_USE_ONLY, sha256_hex};
-use cxr_train::onnx_export::{self, FEATURES_NAME, INPUT_NAME, PROBABILITIES_NAME};
+use cxr_train::onnx_graph::{self, FEATURES_NAME, INPUT_NAME, PROBABILITIES_NAME};
 use cxr_train::pretrained::load_pretrained;
 use cxr_train::tch_backend::{TchNetwork, param_values};
 use cxr_train::zoo;
@@ -49,7 +49,7 @@ fn main() {
     let name = format!("{arch}-bench");
     let onnx_path = out.join(format!("{name}.onnx"));
     let bytes =
-        onnx_export::write_onnx(model.network(), &param_values(&vs), &onnx_path).unwrap_or_else(|e| panic!("{e}"));
+        onnx_graph::write_onnx(model.network(), &param_values(&vs), &onnx_path).unwrap_or_else(|e| panic!("{e}"));
     let card = ModelCard {
         name: name.clone(),
         architecture: arch.clone(),

@@ -1,7 +1,8 @@
-//! From a training run's checkpoint to a shippable pair: the ONNX file and its model card.
+//! From a training run's checkpoint to a shippable pair: the ONNX file and its model card. The
+//! graph itself is written by [`crate::onnx_graph`].
 
 use crate::network::{Head, Network};
-use crate::onnx_export::{self, ExportError, FEATURES_NAME, INPUT_NAME, PROBABILITIES_NAME, ParamValues};
+use crate::onnx_graph::{self, ExportError, FEATURES_NAME, INPUT_NAME, PROBABILITIES_NAME, ParamValues};
 use crate::run::{BEST_WEIGHTS, STATE_FILE, TrainError, TrainState, read_state};
 use crate::tch_backend::{TchNetwork, param_values};
 use crate::zoo;
@@ -52,7 +53,7 @@ pub fn export_checkpoint(checkpoint: &Path, onnx_path: &Path) -> Result<ModelCar
     let mut vs = nn::VarStore::new(Device::Cpu);
     let model = TchNetwork::new(&vs.root(), state.network.clone()).map_err(TrainError::from)?;
     vs.load(&weights).map_err(|source| TrainError::Checkpoint { path: weights.clone(), source })?;
-    let bytes = onnx_export::write_onnx(model.network(), &param_values(&vs), onnx_path)?;
+    let bytes = onnx_graph::write_onnx(model.network(), &param_values(&vs), onnx_path)?;
     let card = card_for(&state, &best, onnx_path, &bytes);
     card.save(&ModelCard::path_for(onnx_path))?;
     write_training_curves(&state, &curves_base(onnx_path))?;
@@ -91,7 +92,7 @@ pub fn export_values(
     onnx_path: &Path,
     note: &str,
 ) -> Result<ModelCard, ExportCheckpointError> {
-    let bytes = onnx_export::write_onnx(network, values, onnx_path)?;
+    let bytes = onnx_graph::write_onnx(network, values, onnx_path)?;
     let class_set = match network.head {
         Head::Sigmoid => ClassSet::Binary,
         Head::Softmax { .. } => ClassSet::ThreeClass,

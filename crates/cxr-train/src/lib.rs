@@ -1,7 +1,7 @@
 //! `cxr-train`: trains cxr's networks with libtorch (through `tch`) and exports them to ONNX.
 //!
 //! Each architecture is described once ([`network::Network`], built in [`zoo`]); the same
-//! description drives the libtorch module ([`tch_backend`]) and the ONNX writer ([`onnx_export`]),
+//! description drives the libtorch module ([`tch_backend`]) and the ONNX writer ([`onnx_graph`]),
 //! so what was trained and what ships cannot drift apart.
 
 pub mod augment;
@@ -11,7 +11,7 @@ pub mod export;
 pub mod features;
 pub mod lung_field;
 pub mod network;
-pub mod onnx_export;
+pub mod onnx_graph;
 pub mod pretrained;
 pub mod quantize;
 pub mod run;

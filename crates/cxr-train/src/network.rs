@@ -1,6 +1,6 @@
 //! One description per architecture, as data: a list of named layers wired into a graph.
 //!
-//! Training (`tch_backend`) and export (`onnx_export`) both walk the same [`Network`], so the
+//! Training (`tch_backend`) and export (`onnx_graph`) both walk the same [`Network`], so the
 //! model that was trained and the ONNX that ships can never drift apart. Parameter names follow
 //! PyTorch's `module.submodule.weight` convention, so torchvision checkpoints load by name.
 

@@ -2,7 +2,7 @@
 //! names and evaluates the graph node by node.
 
 use crate::network::{Head, Network, NetworkError, Op};
-use crate::onnx_export::{ParamTensor, ParamValues};
+use crate::onnx_graph::{ParamTensor, ParamValues};
 use tch::nn::{self, Init};
 use tch::{Kind, Tensor};
 

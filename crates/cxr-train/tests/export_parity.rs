@@ -1,7 +1,7 @@
 //! The exported ONNX, run by tract, gives the same probabilities as the libtorch module it came from.
 
 use cxr_train::network::{Head, Network, NetworkBuilder, Op, Padding};
-use cxr_train::onnx_export::{self, FEATURES_NAME, PROBABILITIES_NAME};
+use cxr_train::onnx_graph::{self, FEATURES_NAME, PROBABILITIES_NAME};
 use cxr_train::tch_backend::{TchNetwork, param_values};
 use cxr_train::zoo;
 use tch::{Kind, Tensor, nn};
@@ -56,7 +56,7 @@ fn assert_parity(network: Network, seed: i64) {
     let size = network.input_size;
     let input = Tensor::rand([2, network.input_channels, size, size], (Kind::Float, tch::Device::Cpu));
     let expected_prob = Vec::<f32>::try_from(model.probabilities(&input).flatten(0, -1)).unwrap();
-    let bytes = onnx_export::to_onnx(&network, &param_values(&vs)).unwrap();
+    let bytes = onnx_graph::to_onnx(&network, &param_values(&vs)).unwrap();
     let bytes = prost::Message::encode_to_vec(&bytes);
     let outputs = run_tract(&bytes, &input);
     // Saturated probabilities (all 0 or 1) would agree whatever the graph computes.

@@ -4,7 +4,7 @@
 //! Activation ranges come from training images ([`calibrate`]), never from the validation or
 //! test splits; the validation split is then scored by both models through `cxr-infer` (the
 //! runtime users run), which picks the int8 model's own threshold and records how far its
-//! probabilities moved. Needs no libtorch: it works on any model `onnx_export` wrote.
+//! probabilities moved. Needs no libtorch: it works on any model `onnx_graph` wrote.
 
 mod calibrate;
 mod rewrite;

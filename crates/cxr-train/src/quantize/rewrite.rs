@@ -1,4 +1,4 @@
-//! Rewrites an fp32 ONNX graph, as `onnx_export` writes it, into QOperator form.
+//! Rewrites an fp32 ONNX graph, as `onnx_graph` writes it, into QOperator form.
 //!
 //! Activations become `uint8` with an affine scale and zero point taken from the calibrated
 //! [`Range`] of each tensor; weights become `int8`, symmetric, one scale per output channel.
@@ -451,7 +451,7 @@ mod tests {
         let graph = pb::GraphProto {
             node: vec![named_node("conv", "Conv", &["x", "w", "b"], &["y"], attributes)],
             initializer: vec![float_tensor("w", w_dims, w), float_tensor("b", &[b.len() as i64], b)],
-            input: vec![crate::onnx_export::value_info("x", &x_shape)],
+            input: vec![crate::onnx_graph::value_info("x", &x_shape)],
             output: vec![pb::ValueInfoProto { name: "y".into(), ..Default::default() }],
             ..Default::default()
         };

@@ -4,6 +4,9 @@
 //! BatchNorm that directly follows a convolution is folded into it (fewer ops, same numbers);
 //! dropout disappears. The input is called `image`, the probabilities `prob` and, for networks
 //! that declare one, the last feature map `features`.
+//!
+//! Only the graph: turning a training run into a shippable file with its model card is
+//! [`crate::export`]'s, and the int8 rewrite of this graph is [`crate::quantize`]'s.
 
 use crate::network::{Head, Network, NodeId, Op, Shape};
 use cxr_infer::onnx_proto::{float_attr, float_tensor, float_value_info, int_attr, ints_attr, string_attr};

@@ -73,7 +73,7 @@ fn folds_keep_patients_apart_and_out_of_fold_scores_each_film_once_at_its_models
 
     // Three different models, one per fold: every film scored once, by the model of its fold.
     let report = dir.path().join("report");
-    let masks = datasets().join("../annotations/lung-masks-v7/masks.csv");
+    let masks = cxr_test_support::lung_masks();
     let models = ["seed-cnn", "resnet18-scratch", "seed-cnn-int8"];
     let mut eval = cxr();
     eval.args(["eval", "--out-of-fold", "--data"])

@@ -170,6 +170,33 @@ fn folds_keep_patients_apart_and_out_of_fold_scores_each_film_once_at_its_models
     assert!((within["auc"]["estimate"].as_f64().unwrap() - mann_whitney_auc(&scores, &covid)).abs() < 1e-12);
     assert!(metrics["model"]["name"].as_str().unwrap().contains("out of fold, 3 folds"));
 
+    // Two sets of fold models, one after the other: each gets its own report, and the second is
+    // compared with the first on the same films (the paired AUC difference is the difference of
+    // the two pooled AUCs).
+    let two_sets = dir.path().join("two-sets");
+    let mut eval = cxr();
+    eval.args(["eval", "--json", "--out-of-fold", "--data"])
+        .arg(&folds)
+        .arg("--data-root")
+        .arg(datasets())
+        .args(["--source", SOURCE, "--report"])
+        .arg(&two_sets);
+    for m in ["resnet18-scratch", "resnet18-scratch", "resnet18-scratch", "seed-cnn", "seed-cnn", "seed-cnn"] {
+        eval.args(["-m", m]);
+    }
+    let out = eval.assert().success().get_output().stdout.clone();
+    let reports: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
+    assert_eq!(reports.len(), 2);
+    assert!(
+        two_sets.join("resnet18-scratch/metrics.json").is_file() && two_sets.join("seed-cnn/metrics.json").is_file()
+    );
+    let versus = &reports[1]["versus_first"];
+    assert_eq!(versus["films"].as_u64().unwrap() as usize, source_films.len(), "{versus}");
+    let pooled = |r: &serde_json::Value| r["full"]["auc"]["auc"].as_f64().unwrap();
+    let difference = versus["auc"]["difference"]["estimate"].as_f64().unwrap();
+    assert!((difference - (pooled(&reports[1]) - pooled(&reports[0]))).abs() < 1e-12, "{versus}");
+    assert!(reports[1]["model"]["name"].as_str().unwrap().starts_with("seed-cnn (out of fold"));
+
     // One model fewer than folds, or models of different class sets, are refused.
     let refused = |models: &[&str], message: &str| {
         let mut eval = cxr();

@@ -25,6 +25,7 @@ use super::models::ModelArg;
 use anyhow::Context;
 use clap::Args;
 use cxr_core::lung_mask::LungMasks;
+use cxr_eval::report::family_name;
 use cxr_eval::scoring::ScoreOptions;
 use cxr_eval::{
     Comparison, DataSummary, EvalReport, Labelled, Metrics, ModelSummary, OCCLUDED_FRACTION, Scored, labelled_images,
@@ -83,6 +84,8 @@ pub struct EvalArgs {
     /// Cross-fitted models: `--data` is a folder from `cxr data folds`, the first `--model` is
     /// scored on `fold-0.csv`'s split, the second on `fold-1.csv`'s, and so on, and the report
     /// pools these out-of-fold scores as one evaluation, each film at its own model's threshold.
+    /// Several sets of fold models, one set after the other, are each reported, and every set
+    /// after the first is compared with it on the same films (paired AUC difference).
     #[arg(long)]
     pub out_of_fold: bool,
     /// Also score every film with uniform noise of ± LEVELS grey levels (of 255) added to the
@@ -139,7 +142,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
 
 /// Every model on the same images: one report (and report folder) per model.
 fn per_model(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalReport, PathBuf)>> {
-    let folders = report_folders(&args.report, models);
+    let folders = report_folders(&args.report, &models.iter().map(|m| m.card.name.clone()).collect::<Vec<_>>());
     let set = labelled_images(&args.data, args.split.as_deref(), args.data_root.as_deref())?;
     if set.unlabelled > 0 {
         eprintln!("skipped {} images under {} whose folders name no class", set.unlabelled, args.data.display());
@@ -175,7 +178,9 @@ fn per_model(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRepor
 
 /// Cross-fitted models, the k-th scored on `fold-k.csv` of the `--data` folder: one report of the
 /// pooled out-of-fold scores, so that every film of the cross-fitted source is scored once, by the
-/// one model that did not train on it.
+/// one model that did not train on it. Several sets of fold models, one after the other, are
+/// scored on the same films (one decode each) and each set after the first is compared with the
+/// first, paired: the way to tell whether a lever changed the out-of-fold AUC or the seed did.
 fn out_of_fold(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalReport, PathBuf)>> {
     anyhow::ensure!(
         args.data.is_dir(),
@@ -188,23 +193,20 @@ fn out_of_fold(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRep
         models.len()
     );
     let fold = |k: usize| args.data.join(format!("fold-{k}.csv"));
+    let folds = (0..).take_while(|&k| fold(k).is_file()).count();
     anyhow::ensure!(
-        models.len() >= 2 && !fold(models.len()).exists(),
-        "--out-of-fold needs one --model per fold of {}, in fold order; {} given",
+        folds >= 2 && models.len().is_multiple_of(folds),
+        "--out-of-fold needs one --model per fold of {} ({folds} fold manifests), in fold order, or several such sets one after the other; {} given",
         args.data.display(),
         models.len()
     );
-    let summary = ModelSummary::out_of_fold(models)?;
+    let sets: Vec<&[Model]> = models.chunks(folds).collect();
     // The fold manifests share a folder, so the masks resolve the same way for every fold.
     let masks = lung_masks(args, &fold(0))?;
-    let (mut scored, mut images, mut split) = (Vec::new(), 0, None);
-    for (k, model) in models.iter().enumerate() {
+    let mut scored: Vec<Vec<Scored>> = vec![Vec::new(); sets.len()];
+    let (mut images, mut split) = (0, None);
+    for k in 0..folds {
         let manifest = fold(k);
-        anyhow::ensure!(
-            manifest.is_file(),
-            "{}: missing; --out-of-fold needs one fold manifest per --model",
-            manifest.display()
-        );
         let set = labelled_images(&manifest, args.split.as_deref(), args.data_root.as_deref())?;
         let items = only_sources(set.items, &args.sources, &manifest)?;
         anyhow::ensure!(
@@ -215,12 +217,32 @@ fn out_of_fold(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRep
         );
         images += items.len();
         split = set.split;
-        scored.extend(score_with_progress(std::slice::from_ref(model), &items, args, masks.as_ref())?.remove(0));
+        let fold_models: Vec<Model> = sets.iter().map(|set| set[k].clone()).collect();
+        for (pooled, fold_scores) in
+            scored.iter_mut().zip(score_with_progress(&fold_models, &items, args, masks.as_ref())?)
+        {
+            pooled.extend(fold_scores);
+        }
     }
-    std::fs::create_dir_all(&args.report)
-        .with_context(|| format!("{}: cannot create the report folder", args.report.display()))?;
-    let report = EvalReport::assemble(&models[0], summary, &scored, data_summary(args, split, images, 0))?;
-    Ok(vec![(write_report(&models[0], report, &scored, &args.report)?, args.report.join("report.html"))])
+    let names: Vec<String> = sets.iter().map(|set| family_name(set)).collect();
+    let mut reports = Vec::new();
+    for ((set, set_scores), folder) in sets.iter().zip(&scored).zip(report_folders(&args.report, &names)) {
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
+        let summary = ModelSummary::out_of_fold(set)?;
+        let mut report =
+            EvalReport::assemble(&set[0], summary, set_scores, data_summary(args, split.clone(), images, 0))?;
+        if !std::ptr::eq(set_scores, &scored[0]) {
+            report.versus_first = Comparison::of(set_scores, &scored[0], &reports_first_name(&sets));
+        }
+        reports.push((write_report(&set[0], report, set_scores, &folder)?, folder.join("report.html")));
+    }
+    Ok(reports)
+}
+
+/// The name the first set of fold models is reported under.
+fn reports_first_name(sets: &[&[Model]]) -> String {
+    ModelSummary::out_of_fold(sets[0]).map(|s| s.name).unwrap_or_else(|_| family_name(sets[0]))
 }
 
 /// `score_all` with a progress bar (drawn only on a terminal).
@@ -274,11 +296,10 @@ fn lung_masks(args: &EvalArgs, data: &Path) -> anyhow::Result<Option<LungMasks>>
 
 /// The report folder itself for one model; for several, a sub-folder per model named after it
 /// (with its position appended when two models share a name).
-fn report_folders(report: &Path, models: &[Model]) -> Vec<PathBuf> {
-    if let [_] = models {
+fn report_folders(report: &Path, names: &[String]) -> Vec<PathBuf> {
+    if let [_] = names {
         return vec![report.to_owned()];
     }
-    let names: Vec<&str> = models.iter().map(|m| m.card.name.as_str()).collect();
     names
         .iter()
         .enumerate()

@@ -243,7 +243,7 @@ impl ModelSummary {
 }
 
 /// What the fold models' names share (`resnet18-cv-fold-0`, `…-fold-1` → `resnet18-cv`).
-fn family_name(models: &[Model]) -> String {
+pub fn family_name(models: &[Model]) -> String {
     let names: Vec<&str> = models.iter().map(|m| m.card.name.as_str()).collect();
     let common = names
         .iter()

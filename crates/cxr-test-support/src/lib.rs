@@ -15,13 +15,20 @@ pub fn workspace() -> &'static Path {
         .expect("cxr-test-support lies two folders below the workspace root")
 }
 
-/// The real X-ray collections: `$CXR_DATASETS`, else `shared/datasets` beside the checkout
-/// (`cxr_core::dataset::shared_datasets`, as CI lays them out).
+/// The real X-ray collections: `$CXR_DATASETS`, else `shared/datasets` beside the checkout, as
+/// CI lays them out.
 ///
 /// A missing folder panics rather than skipping the test: a test that passes without its
 /// images would check nothing.
 pub fn datasets() -> PathBuf {
-    cxr_core::dataset::shared_datasets(workspace()).unwrap_or_else(|e| panic!("real X-rays are needed: {e}"))
+    let root =
+        std::env::var_os("CXR_DATASETS").map(PathBuf::from).unwrap_or_else(|| workspace().join("../shared/datasets"));
+    assert!(
+        root.is_dir(),
+        "real X-rays are needed: {} is not there; put the collections there (see their README) or set CXR_DATASETS to their folder",
+        root.display()
+    );
+    root
 }
 
 /// The list of human-drawn lung masks. The annotations sit beside the datasets

@@ -167,19 +167,6 @@ pub enum DatasetError {
         "{path}: not a dataset folder we recognise (expected one of: ieee8023 metadata.csv, Hannover data.csv, CoronaHack metadata CSV, Kermany train/test folders, or class-named sub-folders such as COVID/ Normal/ Pneumonia/)"
     )]
     UnknownLayout { path: PathBuf },
-    #[error(
-        "{path}: the chest X-ray datasets are not there; put the collections there (see their README) or set CXR_DATASETS to their folder"
-    )]
-    DatasetsMissing { path: PathBuf },
-}
-
-/// The folder of public collections that tests, examples and CI use: `$CXR_DATASETS`, else
-/// `shared/datasets` beside the checkout (`WORKSPACE/../shared/datasets`), as laid out for CI.
-pub fn shared_datasets(workspace_root: &Path) -> Result<PathBuf, DatasetError> {
-    let root = std::env::var_os("CXR_DATASETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root.join("../shared/datasets"));
-    if root.is_dir() { Ok(root) } else { Err(DatasetError::DatasetsMissing { path: root }) }
 }
 
 /// What reading one collection gave.

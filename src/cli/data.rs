@@ -8,7 +8,7 @@ use cxr_core::dedup::DuplicateCriteria;
 use cxr_core::manifest::{IndexConfig, IndexProgress, Manifest, index_datasets};
 use cxr_core::split::{Split, SplitConfig};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -281,33 +281,18 @@ fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
     outln!(" {:>8}", manifest.entries.len());
     outln!();
 
-    let groups = manifest.duplicate_groups();
-    let cross_source = groups.iter().filter(|g| distinct(g, &manifest, |e| e.source.clone()) > 1).count();
-    let conflicting = groups.iter().filter(|g| distinct(g, &manifest, |e| e.label.to_string()) > 1).count();
-    let mut pairs: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for g in &groups {
-        let srcs: BTreeSet<&str> = g.iter().map(|&i| manifest.entries[i].source.as_str()).collect();
-        let srcs: Vec<&str> = srcs.into_iter().collect();
-        for (k, a) in srcs.iter().enumerate() {
-            for b in &srcs[k + 1..] {
-                *pairs.entry((a.to_string(), b.to_string())).or_default() += 1;
-            }
-        }
-    }
+    let duplicates = manifest.duplicate_summary();
     outln!(
         "near-duplicate groups: {} ({} images), {} across sources, {} with conflicting labels",
-        groups.len(),
-        groups.iter().map(Vec::len).sum::<usize>(),
-        cross_source,
-        conflicting
+        duplicates.groups.len(),
+        duplicates.images,
+        duplicates.cross_source,
+        duplicates.conflicting_labels
     );
-    for ((a, b), n) in &pairs {
+    for ((a, b), n) in &duplicates.source_pairs {
         outln!("  {a} ↔ {b}: {n} groups");
     }
-    let mut examples: Vec<&Vec<usize>> =
-        groups.iter().filter(|g| distinct(g, &manifest, |e| e.source.clone()) > 1).collect();
-    examples.extend(groups.iter().filter(|g| distinct(g, &manifest, |e| e.source.clone()) == 1));
-    for g in examples.into_iter().take(args.examples) {
+    for g in duplicates.groups.iter().take(args.examples) {
         outln!("  group {} ({} images):", manifest.entries[g[0]].dup_group.unwrap_or_default(), g.len());
         for &i in g.iter().take(4) {
             let e = &manifest.entries[i];
@@ -330,8 +315,4 @@ fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::from(1))
     }
-}
-
-fn distinct(group: &[usize], manifest: &Manifest, key: impl Fn(&cxr_core::ManifestEntry) -> String) -> usize {
-    group.iter().map(|&i| key(&manifest.entries[i])).collect::<BTreeSet<_>>().len()
 }

@@ -40,7 +40,7 @@ pub fn error_message(err: &(dyn std::error::Error + 'static)) -> String {
 }
 pub use image::{GreyImage, ImageError, load_image};
 pub use label::{Class, ClassSet};
-pub use manifest::{Manifest, ManifestEntry};
+pub use manifest::{DuplicateSummary, Manifest, ManifestEntry};
 pub use metrics::{BinaryMetrics, Calibration, ConfusionMatrix, Interval, MetricsError, RocCurve, SourceBreakdown};
 pub use preprocess::Preprocess;
 pub use split::Split;

@@ -256,6 +256,41 @@ impl Manifest {
         groups
     }
 
+    /// How the near-duplicate clusters fall across sources and labels: what `cxr data stats`
+    /// reports, because a cluster spanning two collections is one picture counted twice and one
+    /// with two labels is a labelling conflict.
+    pub fn duplicate_summary(&self) -> DuplicateSummary {
+        let groups = self.duplicate_groups();
+        let distinct = |group: &[usize], key: &dyn Fn(&ManifestEntry) -> String| {
+            group.iter().map(|&i| key(&self.entries[i])).collect::<BTreeSet<_>>().len()
+        };
+        let mut source_pairs: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for group in &groups {
+            let sources: Vec<&str> =
+                group.iter().map(|&i| self.entries[i].source.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
+            for (k, a) in sources.iter().enumerate() {
+                for b in &sources[k + 1..] {
+                    *source_pairs.entry((a.to_string(), b.to_string())).or_default() += 1;
+                }
+            }
+        }
+        let cross_source: Vec<bool> = groups.iter().map(|g| distinct(g, &|e| e.source.clone()) > 1).collect();
+        DuplicateSummary {
+            images: groups.iter().map(Vec::len).sum(),
+            cross_source: cross_source.iter().filter(|&&c| c).count(),
+            conflicting_labels: groups.iter().filter(|g| distinct(g, &|e| e.label.to_string()) > 1).count(),
+            source_pairs,
+            // Cross-source clusters first, as the most telling examples; largest first within each.
+            groups: groups
+                .iter()
+                .zip(&cross_source)
+                .filter(|(_, c)| **c)
+                .map(|(g, _)| g.clone())
+                .chain(groups.iter().zip(&cross_source).filter(|(_, c)| !**c).map(|(g, _)| g.clone()))
+                .collect(),
+        }
+    }
+
     /// Every patient, duplicate cluster or split group found in more than one of
     /// train / val / test / holdout (`excluded` images are used nowhere, so they cannot leak).
     pub fn leaks(&self) -> Vec<Leak> {
@@ -494,6 +529,21 @@ mod hex_u64 {
     }
 }
 
+/// The near-duplicate clusters of a manifest, summarised ([`Manifest::duplicate_summary`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DuplicateSummary {
+    /// Every cluster as indices into the entries, those spanning several sources first.
+    pub groups: Vec<Vec<usize>>,
+    /// Images in any cluster.
+    pub images: usize,
+    /// Clusters with images from more than one source.
+    pub cross_source: usize,
+    /// Clusters whose images carry more than one label.
+    pub conflicting_labels: usize,
+    /// For each pair of sources, how many clusters span both.
+    pub source_pairs: BTreeMap<(String, String), usize>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,5 +610,33 @@ mod tests {
         assert_eq!(tested, 60, "every film is tested in exactly one fold");
         assert!(matches!(m.cross_fit("c", 3, 0, 42, false), Err(ManifestError::NoSuchSource(_))));
         assert!(matches!(m.cross_fit("a", 3, 3, 42, false), Err(ManifestError::NoSuchFold { fold: 3, folds: 3 })));
+    }
+
+    #[test]
+    fn duplicate_summary_counts_clusters_across_sources_and_labels() {
+        let mut m = manifest();
+        // Cluster 1: a/3 and a COVID film of b (labels agree); cluster 2: a/1 and a/4 of one
+        // source with two labels; cluster 3: a/5, a/6 and b/0 (two sources, two labels).
+        let clusters = [
+            ("a/3.png", 1),
+            ("b/copy-of-a0.png", 1),
+            ("a/1.png", 2),
+            ("a/4.png", 2),
+            ("a/5.png", 3),
+            ("a/6.png", 3),
+            ("b/0.png", 3),
+        ];
+        for (path, group) in clusters {
+            m.entries.iter_mut().find(|e| e.path == Path::new(path)).unwrap().dup_group = Some(group);
+        }
+        let summary = m.duplicate_summary();
+        assert_eq!((summary.groups.len(), summary.images), (3, 7));
+        assert_eq!((summary.cross_source, summary.conflicting_labels), (2, 2));
+        assert_eq!(summary.source_pairs, BTreeMap::from([(("a".to_string(), "b".to_string()), 2)]));
+        assert_eq!(
+            summary.groups.iter().map(Vec::len).collect::<Vec<_>>(),
+            [3, 2, 2],
+            "cross-source first, largest first"
+        );
     }
 }

@@ -17,6 +17,26 @@ fn cxr() -> Command {
     cmd
 }
 
+/// `cxr eval --out-of-fold` on the collection's films of `folds`, reporting into `report`, with
+/// `models` in the order given (one per fold, or several sets one after the other).
+fn out_of_fold_eval(folds: &Path, report: &Path, models: &[&str]) -> Command {
+    let mut eval = cxr();
+    eval.args(["eval", "--out-of-fold", "--data"])
+        .arg(folds)
+        .arg("--data-root")
+        .arg(datasets())
+        .args(["--source", SOURCE, "--report"])
+        .arg(report);
+    for m in models {
+        eval.args(["-m", m]);
+    }
+    eval
+}
+
+fn metrics_of(report: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap()).unwrap()
+}
+
 fn rows(path: &Path) -> Vec<HashMap<String, String>> {
     csv::Reader::from_path(path).unwrap().deserialize().map(Result::unwrap).collect()
 }
@@ -75,19 +95,8 @@ fn folds_keep_patients_apart_and_out_of_fold_scores_each_film_once_at_its_models
     let report = dir.path().join("report");
     let masks = cxr_test_support::lung_masks();
     let models = ["seed-cnn", "resnet18-scratch", "seed-cnn-int8"];
-    let mut eval = cxr();
-    eval.args(["eval", "--out-of-fold", "--data"])
-        .arg(&folds)
-        .arg("--data-root")
-        .arg(datasets())
-        .args(["--source", SOURCE, "--report"])
-        .arg(&report);
-    for m in models {
-        eval.args(["-m", m]);
-    }
-    eval.assert().success();
-    let metrics: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap()).unwrap();
+    out_of_fold_eval(&folds, &report, &models).assert().success();
+    let metrics = metrics_of(&report);
     let predictions = rows(&report.join("predictions.csv"));
     assert_eq!(predictions.len(), source_films.len());
     assert_eq!(metrics["full"]["images"].as_u64().unwrap() as usize, source_films.len());
@@ -96,21 +105,8 @@ fn folds_keep_patients_apart_and_out_of_fold_scores_each_film_once_at_its_models
     // one whose heatmap has no positive evidence at all). ResNet-18's class activation maps keep
     // this quick; the occlusion maps of the others take minutes.
     let with_masks = dir.path().join("with-masks");
-    let mut eval = cxr();
-    eval.args(["eval", "--out-of-fold", "--data"])
-        .arg(&folds)
-        .arg("--data-root")
-        .arg(datasets())
-        .args(["--source", SOURCE, "--report"])
-        .arg(&with_masks)
-        .arg("--lung-masks")
-        .arg(&masks);
-    for _ in 0..3 {
-        eval.args(["-m", "resnet18-scratch"]);
-    }
-    eval.assert().success();
-    let masked_metrics: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(with_masks.join("metrics.json")).unwrap()).unwrap();
+    out_of_fold_eval(&folds, &with_masks, &["resnet18-scratch"; 3]).arg("--lung-masks").arg(&masks).assert().success();
+    let masked_metrics = metrics_of(&with_masks);
     let masked = rows(&masks).into_iter().filter(|r| source_films.contains(&r["image"])).count();
     let attribution = &masked_metrics["attribution"];
     assert!(masked > 400, "{masked} films of the collection have a mask");
@@ -174,17 +170,8 @@ fn folds_keep_patients_apart_and_out_of_fold_scores_each_film_once_at_its_models
     // compared with the first on the same films (the paired AUC difference is the difference of
     // the two pooled AUCs).
     let two_sets = dir.path().join("two-sets");
-    let mut eval = cxr();
-    eval.args(["eval", "--json", "--out-of-fold", "--data"])
-        .arg(&folds)
-        .arg("--data-root")
-        .arg(datasets())
-        .args(["--source", SOURCE, "--report"])
-        .arg(&two_sets);
-    for m in ["resnet18-scratch", "resnet18-scratch", "resnet18-scratch", "seed-cnn", "seed-cnn", "seed-cnn"] {
-        eval.args(["-m", m]);
-    }
-    let out = eval.assert().success().get_output().stdout.clone();
+    let sets = ["resnet18-scratch", "resnet18-scratch", "resnet18-scratch", "seed-cnn", "seed-cnn", "seed-cnn"];
+    let out = out_of_fold_eval(&folds, &two_sets, &sets).arg("--json").assert().success().get_output().stdout.clone();
     let reports: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
     assert_eq!(reports.len(), 2);
     assert!(

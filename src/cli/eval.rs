@@ -225,24 +225,19 @@ fn out_of_fold(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRep
         }
     }
     let names: Vec<String> = sets.iter().map(|set| family_name(set)).collect();
-    let mut reports = Vec::new();
+    let mut reports: Vec<(EvalReport, PathBuf)> = Vec::new();
     for ((set, set_scores), folder) in sets.iter().zip(&scored).zip(report_folders(&args.report, &names)) {
         std::fs::create_dir_all(&folder)
             .with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
         let summary = ModelSummary::out_of_fold(set)?;
         let mut report =
             EvalReport::assemble(&set[0], summary, set_scores, data_summary(args, split.clone(), images, 0))?;
-        if !std::ptr::eq(set_scores, &scored[0]) {
-            report.versus_first = Comparison::of(set_scores, &scored[0], &reports_first_name(&sets));
+        if let Some((first, _)) = reports.first() {
+            report.versus_first = Comparison::of(set_scores, &scored[0], &first.model.name);
         }
         reports.push((write_report(&set[0], report, set_scores, &folder)?, folder.join("report.html")));
     }
     Ok(reports)
-}
-
-/// The name the first set of fold models is reported under.
-fn reports_first_name(sets: &[&[Model]]) -> String {
-    ModelSummary::out_of_fold(sets[0]).map(|s| s.name).unwrap_or_else(|_| family_name(sets[0]))
 }
 
 /// `score_all` with a progress bar (drawn only on a terminal).

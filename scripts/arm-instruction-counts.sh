@@ -71,30 +71,8 @@ if [ -z "$header_dir" ] || [ ! -f "$header_dir/qemu-plugin.h" ]; then
     exit 1
 fi
 
-# qemu-user binary and sysroot per target, as in scripts/test-arm.sh.
-qemu_for() {
-    case "$1" in
-        aarch64-unknown-linux-gnu) echo "qemu-aarch64 -L /usr/aarch64-linux-gnu" ;;
-        armv7-unknown-linux-gnueabihf) echo "qemu-arm -L /usr/arm-linux-gnueabihf" ;;
-        *) echo "arm-instruction-counts.sh: unknown target $1" >&2; exit 1 ;;
-    esac
-}
-
-# "pi qemu-cpu tract-knob description" per target. tract picks its f32 kernels by CPU part on
-# aarch64 (Cortex-A53 has its own), and its SDOT int8 kernel where the CPU has dot-product
-# instructions (the A76's; qemu reports them in AT_HWCAP). On armv7 it reads "CPU part" from
-# /proc/cpuinfo, which under qemu-user 7.2 is the host's: it gets the generic NEON kernels, which
-# are what a Pi 3, 4 or 5 on 32-bit Raspberry Pi OS gets too (only Cortex-A7/A9 parts have their own).
-cpus_for() {
-    case "$1" in
-        aarch64-unknown-linux-gnu)
-            echo "pi3 cortex-a53 TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=0xd03 Pi 3 (Cortex-A53)"
-            echo "pi4 cortex-a72 TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=0xd08 Pi 4 (Cortex-A72)"
-            echo "pi5 cortex-a76 TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=0xd0b Pi 5 (Cortex-A76, dot product)" ;;
-        armv7-unknown-linux-gnueabihf)
-            echo "pi-32bit cortex-a7 TRACT_CPU_ARM32_NEON=true Pi 3/4/5, 32-bit OS (generic NEON)" ;;
-    esac
-}
+# shellcheck source=scripts/arm-pis.sh
+source scripts/arm-pis.sh
 
 # --- The counting plugin, built against the given header.
 plugin_dir="$target_dir/qemu-insn-count"

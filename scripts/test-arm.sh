@@ -22,27 +22,8 @@ fp32_model=models/seed-cnn.onnx
 datasets="${CXR_DATASETS:-../shared/datasets}"
 target_dir="${CARGO_TARGET_DIR:-target}"
 
-# qemu-user binary and the Debian cross sysroot it loads ARM libraries from, per target.
-qemu_for() {
-    case "$1" in
-        aarch64-unknown-linux-gnu) echo "qemu-aarch64 -L /usr/aarch64-linux-gnu" ;;
-        armv7-unknown-linux-gnueabihf) echo "qemu-arm -L /usr/arm-linux-gnueabihf" ;;
-        *) echo "test-arm.sh: unknown target $1" >&2; exit 1 ;;
-    esac
-}
-
-# The Pi CPUs qemu emulates per target: "pi qemu-cpu tract-knob". qemu-user shows the host's
-# /proc/cpuinfo, so tract's own knobs point its kernel choice at what it detects on that Pi.
-cpus_for() {
-    case "$1" in
-        aarch64-unknown-linux-gnu)
-            echo "pi4 cortex-a72 TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=0xd08"
-            echo "pi3 cortex-a53 TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=0xd03"
-            echo "pi5 cortex-a76 TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=0xd0b" ;;
-        armv7-unknown-linux-gnueabihf)
-            echo "pi2-5-32bit cortex-a7 TRACT_CPU_ARM32_NEON=true" ;;
-    esac
-}
+# shellcheck source=scripts/arm-pis.sh
+source scripts/arm-pis.sh
 
 # --- Toolchains: installed only where missing, so a prepared machine skips this.
 missing=()
@@ -176,7 +157,7 @@ for t in "${targets[@]}"; do
     # script runs the binaries under qemu instead.
     env "$runner_var=$runner" TRACT_CPU_ARM32_NEON=true cargo test --target "$t" "${packages[@]}" --lib --bins --test model
     first_pi=$(cpus_for "$t" | awk 'NR == 1 { print $1 }')
-    while read -r pi cpu knob; do
+    while read -r pi cpu knob _; do
         (
             export QEMU_CPU="$cpu" "$knob"
             for prog in watch minimal; do

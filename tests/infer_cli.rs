@@ -514,11 +514,10 @@ fn models_lists_cards_info_prints_one_and_bench_measures_it() {
     let results: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let results = results.as_array().unwrap();
     assert_eq!(results.len(), 2);
-    // The int8 model runs as f32 products on x86-64 unless told otherwise, and says so.
-    let default_int8 = if cfg!(target_arch = "x86_64") { "f32" } else { "int8" };
+    // The int8 model runs as f32 products unless told otherwise, and says so.
     assert_eq!(
         (results[0]["kernels"].as_str(), results[1]["kernels"].as_str()),
-        (Some("f32"), Some(default_int8)),
+        (Some("f32"), Some("f32")),
         "{results:?}"
     );
     let out = cxr(dir.path())

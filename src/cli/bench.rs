@@ -59,8 +59,8 @@ pub struct BenchArgs {
 pub struct BenchResult {
     pub model: String,
     pub precision: String,
-    /// Which kernels run its products: `f32`, or `int8` for tract's integer ones. An int8 file on
-    /// x86-64 runs as f32 products of its int8 numbers (`cxr_infer::int8_float`).
+    /// Which kernels run its products: `f32`, or `int8` for tract's integer ones. An int8 file runs
+    /// as f32 products of its int8 numbers unless `CXR_INT8_KERNELS=integer` (`cxr_infer::int8_float`).
     #[serde(default)]
     pub kernels: String,
     pub sha256: String,

@@ -27,16 +27,14 @@ use std::collections::HashMap;
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
 
-/// Whether int8 graphs run as float products: `CXR_INT8_KERNELS=float|integer`, by default float on
-/// x86-64 (measured above) and integer elsewhere. tract's ARM integer kernels are its own
-/// hand-written NEON ones and have not been timed on a board; `CXR_INT8_KERNELS=float` tries the
-/// other form there.
+/// Whether int8 graphs run as float products: `CXR_INT8_KERNELS=float|integer`, by default float
+/// on every CPU. On x86-64 that is timed (above). On ARM it rests on a proxy, not on a board:
+/// counted under qemu-user (BENCHMARKS.md, "ARM: int8 against fp32 by instruction count"), tract's
+/// NEON integer kernels and the generic integer ops around them take 2.3–3.2× the instructions of
+/// this float form on every Pi setting, Pi 5's dot-product kernels included.
+/// `CXR_INT8_KERNELS=integer` runs tract's integer kernels, to time them on a real board.
 pub fn wanted() -> bool {
-    match std::env::var("CXR_INT8_KERNELS").as_deref() {
-        Ok("float") => true,
-        Ok("integer") => false,
-        _ => cfg!(target_arch = "x86_64"),
-    }
+    std::env::var("CXR_INT8_KERNELS").as_deref() != Ok("integer")
 }
 
 /// The graph with every `QLinearConv` and `MatMulInteger` in float form, or `None` when it has none

@@ -413,6 +413,34 @@ fn eval_of_several_models_gives_each_the_scores_of_its_own_run() {
     };
     let largest = p_covid(&names[1]).iter().zip(p_covid(&names[0])).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     assert!((versus["p_covid_shift"]["largest"].as_f64().unwrap() - largest).abs() < 1e-6, "{versus} vs {largest}");
+
+    // --ensemble: one more report, whose P(covid) per film is the mean of the members' and whose
+    // threshold is the mean of theirs, compared with the first member.
+    let mut cmd = cxr(dir.path());
+    cmd.args(["eval", "--json", "--ensemble", "--data"]).arg(&data).arg("--report").arg(dir.path().join("ensemble"));
+    for m in &models {
+        cmd.arg("--model").arg(m);
+    }
+    let out = cmd.assert().code(1).get_output().stdout.clone();
+    let reports: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let ensemble = &reports.as_array().unwrap()[2];
+    assert_eq!(ensemble["model"]["name"], format!("ensemble of {} + {}", names[0], names[1]).as_str());
+    assert_eq!(ensemble["data"]["failed"], 1, "the empty file fails for the ensemble too");
+    let mean_threshold = (reports[0]["model"]["threshold"].as_f64().unwrap()
+        + reports[1]["model"]["threshold"].as_f64().unwrap())
+        / 2.0;
+    assert!((ensemble["model"]["threshold"].as_f64().unwrap() - mean_threshold).abs() < 1e-12, "{ensemble}");
+    assert_eq!(ensemble["versus_first"]["baseline"], names[0].as_str());
+    let averaged: Vec<f64> = read_csv(&dir.path().join("ensemble").join("ensemble").join("predictions.csv"))
+        .iter()
+        .filter_map(|r| r[3].parse().ok())
+        .collect();
+    assert_eq!(averaged.len(), 12);
+    for ((e, a), b) in averaged.iter().zip(p_covid(&names[0])).zip(p_covid(&names[1])) {
+        assert!((e - (a + b) / 2.0).abs() < 2e-6, "ensemble {e}, members {a} and {b}");
+    }
+    let versus_ensemble = ensemble["versus_first"]["p_covid_shift"]["largest"].as_f64().unwrap();
+    assert!(versus_ensemble > 0.0 && versus_ensemble <= largest / 2.0 + 1e-6, "{versus_ensemble} vs {largest}");
 }
 
 /// `explain` writes, to the file named, the overlay of exactly the heatmap the library makes by the

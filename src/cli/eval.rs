@@ -93,6 +93,11 @@ pub struct EvalArgs {
     /// a model is to changes no reader would see, the yardstick for what quantization moves.
     #[arg(long, value_name = "LEVELS", value_parser = noise_levels)]
     pub noise: Option<f32>,
+    /// Also report the models as one ensemble: each film's P(covid) the mean of theirs, decided at
+    /// the mean of their thresholds, compared with the first model on the same films. With
+    /// `--out-of-fold`, each set's fold-k model joins the others' on fold k's films.
+    #[arg(long)]
+    pub ensemble: bool,
 }
 
 /// `--noise`: a positive number of grey levels, at most 255.
@@ -111,6 +116,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         args.record.is_none() || !args.data.is_dir(),
         "--record needs a manifest (so CI can re-run the evaluation); {} is a folder",
         args.data.display()
+    );
+    anyhow::ensure!(
+        !args.ensemble || args.record.is_none(),
+        "--record writes into each model's card; an ensemble has no card of its own"
     );
     let reports = if args.out_of_fold { out_of_fold(&args, &models)? } else { per_model(&args, &models)? };
 
@@ -142,7 +151,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
 
 /// Every model on the same images: one report (and report folder) per model.
 fn per_model(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalReport, PathBuf)>> {
-    let folders = report_folders(&args.report, &models.iter().map(|m| m.card.name.clone()).collect::<Vec<_>>());
+    anyhow::ensure!(!args.ensemble || models.len() >= 2, "--ensemble needs two --model or more");
+    let mut names: Vec<String> = models.iter().map(|m| m.card.name.clone()).collect();
+    if args.ensemble {
+        names.push(ENSEMBLE_FOLDER.to_owned());
+    }
+    let folders = report_folders(&args.report, &names);
     let set = labelled_images(&args.data, args.split.as_deref(), args.data_root.as_deref())?;
     if set.unlabelled > 0 {
         eprintln!("skipped {} images under {} whose folders name no class", set.unlabelled, args.data.display());
@@ -173,7 +187,33 @@ fn per_model(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRepor
         }
         reports.push((write_report(model, report, scored, folder)?, folder.join("report.html")));
     }
+    if args.ensemble {
+        let summaries: Vec<ModelSummary> = models.iter().map(ModelSummary::of).collect();
+        let data = data_summary(args, set.split.clone(), items.len(), set.unlabelled);
+        reports.push(ensemble_report(&models[0], &summaries, &per_model_scores, data, &folders[models.len()])?);
+    }
     Ok(reports)
+}
+
+/// `--ensemble`'s report folder, beside the members' own.
+const ENSEMBLE_FOLDER: &str = "ensemble";
+
+/// The members' scores averaged per film, reported as one more model and compared with the first
+/// member, paired. `first` stands in for the ensemble where a report needs a model (its class set,
+/// its heatmap method's name, its card in the HTML page).
+fn ensemble_report(
+    first: &Model,
+    summaries: &[ModelSummary],
+    scored: &[Vec<Scored>],
+    data: DataSummary,
+    folder: &Path,
+) -> anyhow::Result<(EvalReport, PathBuf)> {
+    std::fs::create_dir_all(folder).with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
+    let members: Vec<&[Scored]> = scored.iter().map(Vec::as_slice).collect();
+    let averaged = cxr_eval::ensemble::ensemble(&members);
+    let mut report = EvalReport::assemble(first, cxr_eval::ensemble::summary(summaries)?, &averaged, data)?;
+    report.versus_first = Comparison::of(&averaged, &scored[0], &summaries[0].name);
+    Ok((write_report(first, report, &averaged, folder)?, folder.join("report.html")))
 }
 
 /// Cross-fitted models, the k-th scored on `fold-k.csv` of the `--data` folder: one report of the
@@ -224,9 +264,14 @@ fn out_of_fold(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRep
             pooled.extend(fold_scores);
         }
     }
-    let names: Vec<String> = sets.iter().map(|set| family_name(set)).collect();
+    anyhow::ensure!(!args.ensemble || sets.len() >= 2, "--ensemble with --out-of-fold needs two sets of fold models or more");
+    let mut names: Vec<String> = sets.iter().map(|set| family_name(set)).collect();
+    if args.ensemble {
+        names.push(ENSEMBLE_FOLDER.to_owned());
+    }
+    let folders = report_folders(&args.report, &names);
     let mut reports: Vec<(EvalReport, PathBuf)> = Vec::new();
-    for ((set, set_scores), folder) in sets.iter().zip(&scored).zip(report_folders(&args.report, &names)) {
+    for ((set, set_scores), folder) in sets.iter().zip(&scored).zip(folders.iter().cloned()) {
         std::fs::create_dir_all(&folder)
             .with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
         let summary = ModelSummary::out_of_fold(set)?;
@@ -236,6 +281,12 @@ fn out_of_fold(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRep
             report.versus_first = Comparison::of(set_scores, &scored[0], &first.model.name);
         }
         reports.push((write_report(&set[0], report, set_scores, &folder)?, folder.join("report.html")));
+    }
+    if args.ensemble {
+        let summaries: Vec<ModelSummary> =
+            reports.iter().take(sets.len()).map(|(report, _)| report.model.clone()).collect();
+        let data = data_summary(args, split, images, 0);
+        reports.push(ensemble_report(&sets[0][0], &summaries, &scored, data, &folders[sets.len()])?);
     }
     Ok(reports)
 }

@@ -5,12 +5,14 @@
 //! - [`labelled`]: labelled films from a manifest or a folder-per-class tree, narrowed to sources;
 //! - [`scoring`]: every film scored by every model with one decode per film, optionally again
 //!   with the lungs blacked out, and the share of each model's evidence inside human lung masks;
+//! - [`ensemble`]: several models' scores averaged per film, as one more model to report;
 //! - [`report`]: the metrics of one model's scores (within-source AUC first), or of cross-fitted
 //!   models' pooled out-of-fold scores.
 //!
 //! Writing files and printing are the caller's: `cxr eval` writes `metrics.json`, the plots and
 //! an HTML page from an [`EvalReport`].
 
+pub mod ensemble;
 pub mod labelled;
 pub mod report;
 pub mod scoring;

@@ -54,7 +54,7 @@ pub struct EvalReport {
     pub notice: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ModelSummary {
     pub name: String,
     pub architecture: String,

@@ -209,26 +209,37 @@ impl FeatureStore {
         let preprocess = crate::zoo::preprocess_for(model.network());
         let (decoded, errors) = ImageCache::load(&images, config.class_set, &preprocess, split, &ProgressBar::new(0))?;
         let kept = rows_kept(&images, &decoded.paths);
-        let computed = extract(model, node, &decoded, config, device, split);
+        let mut computed = extract(model, node, &decoded, config, device, split);
         let mut errors = errors.into_iter();
         let mut kept_rows = kept.iter().peekable();
+        // Rows of `computed` to store: all but those of files that could not be looked at.
+        let (mut stored, mut decoded_rows): (Vec<i64>, i64) = (Vec::new(), 0);
         for (row, (_, id)) in missing.into_iter().enumerate() {
             let was_kept = kept_rows.peek() == Some(&&row);
             if was_kept {
                 kept_rows.next();
+                decoded_rows += 1;
             }
             match (id, was_kept) {
-                (Some(id), true) => self.index.rows.push(id),
+                (Some(id), true) => {
+                    stored.push(decoded_rows - 1);
+                    self.index.rows.push(id);
+                }
                 (Some(id), false) => {
                     let reason = errors.next().map(|e| e.to_string()).unwrap_or_default();
                     self.index.unreadable.push((id, reason));
                 }
-                // A file that could not be looked at has no identity to store its result under.
-                (None, true) => unreachable!("an image that cannot be looked at was decoded"),
+                // A file that could not be looked at before decoding, yet decoded (it appeared in
+                // between), has no identity to store its row under: it is left out, and a run
+                // that lists it reports it unreadable.
+                (None, true) => {}
                 (None, false) => {
                     errors.next();
                 }
             }
+        }
+        if (stored.len() as i64) < decoded_rows {
+            computed = computed.index_select(0, &Tensor::from_slice(&stored));
         }
         if computed.size()[0] > 0 {
             self.features = Some(match self.features.take() {

@@ -2,11 +2,11 @@
 # Measures the `pi` profile against its alternatives, the numbers behind firmware-examples/README.md
 # section 5: builds cxr-minimal under each variant, then reports per variant the build time, the
 # stripped binary size per target, and the time per image on this machine (interleaved rounds over
-# the same 20 real X-rays, embedded int8 model and fp32 seed-cnn). Only the host binaries are
+# the same 20 real X-rays, the embedded default model and seed-cnn-int8). Only the host binaries are
 # timed: qemu timings say nothing about a Pi's speed.
 #
 # Usage: bash firmware-examples/compare-profiles.sh [ROUNDS]   (default 5 rounds)
-# Environment: CXR_PROFILE_TARGETS (default: this machine's target and aarch64-unknown-linux-gnu),
+# Environment: CXR_PROFILE_TARGETS (default: this machine's target and aarch64-unknown-linux-musl),
 # CXR_PROFILE_VARIANTS (default: all names below), CXR_DATASETS (default ../shared/datasets).
 # Each variant builds into target/profile-compare/VARIANT; the report goes to stdout and to
 # target/profile-compare/report.md.
@@ -18,7 +18,8 @@ source scripts/sample-xrays.sh
 rounds=${1:-5}
 datasets="${CXR_DATASETS:-../shared/datasets}"
 host=$(rustc -vV | sed -n 's/^host: //p')
-read -r -a targets <<<"${CXR_PROFILE_TARGETS:-$host aarch64-unknown-linux-gnu}"
+read -r -a targets <<<"${CXR_PROFILE_TARGETS:-$host aarch64-unknown-linux-musl}"
+other=models/seed-cnn-int8.onnx
 out=target/profile-compare
 mkdir -p "$out"
 
@@ -62,7 +63,7 @@ score() {
 
 # The outputs must not depend on the profile: every variant against `pi`'s, first of all.
 reference=${variants[0]}
-for model in "" models/seed-cnn.onnx; do
+for model in "" "$other"; do
     score "$reference" "$model" >"$out/outputs-$reference"
     for v in "${variants[@]:1}"; do
         score "$v" "$model" >"$out/outputs-$v"
@@ -77,7 +78,7 @@ n_images=$(find "$images" -type f | wc -l)
 for ((r = 0; r < rounds; r++)); do
     for ((i = 0; i < ${#variants[@]}; i++)); do
         v=${variants[$(( (i + r) % ${#variants[@]} ))]}
-        for model in embedded models/seed-cnn.onnx; do
+        for model in embedded "$other"; do
             t0=$(date +%s%N)
             score "$v" "${model#embedded}" >/dev/null
             times[$v,$model]+="$(( ($(date +%s%N) - t0) / n_images / 1000 )) "
@@ -91,16 +92,16 @@ median_ms() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { m = NR 
     echo
     header="| variant |"; rule="|---|"
     for t in "${targets[@]}"; do header+=" size, $t | build, $t |"; rule+="---|---|"; done
-    echo "$header ms/image, embedded int8 | ms/image, seed-cnn fp32 | ratio to ${reference} (int8 / fp32) |"
+    echo "$header ms/image, embedded default | ms/image, $(basename "$other" .onnx) | ratio to ${reference} (default / other) |"
     echo "$rule---|---|---|"
-    ref_int8=$(median_ms <<<"${times[$reference,embedded]}")
-    ref_fp32=$(median_ms <<<"${times[$reference,models/seed-cnn.onnx]}")
+    ref_default=$(median_ms <<<"${times[$reference,embedded]}")
+    ref_other=$(median_ms <<<"${times[$reference,$other]}")
     for v in "${variants[@]}"; do
         row="| $v |"
         for t in "${targets[@]}"; do row+=" ${size_mb[$v,$t]} MB | ${build_s[$v,$t]} s |"; done
-        int8=$(median_ms <<<"${times[$v,embedded]}")
-        fp32=$(median_ms <<<"${times[$v,models/seed-cnn.onnx]}")
-        ratio=$(awk -v a="$int8" -v b="$ref_int8" -v c="$fp32" -v d="$ref_fp32" 'BEGIN { printf "%.2f× / %.2f×", a / b, c / d }')
-        echo "$row $int8 | $fp32 | $ratio |"
+        default=$(median_ms <<<"${times[$v,embedded]}")
+        other_ms=$(median_ms <<<"${times[$v,$other]}")
+        ratio=$(awk -v a="$default" -v b="$ref_default" -v c="$other_ms" -v d="$ref_other" 'BEGIN { printf "%.2f× / %.2f×", a / b, c / d }')
+        echo "$row $default | $other_ms | $ratio |"
     done
 } | tee "$out/report.md"

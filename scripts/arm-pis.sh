@@ -3,9 +3,12 @@
 # qemu) and scripts/arm-instruction-counts.sh (the instruction-count proxy), so both emulate the
 # same Raspberry Pis the same way.
 
-# qemu-user binary and the Debian cross sysroot it loads ARM libraries from, per target.
+# qemu-user binary and the Debian cross sysroot it loads ARM libraries from, per target. The musl
+# target links statically and needs none; armv7 links glibc statically too (.cargo/config.toml),
+# and keeps the sysroot for a build whose RUSTFLAGS override that.
 qemu_for() {
     case "$1" in
+        aarch64-unknown-linux-musl) echo "qemu-aarch64" ;;
         aarch64-unknown-linux-gnu) echo "qemu-aarch64 -L /usr/aarch64-linux-gnu" ;;
         armv7-unknown-linux-gnueabihf) echo "qemu-arm -L /usr/arm-linux-gnueabihf" ;;
         *) echo "$(basename "$0"): unknown target $1" >&2; exit 1 ;;
@@ -21,7 +24,7 @@ qemu_for() {
 # test-arm.sh runs cxr-minimal on.
 cpus_for() {
     case "$1" in
-        aarch64-unknown-linux-gnu)
+        aarch64-unknown-linux-musl | aarch64-unknown-linux-gnu)
             echo "pi4 cortex-a72 TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=0xd08 Pi 4 (Cortex-A72)"
             echo "pi3 cortex-a53 TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=0xd03 Pi 3 (Cortex-A53)"
             echo "pi5 cortex-a76 TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=0xd0b Pi 5 (Cortex-A76, dot product)" ;;

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! $ cxr-minimal chest.png            # or: cxr-minimal - < chest.png
-//! p_covid=0.123456 class=non-covid threshold=0.2777 model=seed-cnn-int8
+//! p_covid=0.123456 class=non-covid threshold=0.2726 model=seed-cnn
 //! ```
 //!
 //! Options are parsed by hand: two of them do not pay for an argument-parser crate in a binary

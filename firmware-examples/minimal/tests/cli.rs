@@ -45,14 +45,14 @@ fn scores_a_real_xray_from_a_path_or_stdin_with_the_embedded_model() {
     assert_eq!(from_path, from_stdin);
     assert!((0.0..=1.0).contains(&from_path.0));
     assert!(["covid", "non-covid"].contains(&from_path.1.as_str()), "{from_path:?}");
-    assert_eq!(from_path.2, cxr_pi_model::EMBEDDED.card().unwrap().name);
+    assert_eq!(from_path.2, cxr_pi_model::EMBEDDED.unwrap().card().unwrap().name);
 }
 
 #[test]
 fn model_flag_loads_another_model_with_its_card() {
-    let fp32 = workspace().join("models/seed-cnn.onnx");
-    let (p, _, model) = parse(&minimal(&["--model", fp32.to_str().unwrap(), xray().to_str().unwrap()], None));
-    assert_eq!(model, "seed-cnn");
+    let int8 = workspace().join("models/seed-cnn-int8.onnx");
+    let (p, _, model) = parse(&minimal(&["--model", int8.to_str().unwrap(), xray().to_str().unwrap()], None));
+    assert_eq!(model, "seed-cnn-int8");
     assert!((0.0..=1.0).contains(&p));
 }
 

@@ -3,34 +3,25 @@
 //!
 //! The model is embedded so that a Pi needs exactly one file, the binary: no model folder to
 //! copy, no path to get wrong in a systemd unit, and the card's sha256 is checked at start-up
-//! all the same. `--model PATH` in both examples loads another model instead (e.g. the fp32
-//! one, to compare ARM against x86 within 1e-4).
+//! all the same. It is `cxr`'s own default: this package runs the workspace's `build.rs`, which
+//! embeds the model `models/DEFAULT` names (or the card in `CXR_DEFAULT_MODEL` at build time),
+//! so the Pi and the desktop give the same answer for the same film. `--model PATH` in both
+//! examples loads another model instead (an int8 one, say).
 
 use cxr_core::Class;
-use cxr_infer::{Batch, Catalog, EmbeddedModel, InferError, Model, ModelSource, Session};
+use cxr_infer::{Batch, Catalog, InferError, Model, ModelSource, Session};
 use std::path::Path;
 
-/// `models/NAME.card.json` and `models/NAME.onnx`, compiled in.
-macro_rules! embed {
-    ($name:literal) => {
-        EmbeddedModel {
-            card_file: concat!($name, ".card.json"),
-            card_json: include_str!(concat!("../../../models/", $name, ".card.json")),
-            onnx_file: concat!($name, ".onnx"),
-            onnx: include_bytes!(concat!("../../../models/", $name, ".onnx")),
-        }
-    };
-}
+include!(concat!(env!("OUT_DIR"), "/embedded_model.rs"));
 
-/// The model the Pi binaries carry: the int8 (QLinearConv) seed CNN, a quarter of the fp32
-/// file's size; see firmware-examples/README.md for which model suits which Pi.
-pub const EMBEDDED: EmbeddedModel = embed!("seed-cnn-int8");
+/// The model the Pi binaries carry (`models/DEFAULT`, as in `cxr`), or why there is none.
+pub const EMBEDDED: Result<cxr_infer::EmbeddedModel, &str> = EMBEDDED_MODEL;
 
 /// Loads the embedded model, or the `.onnx` (card beside it) or `.card.json` at `path`.
 /// One image per run, so the plan is optimised for a batch of one.
 pub fn load(path: Option<&Path>) -> Result<Model, InferError> {
     let source = path.map_or(ModelSource::Embedded, |p| ModelSource::Path(p.to_owned()));
-    Catalog { embedded: Ok(EMBEDDED), dirs: vec![] }.load(&source, Batch::Fixed(1))
+    Catalog { embedded: EMBEDDED.map_err(str::to_owned), dirs: vec![] }.load(&source, Batch::Fixed(1))
 }
 
 /// One image's result, in the terms a user reads.
@@ -52,4 +43,16 @@ pub fn score(session: &mut Session<'_>, path: &Path, bytes: &[u8]) -> Result<Sco
         p_covid: prediction.probabilities[classes.index(Class::Covid)],
         class: classes.names()[prediction.class_index],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// A Pi and `cxr` must give the same answer for the same film: the same model, compiled in.
+    #[test]
+    fn embeds_the_model_cxr_embeds() {
+        let default = include_str!("../../../models/DEFAULT").trim();
+        let embedded = super::EMBEDDED.expect("models/DEFAULT names a shipped model");
+        assert_eq!(embedded.card_file, format!("{default}.card.json"));
+        assert_eq!(embedded.card().unwrap().name, default);
+    }
 }

@@ -5,6 +5,8 @@
 //! The network is built by `cxr_train::zoo`, as training builds it (BatchNorm as its own layer,
 //! libtorch's eager mode), with fresh weights: latency does not depend on their values. The
 //! input is a real X-ray preprocessed by the card recipe (`--image`), or a constant image.
+//! `--size` and `--class-set` match a card whose input side or classes differ from the zoo's
+//! defaults (`resnet18-scratch` is 96 px, the three-class models have three outputs).
 //!
 //! ```text
 //! source .torch/env.sh
@@ -25,10 +27,21 @@ struct Args {
     runs: usize,
     warmup: usize,
     image: Option<std::path::PathBuf>,
+    size: Option<i64>,
+    class_set: cxr_core::ClassSet,
 }
 
 fn parse_args() -> Args {
-    let mut args = Args { arch: "seed-cnn".into(), batch: 1, threads: 1, runs: 50, warmup: 5, image: None };
+    let mut args = Args {
+        arch: "seed-cnn".into(),
+        batch: 1,
+        threads: 1,
+        runs: 50,
+        warmup: 5,
+        image: None,
+        size: None,
+        class_set: cxr_core::ClassSet::Binary,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -39,6 +52,8 @@ fn parse_args() -> Args {
             "--runs" => args.runs = value().parse().expect("--runs N"),
             "--warmup" => args.warmup = value().parse().expect("--warmup N"),
             "--image" => args.image = Some(value().into()),
+            "--size" => args.size = Some(value().parse().expect("--size PIXELS")),
+            "--class-set" => args.class_set = value().parse().unwrap_or_else(|e| panic!("--class-set: {e}")),
             other => panic!("unknown argument {other}; see the doc comment of tch_latency.rs"),
         }
     }
@@ -50,7 +65,7 @@ fn main() {
     if args.threads > 0 {
         tch::set_num_threads(args.threads);
     }
-    let network = zoo::build(&args.arch, None, cxr_core::ClassSet::Binary).unwrap_or_else(|e| panic!("{e}"));
+    let network = zoo::build(&args.arch, args.size, args.class_set).unwrap_or_else(|e| panic!("{e}"));
     let preprocess = zoo::preprocess_for(&network);
     let image = match &args.image {
         Some(path) => preprocess.apply(&cxr_core::load_image(path).unwrap_or_else(|e| panic!("{e}"))),

@@ -426,9 +426,8 @@ fn eval_of_several_models_gives_each_the_scores_of_its_own_run() {
     let ensemble = &reports.as_array().unwrap()[2];
     assert_eq!(ensemble["model"]["name"], format!("ensemble of {} + {}", names[0], names[1]).as_str());
     assert_eq!(ensemble["data"]["failed"], 1, "the empty file fails for the ensemble too");
-    let mean_threshold = (reports[0]["model"]["threshold"].as_f64().unwrap()
-        + reports[1]["model"]["threshold"].as_f64().unwrap())
-        / 2.0;
+    let mean_threshold =
+        (reports[0]["model"]["threshold"].as_f64().unwrap() + reports[1]["model"]["threshold"].as_f64().unwrap()) / 2.0;
     assert!((ensemble["model"]["threshold"].as_f64().unwrap() - mean_threshold).abs() < 1e-12, "{ensemble}");
     assert_eq!(ensemble["versus_first"]["baseline"], names[0].as_str());
     let averaged: Vec<f64> = read_csv(&dir.path().join("ensemble").join("ensemble").join("predictions.csv"))

@@ -208,7 +208,8 @@ fn ensemble_report(
     data: DataSummary,
     folder: &Path,
 ) -> anyhow::Result<(EvalReport, PathBuf)> {
-    std::fs::create_dir_all(folder).with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
+    std::fs::create_dir_all(folder)
+        .with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
     let members: Vec<&[Scored]> = scored.iter().map(Vec::as_slice).collect();
     let averaged = cxr_eval::ensemble::ensemble(&members);
     let mut report = EvalReport::assemble(first, cxr_eval::ensemble::summary(summaries)?, &averaged, data)?;
@@ -264,7 +265,10 @@ fn out_of_fold(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRep
             pooled.extend(fold_scores);
         }
     }
-    anyhow::ensure!(!args.ensemble || sets.len() >= 2, "--ensemble with --out-of-fold needs two sets of fold models or more");
+    anyhow::ensure!(
+        !args.ensemble || sets.len() >= 2,
+        "--ensemble with --out-of-fold needs two sets of fold models or more"
+    );
     let mut names: Vec<String> = sets.iter().map(|set| family_name(set)).collect();
     if args.ensemble {
         names.push(ENSEMBLE_FOLDER.to_owned());

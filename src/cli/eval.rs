@@ -151,12 +151,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
 
 /// Every model on the same images: one report (and report folder) per model.
 fn per_model(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalReport, PathBuf)>> {
-    anyhow::ensure!(!args.ensemble || models.len() >= 2, "--ensemble needs two --model or more");
-    let mut names: Vec<String> = models.iter().map(|m| m.card.name.clone()).collect();
-    if args.ensemble {
-        names.push(ENSEMBLE_FOLDER.to_owned());
-    }
-    let folders = report_folders(&args.report, &names);
     let set = labelled_images(&args.data, args.split.as_deref(), args.data_root.as_deref())?;
     if set.unlabelled > 0 {
         eprintln!("skipped {} images under {} whose folders name no class", set.unlabelled, args.data.display());
@@ -168,10 +162,8 @@ fn per_model(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRepor
         args.data.display(),
         set.split.as_deref().map_or(String::new(), |s| format!(" in split {s}"))
     );
-    for folder in &folders {
-        std::fs::create_dir_all(folder)
-            .with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
-    }
+    let names = models.iter().map(|m| m.card.name.clone()).collect();
+    let folders = create_report_folders(args, names, "--model")?;
     let masks = lung_masks(args, &args.data)?;
     let per_model_scores = score_with_progress(models, &items, args, masks.as_ref())?;
     let mut reports = Vec::new();
@@ -208,8 +200,6 @@ fn ensemble_report(
     data: DataSummary,
     folder: &Path,
 ) -> anyhow::Result<(EvalReport, PathBuf)> {
-    std::fs::create_dir_all(folder)
-        .with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
     let members: Vec<&[Scored]> = scored.iter().map(Vec::as_slice).collect();
     let averaged = cxr_eval::ensemble::ensemble(&members);
     let mut report = EvalReport::assemble(first, cxr_eval::ensemble::summary(summaries)?, &averaged, data)?;
@@ -242,6 +232,8 @@ fn out_of_fold(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRep
         models.len()
     );
     let sets: Vec<&[Model]> = models.chunks(folds).collect();
+    let folders =
+        create_report_folders(args, sets.iter().map(|set| family_name(set)).collect(), "sets of fold models")?;
     // The fold manifests share a folder, so the masks resolve the same way for every fold.
     let masks = lung_masks(args, &fold(0))?;
     let mut scored: Vec<Vec<Scored>> = vec![Vec::new(); sets.len()];
@@ -265,26 +257,15 @@ fn out_of_fold(args: &EvalArgs, models: &[Model]) -> anyhow::Result<Vec<(EvalRep
             pooled.extend(fold_scores);
         }
     }
-    anyhow::ensure!(
-        !args.ensemble || sets.len() >= 2,
-        "--ensemble with --out-of-fold needs two sets of fold models or more"
-    );
-    let mut names: Vec<String> = sets.iter().map(|set| family_name(set)).collect();
-    if args.ensemble {
-        names.push(ENSEMBLE_FOLDER.to_owned());
-    }
-    let folders = report_folders(&args.report, &names);
     let mut reports: Vec<(EvalReport, PathBuf)> = Vec::new();
-    for ((set, set_scores), folder) in sets.iter().zip(&scored).zip(folders.iter().cloned()) {
-        std::fs::create_dir_all(&folder)
-            .with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
+    for ((set, set_scores), folder) in sets.iter().zip(&scored).zip(&folders) {
         let summary = ModelSummary::out_of_fold(set)?;
         let mut report =
             EvalReport::assemble(&set[0], summary, set_scores, data_summary(args, split.clone(), images, 0))?;
         if let Some((first, _)) = reports.first() {
             report.versus_first = Comparison::of(set_scores, &scored[0], &first.model.name);
         }
-        reports.push((write_report(&set[0], report, set_scores, &folder)?, folder.join("report.html")));
+        reports.push((write_report(&set[0], report, set_scores, folder)?, folder.join("report.html")));
     }
     if args.ensemble {
         let summaries: Vec<ModelSummary> =
@@ -346,6 +327,21 @@ fn lung_masks(args: &EvalArgs, data: &Path) -> anyhow::Result<Option<LungMasks>>
 
 /// The report folder itself for one model; for several, a sub-folder per model named after it
 /// (with its position appended when two models share a name).
+/// The report folders of the models `names` and, with `--ensemble`, of their ensemble, created.
+/// `members` names what an ensemble averages, for the message when there are too few.
+fn create_report_folders(args: &EvalArgs, mut names: Vec<String>, members: &str) -> anyhow::Result<Vec<PathBuf>> {
+    anyhow::ensure!(!args.ensemble || names.len() >= 2, "--ensemble needs two {members} or more");
+    if args.ensemble {
+        names.push(ENSEMBLE_FOLDER.to_owned());
+    }
+    let folders = report_folders(&args.report, &names);
+    for folder in &folders {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("{}: cannot create the report folder", folder.display()))?;
+    }
+    Ok(folders)
+}
+
 fn report_folders(report: &Path, names: &[String]) -> Vec<PathBuf> {
     if let [_] = names {
         return vec![report.to_owned()];

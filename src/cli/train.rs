@@ -6,7 +6,7 @@ use cxr_core::ClassSet;
 use cxr_core::preprocess::Intensity;
 use cxr_train::quantize::{Calibration, QuantizeOptions, quantize_file};
 use cxr_train::train::{EPOCHS_CSV, TrainConfig};
-use cxr_train::{Augmentation, TrainingData, export_checkpoint, segmenter};
+use cxr_train::{Augmentation, Balance, TrainingData, export_checkpoint, segmenter};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,6 +22,22 @@ impl From<IntensityArg> for Intensity {
         match arg {
             IntensityArg::AsIs => Intensity::AsIs,
             IntensityArg::Equalize => Intensity::Equalize,
+        }
+    }
+}
+
+/// `--balance`, as `cxr_train::Balance` records it.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum BalanceArg {
+    Classes,
+    Sources,
+}
+
+impl From<BalanceArg> for Balance {
+    fn from(arg: BalanceArg) -> Balance {
+        match arg {
+            BalanceArg::Classes => Balance::Classes,
+            BalanceArg::Sources => Balance::Sources,
         }
     }
 }
@@ -105,6 +121,20 @@ pub struct TrainArgs {
     /// --freeze-base; the segmenter stays frozen.
     #[arg(long, value_name = "DIR", requires = "freeze_base")]
     lung_field: Option<PathBuf>,
+    /// How the training films are balanced. `classes`: every film once per epoch, the loss
+    /// weighted so that every class pulls equally. `sources`: each epoch draws its films with
+    /// replacement so that every source (the manifest's `source` column) turns up alike, and inside
+    /// each source every class it holds, so a collection that holds both classes is not outvoted
+    /// by large collections of one class, whose films mostly teach which collection a film came from.
+    #[arg(long, value_enum, default_value = "classes")]
+    balance: BalanceArg,
+    /// Train against a source predictor with this weight (1 is a usual start): a small adversary
+    /// guesses each training film's source from its score and class, and the classifier is pushed,
+    /// through a reversed gradient, to make the guess hard, so that among films of one class the
+    /// score does not say where a film was taken. Needs training films of two sources or more;
+    /// the adversary is not part of the exported model.
+    #[arg(long, value_name = "WEIGHT")]
+    source_adversary: Option<f64>,
     /// Continue the run in the run directory from its last epoch.
     #[arg(long)]
     resume: bool,
@@ -225,6 +255,8 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         unfreeze_from: args.unfreeze_from.clone(),
         intensity: args.intensity.into(),
         lung_field: args.lung_field.clone(),
+        balance: args.balance.into(),
+        source_adversary: args.source_adversary,
     };
     config.check()?;
     let data = TrainingData::from_manifest(&args.manifest, class_set)?;
@@ -248,10 +280,11 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let state = cxr_train::train(&config, &data, &args.manifest, &run_dir, args.resume, &mut |r, state| {
         let best = state.best.as_ref().map_or(0, |b| b.epoch);
         eprintln!(
-            "epoch {:>3}: train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} AUC {:.4} | {:.1} s{}",
+            "epoch {:>3}: train loss {:.4} acc {:.3}{} | val loss {:.4} acc {:.3} AUC {:.4} | {:.1} s{}",
             r.epoch,
             r.train_loss,
             r.train_acc,
+            r.adversary_loss.map_or(String::new(), |l| format!(" | source adversary loss {l:.4}")),
             r.val_loss,
             r.val_acc,
             r.val_auc,
@@ -261,13 +294,12 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     })?;
     if let Some(features) = &state.features {
         eprintln!(
-            "backbone features: {} ({} values per image, {} images) {} {:.1} s ({:.1} ms per image)",
+            "backbone features: {} ({} values per image, {} images): {} computed, the rest read from the store, in {:.1} s",
             args.feature_dir.as_ref().unwrap_or(&run_dir).join(&features.file).display(),
             features.dimensions,
             features.images,
-            if features.reused { "reused; computed earlier in" } else { "computed in" },
+            features.computed,
             features.extraction_seconds,
-            1000.0 * features.extraction_seconds / features.images.max(1) as f64
         );
     }
     for unreadable in &state.data.unreadable {
@@ -355,6 +387,12 @@ fn recipe(args: &TrainArgs, name: &str) -> String {
     }
     if matches!(args.intensity, IntensityArg::Equalize) {
         cmd += " --intensity equalize";
+    }
+    if matches!(args.balance, BalanceArg::Sources) {
+        cmd += " --balance sources";
+    }
+    if let Some(weight) = args.source_adversary {
+        cmd += &format!(" --source-adversary {weight}");
     }
     if args.freeze_base {
         cmd += " --freeze-base";

@@ -11,11 +11,12 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
-/// An image file and the class it carries.
+/// An image file, the class it carries and the source (collection, hospital) it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabeledImage {
     pub path: PathBuf,
     pub class: Class,
+    pub source: String,
 }
 
 /// The train and validation images of a manifest.
@@ -48,7 +49,10 @@ impl TrainingData {
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &Path| if p.is_relative() && !p.exists() { base.join(p) } else { p.to_owned() };
         let rows = |split: Split| -> Vec<LabeledImage> {
-            manifest.entries_in(split).map(|e| LabeledImage { path: resolve(&e.path), class: e.label }).collect()
+            manifest
+                .entries_in(split)
+                .map(|e| LabeledImage { path: resolve(&e.path), class: e.label, source: e.source.clone() })
+                .collect()
         };
         let data = TrainingData {
             train: rows(Split::Train),
@@ -101,6 +105,7 @@ pub struct ImageCache {
     size: u32,
     pixels: Vec<Vec<u8>>,
     pub targets: Vec<usize>,
+    pub sources: Vec<String>,
     pub paths: Vec<PathBuf>,
 }
 
@@ -126,13 +131,15 @@ impl ImageCache {
             })
             .collect();
         progress.finish_and_clear();
-        let mut cache = ImageCache { size: preprocess.size, pixels: vec![], targets: vec![], paths: vec![] };
+        let mut cache =
+            ImageCache { size: preprocess.size, pixels: vec![], targets: vec![], sources: vec![], paths: vec![] };
         let mut errors = Vec::new();
         for (img, result) in images.iter().zip(decoded) {
             match result {
                 Ok(pixels) => {
                     cache.pixels.push(pixels);
                     cache.targets.push(target_of(class_set, img.class));
+                    cache.sources.push(img.source.clone());
                     cache.paths.push(img.path.clone());
                 }
                 Err(err) => errors.push(err),
@@ -220,7 +227,7 @@ mod tests {
 
     #[test]
     fn a_split_without_covid_images_is_an_error_that_names_the_manifest_and_class() {
-        let img = |class| LabeledImage { path: PathBuf::from("x.png"), class };
+        let img = |class| LabeledImage { path: PathBuf::from("x.png"), class, source: "test".into() };
         let data = TrainingData {
             train: vec![img(Class::Covid), img(Class::Normal)],
             val: vec![img(Class::Normal), img(Class::Pneumonia)],

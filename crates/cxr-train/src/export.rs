@@ -167,11 +167,15 @@ fn card_for(state: &TrainState, best: &crate::run::BestEpoch, onnx_path: &Path, 
                 best.epoch, best.val_auc
             ),
             format!(
-                "trained with Adam lr {} batch {} on {} ({}), class-weighted loss, augmentation: rotation ±{}°, shear ±{}, zoom ±{}, horizontal flip {}, brightness {:?}",
+                "trained with Adam lr {} batch {} on {} ({}), {} loss, augmentation: rotation ±{}°, shear ±{}, zoom ±{}, horizontal flip {}, brightness {:?}",
                 config.learning_rate,
                 config.batch_size,
                 state.device,
                 state.stopped.as_deref().unwrap_or("unfinished"),
+                match config.balance {
+                    crate::Balance::Classes => "class-weighted",
+                    crate::Balance::Sources => "films drawn with replacement so that every source, and every class inside it, turns up alike, unweighted",
+                },
                 aug.rotation_degrees,
                 aug.shear,
                 aug.zoom,
@@ -200,6 +204,11 @@ fn card_for(state: &TrainState, best: &crate::run::BestEpoch, onnx_path: &Path, 
             },
         ]
         .into_iter()
+        .chain(config.source_adversary.map(|weight| {
+            format!(
+                "trained against a source predictor (weight {weight}): an adversary guessed each training film's source from its score and class, and the classifier was trained, through a reversed gradient, to make that guess hard"
+            )
+        }))
         .chain(state.features.as_ref().map(|f| {
             format!(
                 "backbone features cached: the output of `{}` ({} values) was computed once per image, in inference mode and without augmentation (per-epoch augmentation would force recomputing it), and the layers after it trained on it; of the {} images' features, {} were computed for this run and the others read from the store {} ({:.0} s in all)",

@@ -11,11 +11,16 @@
 //! That is what lets the features be stored per image. The feature folder (the run directory
 //! unless `--feature-dir` names another) holds one store per [`FeatureKey`] — the weights file's
 //! sha256, the network, the cut and the preprocessing — as `features-<key>.safetensors` with a
-//! `.json` index naming each row's file (canonical path, length, modification time). A run reads
+//! `.json` index naming each row's file by its contents (sha256 and length). A run reads
 //! the rows of its images and computes only the images the store lacks, then adds them: the five
 //! folds of a cross-validation over thirteen thousand films decode and run the backbone over them
 //! once, not five times, and a resumed run or a three-class head beside a binary one computes
 //! nothing. Targets come from the run's own labels, never from the store.
+//!
+//! A file is known by its bytes, not by its name or modification time: the features are a function
+//! of the bytes alone, so a dataset copied, restored from a backup or synced without its times
+//! keeps its hour of backbone passes, and a file replaced under the same name is computed again.
+//! Hashing thirteen thousand films (a quarter of a gigabyte) takes about a second.
 
 use crate::data::{ImageCache, LabeledImage, TrainingData, bar_style, class_counts, target_of};
 use crate::network::NodeId;
@@ -24,6 +29,7 @@ use crate::tch_backend::{TchNetwork, batch_tensor};
 use cxr_core::card::sha256_hex;
 use cxr_core::{ClassSet, Preprocess};
 use indicatif::ProgressBar;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -31,10 +37,11 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 /// One split's backbone outputs, `[N, …]` on the CPU (`[N, D]` pooled features for a head,
-/// `[N, C, H, W]` maps for partial fine-tuning), with the target of each row.
+/// `[N, C, H, W]` maps for partial fine-tuning), with the target and source of each row.
 pub struct FeatureSet {
     pub features: Tensor,
     pub targets: Vec<usize>,
+    pub sources: Vec<String>,
 }
 
 impl FeatureSet {
@@ -106,22 +113,23 @@ impl FeatureKey {
     }
 }
 
-/// One image file as the store knows it: its canonical path, length and modification time, so a
-/// file replaced under the same name is computed again rather than given its old features.
+/// One image file as the store knows it: the sha256 and length of its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 struct ImageId {
-    path: PathBuf,
+    sha256: String,
     bytes: u64,
-    modified_ns: u128,
 }
 
 impl ImageId {
-    /// `None` for a file that cannot be looked at: it is decoded (and fails) in every run.
+    /// `None` for a file that cannot be read: it is decoded (and fails) in every run.
     fn of(path: &Path) -> Option<ImageId> {
-        let path = std::fs::canonicalize(path).ok()?;
-        let meta = std::fs::metadata(&path).ok()?;
-        let modified_ns = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
-        Some(ImageId { path, bytes: meta.len(), modified_ns })
+        let bytes = std::fs::read(path).ok()?;
+        Some(ImageId { sha256: sha256_hex(&bytes), bytes: bytes.len() as u64 })
+    }
+
+    /// The identity of every image of `listed`, hashed in parallel.
+    fn of_all(listed: &[LabeledImage]) -> Vec<Option<ImageId>> {
+        listed.par_iter().map(|img| ImageId::of(&img.path)).collect()
     }
 }
 
@@ -182,13 +190,15 @@ impl FeatureStore {
         rename(&partial, index_path)
     }
 
-    /// Computes the features of the images of `listed` the store has neither as a row nor as
-    /// unreadable, and adds them; returns how many were computed.
+    /// Computes the features of the images of `listed` (identified by `ids`) the store has neither
+    /// as a row nor as unreadable, and adds them; returns how many were computed.
+    #[allow(clippy::too_many_arguments)]
     fn add_missing(
         &mut self,
         model: &TchNetwork,
         node: NodeId,
         listed: &[LabeledImage],
+        ids: &[Option<ImageId>],
         config: &TrainConfig,
         device: Device,
         split: &'static str,
@@ -198,7 +208,8 @@ impl FeatureStore {
         let mut seen = HashSet::new();
         let missing: Vec<(LabeledImage, Option<ImageId>)> = listed
             .iter()
-            .map(|img| (img.clone(), ImageId::of(&img.path)))
+            .zip(ids)
+            .map(|(img, id)| (img.clone(), id.clone()))
             .filter(|(_, id)| id.as_ref().is_none_or(|id| !known.contains(id) && seen.insert(id.clone())))
             .collect();
         if missing.is_empty() {
@@ -251,21 +262,27 @@ impl FeatureStore {
         Ok(images.len())
     }
 
-    /// The rows of `listed`'s images as a feature set, and the reasons for the ones that could not
-    /// be read.
-    fn gather(&self, listed: &[LabeledImage], class_set: ClassSet) -> (FeatureSet, Vec<String>) {
+    /// The rows of `listed`'s images (identified by `ids`) as a feature set, and the reasons for the
+    /// ones that could not be read.
+    fn gather(
+        &self,
+        listed: &[LabeledImage],
+        ids: &[Option<ImageId>],
+        class_set: ClassSet,
+    ) -> (FeatureSet, Vec<String>) {
         let row_of: HashMap<&ImageId, usize> = self.index.rows.iter().enumerate().map(|(row, id)| (id, row)).collect();
         let reason_of: HashMap<&ImageId, &str> =
             self.index.unreadable.iter().map(|(id, reason)| (id, reason.as_str())).collect();
         let mut rows = Vec::new();
         let mut targets = Vec::new();
+        let mut sources = Vec::new();
         let mut unreadable = Vec::new();
-        for img in listed {
-            let id = ImageId::of(&img.path);
+        for (img, id) in listed.iter().zip(ids) {
             match id.as_ref().and_then(|id| row_of.get(id)) {
                 Some(&row) => {
                     rows.push(row as i64);
                     targets.push(target_of(class_set, img.class));
+                    sources.push(img.source.clone());
                 }
                 None => unreadable.push(match id.as_ref().and_then(|id| reason_of.get(id)) {
                     Some(reason) => reason.to_string(),
@@ -277,7 +294,7 @@ impl FeatureStore {
             Some(all) => all.index_select(0, &Tensor::from_slice(&rows)),
             None => Tensor::zeros([0], (Kind::Float, Device::Cpu)),
         };
-        (FeatureSet { features, targets }, unreadable)
+        (FeatureSet { features, targets, sources }, unreadable)
     }
 }
 
@@ -319,13 +336,14 @@ pub fn load_or_extract(
     let index_path = dir.join(format!("{stem}.json"));
     let mut store = FeatureStore::open(&tensors_path, &index_path, key);
     let started = Instant::now();
-    let computed = store.add_missing(model, node, &data.train, config, device, "train")?
-        + store.add_missing(model, node, &data.val, config, device, "val")?;
+    let (train_ids, val_ids) = (ImageId::of_all(&data.train), ImageId::of_all(&data.val));
+    let computed = store.add_missing(model, node, &data.train, &train_ids, config, device, "train")?
+        + store.add_missing(model, node, &data.val, &val_ids, config, device, "val")?;
     if computed > 0 {
         store.save(&tensors_path, &index_path)?;
     }
-    let (train, mut unreadable) = store.gather(&data.train, config.class_set);
-    let (val, val_unreadable) = store.gather(&data.val, config.class_set);
+    let (train, mut unreadable) = store.gather(&data.train, &train_ids, config.class_set);
+    let (val, val_unreadable) = store.gather(&data.val, &val_ids, config.class_set);
     unreadable.extend(val_unreadable);
     let record = FeatureRecord {
         file: tensors_path.file_name().map(PathBuf::from).unwrap_or_default().display().to_string(),
@@ -389,17 +407,19 @@ mod tests {
 
     #[test]
     fn rows_skip_the_unreadable_images() {
-        let listed: Vec<LabeledImage> =
-            ["a", "b", "c", "d"].iter().map(|p| LabeledImage { path: PathBuf::from(p), class: Class::Covid }).collect();
+        let listed: Vec<LabeledImage> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|p| LabeledImage { path: PathBuf::from(p), class: Class::Covid, source: "s".into() })
+            .collect();
         let kept = [PathBuf::from("a"), PathBuf::from("c"), PathBuf::from("d")];
         assert_eq!(rows_kept(&listed, &kept), [0, 2, 3]);
     }
 
     /// The store finds each listed file's row whatever the list's order or path spelling, gives
-    /// targets from the list's labels, reports the unreadable with their reason, and does not hand
-    /// a replaced file its old features.
+    /// targets from the list's labels, reports the unreadable with their reason, does not hand
+    /// a replaced file its old features, and knows the same bytes under another name.
     #[test]
-    fn a_store_serves_rows_by_file_and_forgets_replaced_files() {
+    fn a_store_serves_rows_by_contents_and_forgets_replaced_files() {
         let dir = tempfile::tempdir().unwrap();
         let file = |name: &str, bytes: &[u8]| {
             let path = dir.path().join(name);
@@ -426,12 +446,19 @@ mod tests {
             (replaced.clone(), Class::Covid),
             (dir.path().join("absent.png"), Class::Normal),
         ]
-        .map(|(path, class)| LabeledImage { path, class });
-        let (set, unreadable) = store.gather(&listed, ClassSet::ThreeClass);
+        .map(|(path, class)| LabeledImage { path, class, source: "s".into() });
+        let (set, unreadable) = store.gather(&listed, &ImageId::of_all(&listed), ClassSet::ThreeClass);
         assert_eq!(Vec::<f32>::try_from(set.features.view([-1])).unwrap(), [20., 10.]);
         assert_eq!(set.targets, [2, 0]);
+        assert_eq!(set.sources, ["s", "s"]);
         assert_eq!(unreadable.len(), 3, "{unreadable:?}");
         assert_eq!(unreadable[0], "bad.png: empty file");
         assert!(unreadable[1].contains("r.png") && unreadable[2].contains("absent.png"), "{unreadable:?}");
+
+        let copy = [LabeledImage { path: file("copy-of-a.png", b"a"), class: Class::Normal, source: "t".into() }];
+        let (set, unreadable) = store.gather(&copy, &ImageId::of_all(&copy), ClassSet::ThreeClass);
+        assert!(unreadable.is_empty(), "{unreadable:?}");
+        assert_eq!(Vec::<f32>::try_from(set.features.view([-1])).unwrap(), [10.]);
+        assert_eq!((set.targets, set.sources), (vec![1], vec!["t".to_owned()]));
     }
 }

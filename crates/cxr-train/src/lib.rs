@@ -4,7 +4,9 @@
 //! description drives the libtorch module ([`tch_backend`]) and the ONNX writer ([`onnx_graph`]),
 //! so what was trained and what ships cannot drift apart.
 
+pub mod adversary;
 pub mod augment;
+pub mod balance;
 pub mod data;
 pub mod device;
 pub mod export;
@@ -21,6 +23,7 @@ pub mod train;
 pub mod zoo;
 
 pub use augment::Augmentation;
+pub use balance::Balance;
 pub use data::{LabeledImage, TrainingData};
 pub use export::export_checkpoint;
 pub use network::{Network, NetworkError};

@@ -5,6 +5,7 @@
 //! apart from each of them.
 
 use crate::augment::Augmentation;
+use crate::balance::Balance;
 use crate::data::DataError;
 use crate::network::{Network, NetworkError};
 use cxr_core::preprocess::Intensity;
@@ -64,6 +65,17 @@ pub struct TrainConfig {
     /// field ([`crate::lung_field`]); needs `freeze_base`, which keeps the segmenter frozen too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lung_field: Option<PathBuf>,
+    /// How the loss weighs each film: by class (the default) or by source and class.
+    #[serde(default, skip_serializing_if = "is_class_balance")]
+    pub balance: Balance,
+    /// Train against a source predictor ([`crate::adversary`]) with this weight on its reversed
+    /// gradient; `None` trains without one. The adversary is not saved: a resumed run starts a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_adversary: Option<f64>,
+}
+
+fn is_class_balance(b: &Balance) -> bool {
+    *b == Balance::Classes
 }
 
 fn is_as_is(i: &Intensity) -> bool {
@@ -91,6 +103,8 @@ impl TrainConfig {
             unfreeze_from: None,
             intensity: Intensity::AsIs,
             lung_field: None,
+            balance: Balance::Classes,
+            source_adversary: None,
         }
     }
 
@@ -107,6 +121,11 @@ impl TrainConfig {
         }
         if self.lung_field.is_some() && !self.freeze_base {
             return Err(TrainError::LungFieldWithoutFreeze);
+        }
+        if let Some(weight) = self.source_adversary
+            && !(weight.is_finite() && weight > 0.0)
+        {
+            return Err(TrainError::AdversaryWeight { weight });
         }
         Ok(())
     }
@@ -131,6 +150,10 @@ pub struct EpochRecord {
     pub val_acc: f64,
     pub val_auc: f64,
     pub seconds: f64,
+    /// The source adversary's mean loss over the epoch (cross-entropy of its guess of each film's
+    /// source): when it stops falling, the score no longer tells the sources apart any better.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversary_loss: Option<f64>,
 }
 
 /// The epoch whose weights are kept, with the operating point chosen on validation.
@@ -220,6 +243,8 @@ pub enum TrainError {
         "--lung-field puts a frozen segmenter in front of the network, so it needs --freeze-base (and --weights): full fine-tuning would train the segmenter's BatchNorm statistics too"
     )]
     LungFieldWithoutFreeze,
+    #[error("--source-adversary {weight}: the weight of the reversed gradient must be a positive number")]
+    AdversaryWeight { weight: f64 },
     #[error(transparent)]
     LungField(#[from] crate::lung_field::LungFieldError),
 }
@@ -267,4 +292,21 @@ pub(crate) fn write_epochs_csv(path: &Path, history: &[EpochRecord]) -> Result<(
         writer.serialize(record).map_err(csv_err)?;
     }
     writer.flush().map_err(|source| TrainError::Io { path: path.to_owned(), action: "cannot write epoch CSV", source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_adversary_needs_a_positive_weight() {
+        let mut config = TrainConfig::new("seed-cnn");
+        for weight in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            config.source_adversary = Some(weight);
+            let err = config.check().unwrap_err().to_string();
+            assert!(err.contains("--source-adversary") && err.contains("positive"), "{err}");
+        }
+        config.source_adversary = Some(1.0);
+        config.check().unwrap();
+    }
 }

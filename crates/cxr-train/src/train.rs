@@ -1,4 +1,4 @@
-//! The training loop: Adam on class-weighted loss, seeded augmentation, validation AUC each epoch,
+//! The training loop: Adam on class- or source-weighted loss ([`crate::balance`]), seeded augmentation, validation AUC each epoch,
 //! early stopping, best and last checkpoints, and a state file that makes a run resumable.
 //!
 //! Two transfer modes share that loop. Full fine-tuning (the default) trains every parameter on
@@ -14,7 +14,9 @@
 //! threshold), `epochs.csv`, `best.safetensors` and `last.safetensors`, and with a frozen base the
 //! feature cache (unless `feature_dir` puts it elsewhere).
 
+use crate::adversary::SourceAdversary;
 use crate::augment::Augmentation;
+use crate::balance::EpochPlan;
 use crate::data::{ImageCache, TrainingData, bar_style, class_counts, mix_seed, target_count};
 use crate::features::{self, FeatureKey, FeatureSet};
 use crate::lung_field::{LungField, behind_lung_field};
@@ -31,7 +33,6 @@ use cxr_core::metrics::roc::RocCurve;
 use cxr_core::{ClassSet, Preprocess};
 use indicatif::ProgressBar;
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 use std::time::Instant;
@@ -82,11 +83,21 @@ pub fn train(
     let Prepared { train: train_examples, val: val_examples, .. } = prepared;
 
     let mut optimizer = nn::Adam::default().build(&vs, config.learning_rate).expect("Adam builds on any VarStore");
+    let mut adversary = config
+        .source_adversary
+        .and_then(|weight| SourceAdversary::new(train_examples.sources(), weight, config.learning_rate, device));
     let start_epoch = state.history.last().map_or(1, |r| r.epoch + 1);
     for epoch in start_epoch..=config.epochs {
         let started = Instant::now();
-        let (train_loss, train_acc) =
-            train_epoch(config, epoch, &model, &train_examples, &state.preprocess, &mut optimizer, device);
+        let (train_loss, train_acc, adversary_loss) = train_epoch(
+            config,
+            epoch,
+            &model,
+            &train_examples,
+            &state.preprocess,
+            (&mut optimizer, adversary.as_mut()),
+            device,
+        );
         let val = evaluate(&model, &val_examples, &state.preprocess, config.batch_size, device);
         let positives: Vec<bool> =
             val_examples.targets().iter().map(|&t| t == positive_target(config.class_set)).collect();
@@ -100,6 +111,7 @@ pub fn train(
             val_acc: val.accuracy,
             val_auc: roc.auc,
             seconds: started.elapsed().as_secs_f64(),
+            adversary_loss,
         };
         save_epoch(config, &vs, run_dir, &mut state, record.clone(), &roc)?;
         report(&record, &state);
@@ -247,30 +259,23 @@ fn new_state(
     }
 }
 
-/// Class-balanced loss weights: each class weighs N / (K · n_class), so every class pulls equally.
-fn balanced_class_weights(train_targets: &[usize], targets: usize) -> Tensor {
-    let counts = class_counts(train_targets, targets);
-    let total = train_targets.len() as f64;
-    let weights: Vec<f32> =
-        counts.iter().map(|&n| if n == 0 { 0.0 } else { (total / (targets as f64 * n as f64)) as f32 }).collect();
-    Tensor::from_slice(&weights)
-}
-
-/// One pass over the training examples in a seeded order, on class-balanced loss; returns the
-/// mean loss and accuracy.
+/// One pass over the training examples in a seeded order, each weighted as `config.balance`
+/// says, against the source adversary when there is one; returns the classifier's mean loss and
+/// accuracy, and the adversary's mean loss.
 fn train_epoch(
     config: &TrainConfig,
     epoch: u32,
     model: &TchNetwork,
     examples: &Examples,
     preprocess: &Preprocess,
-    optimizer: &mut nn::Optimizer,
+    (optimizer, mut adversary): (&mut nn::Optimizer, Option<&mut SourceAdversary>),
     device: Device,
-) -> (f64, f64) {
+) -> (f64, f64, Option<f64>) {
     let head = model.network().head;
-    let class_weights = balanced_class_weights(examples.targets(), target_count(config.class_set)).to_device(device);
-    let mut order: Vec<usize> = (0..examples.len()).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(config.seed, epoch as u64, u64::MAX)));
+    let mut adversary_sum = 0.0f64;
+    let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(config.seed, epoch as u64, u64::MAX));
+    let EpochPlan { order, weights } = config.balance.epoch_plan(examples.targets(), examples.sources(), &mut rng);
+    let film_weights = Tensor::from_slice(&weights);
     // Dropout draws from libtorch's generator; reseeding per epoch keeps resumed runs identical.
     tch::manual_seed(mix_seed(config.seed, epoch as u64, 0) as i64);
     let bar = ProgressBar::new(order.len().div_ceil(config.batch_size) as u64).with_style(bar_style());
@@ -280,8 +285,22 @@ fn train_epoch(
         let augmentation = Some((&config.augmentation, config.seed, epoch as u64));
         let logits = examples.logits(model, batch, preprocess, augmentation, device, true);
         let ys = examples.batch_targets(batch, device);
-        let loss = weighted_loss(head, &logits, &ys, &class_weights);
-        optimizer.backward_step(&loss);
+        let weights = film_weights.index_select(0, &Tensor::from_slice(&batch_rows(batch))).to_device(device);
+        let loss = weighted_loss(head, &logits, &ys, &weights);
+        match adversary.as_deref_mut() {
+            None => optimizer.backward_step(&loss),
+            Some(adversary) => {
+                let covid = ys.eq(positive_target(config.class_set) as i64).to_kind(Kind::Float);
+                let adversary_loss = adversary.loss(&covid_score(head, &logits), &covid, batch, &weights);
+                adversary_sum += f64::try_from(&adversary_loss).unwrap_or(f64::NAN) * batch.len() as f64;
+                let total = &loss + adversary_loss;
+                optimizer.zero_grad();
+                adversary.zero_grad();
+                total.backward();
+                optimizer.step();
+                adversary.step();
+            }
+        }
         loss_sum += f64::try_from(&loss).unwrap_or(f64::NAN) * batch.len() as f64;
         correct += count_correct(head, &logits, &ys);
         seen += batch.len();
@@ -289,7 +308,8 @@ fn train_epoch(
         bar.set_message(format!("epoch {epoch}/{} loss {:.4}", config.epochs, loss_sum / seen as f64));
     }
     bar.finish_and_clear();
-    (loss_sum / seen as f64, correct as f64 / seen as f64)
+    let adversary_loss = adversary.is_some().then(|| adversary_sum / seen as f64);
+    (loss_sum / seen as f64, correct as f64 / seen as f64, adversary_loss)
 }
 
 /// Saves the last weights, keeps the best epoch's (and its threshold for the target sensitivity
@@ -342,23 +362,33 @@ fn positive_target(class_set: ClassSet) -> usize {
     crate::data::target_of(class_set, cxr_core::Class::Covid)
 }
 
-fn weighted_loss(head: Head, logits: &Tensor, targets: &Tensor, class_weights: &Tensor) -> Tensor {
+/// Each film's COVID score `[B]` as the adversary reads it: the sigmoid head's logit, or the
+/// log-probability of COVID of a softmax head.
+fn covid_score(head: Head, logits: &Tensor) -> Tensor {
     match head {
-        Head::Sigmoid => {
-            let weights = class_weights.index_select(0, targets);
-            let per_sample = logits.squeeze_dim(1).binary_cross_entropy_with_logits::<&Tensor>(
-                &targets.to_kind(Kind::Float),
-                None,
-                None,
-                Reduction::None,
-            );
-            (per_sample * &weights).sum(Kind::Float) / weights.sum(Kind::Float)
-        }
+        Head::Sigmoid => logits.squeeze_dim(1),
+        Head::Softmax { .. } => logits.log_softmax(1, Kind::Float).select(1, 0),
         Head::Mask => unreachable!("segmenters train in crate::segmenter, not as classifiers"),
-        Head::Softmax { .. } => {
-            logits.cross_entropy_loss::<&Tensor>(targets, Some(class_weights), Reduction::Mean, -100, 0.0)
-        }
     }
+}
+
+fn batch_rows(batch: &[usize]) -> Vec<i64> {
+    batch.iter().map(|&i| i as i64).collect()
+}
+
+/// The loss of a batch, each film weighted by `weights` (one per film): Σ wᵢ·lossᵢ / Σ wᵢ.
+fn weighted_loss(head: Head, logits: &Tensor, targets: &Tensor, weights: &Tensor) -> Tensor {
+    let per_film = match head {
+        Head::Sigmoid => logits.squeeze_dim(1).binary_cross_entropy_with_logits::<&Tensor>(
+            &targets.to_kind(Kind::Float),
+            None,
+            None,
+            Reduction::None,
+        ),
+        Head::Mask => unreachable!("segmenters train in crate::segmenter, not as classifiers"),
+        Head::Softmax { .. } => logits.cross_entropy_loss::<&Tensor>(targets, None, Reduction::None, -100, 0.0),
+    };
+    (per_film * weights).sum(Kind::Float) / weights.sum(Kind::Float)
 }
 
 fn count_correct(head: Head, logits: &Tensor, targets: &Tensor) -> usize {
@@ -398,7 +428,7 @@ pub fn evaluate(
         for batch in all.chunks(batch_size) {
             let logits = examples.logits(model, batch, preprocess, None, device, false);
             let ys = examples.batch_targets(batch, device);
-            let ones = Tensor::ones([head.outputs().max(2)], (Kind::Float, device));
+            let ones = Tensor::ones([batch.len() as i64], (Kind::Float, device));
             let loss = weighted_loss(head, &logits, &ys, &ones);
             loss_sum += f64::try_from(&loss).unwrap_or(f64::NAN) * batch.len() as f64;
             correct += count_correct(head, &logits, &ys);
@@ -434,6 +464,14 @@ impl Examples {
         match self {
             Examples::Images(cache) => &cache.targets,
             Examples::Features { set, .. } => &set.targets,
+        }
+    }
+
+    /// The source of every example, for [`crate::balance::Balance::Sources`].
+    pub fn sources(&self) -> &[String] {
+        match self {
+            Examples::Images(cache) => &cache.sources,
+            Examples::Features { set, .. } => &set.sources,
         }
     }
 

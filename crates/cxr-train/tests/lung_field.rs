@@ -51,7 +51,11 @@ fn a_segmenter_learns_the_lungs_and_a_classifier_behind_it_exports_as_one_graph(
     assert!(pairs.len() >= 400, "the 427 masks of lung-masks-v7: {}", pairs.len());
     // Disjoint films: 96 to train on, 32 never seen to check on. The segmenter never reads a
     // label, so the class given here is only what TrainingData needs.
-    let image = |(film, _): &(&Path, &Path)| LabeledImage { path: film.to_path_buf(), class: Class::Covid };
+    let image = |(film, _): &(&Path, &Path)| LabeledImage {
+        path: film.to_path_buf(),
+        class: Class::Covid,
+        source: "covid-chestxray-dataset".into(),
+    };
     let data = TrainingData {
         train: pairs.iter().step_by(4).take(96).map(image).collect(),
         val: pairs.iter().skip(2).step_by(4).take(32).map(image).collect(),

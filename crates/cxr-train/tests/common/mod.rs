@@ -41,7 +41,7 @@ pub fn images(folder: &str, class: Class, n: usize) -> Vec<LabeledImage> {
             path.display()
         );
     }
-    paths.into_iter().map(|path| LabeledImage { path, class }).collect()
+    paths.into_iter().map(|path| LabeledImage { path, class, source: "covid19-radiography".into() }).collect()
 }
 
 /// 300 real images (150 COVID, 150 adult normal), 70 % train, 30 % val.

@@ -284,7 +284,10 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             r.epoch,
             r.train_loss,
             r.train_acc,
-            r.adversary_loss.map_or(String::new(), |l| format!(" | source adversary loss {l:.4}")),
+            match (r.adversary_loss, r.adversary_chance) {
+                (Some(loss), Some(chance)) => format!(" | source adversary loss {loss:.4} (chance {chance:.4})"),
+                _ => String::new(),
+            },
             r.val_loss,
             r.val_acc,
             r.val_auc,

@@ -85,6 +85,29 @@ impl SourceAdversary {
         (per_film * weights).sum(Kind::Float) / weights.sum(Kind::Float)
     }
 
+    /// The loss of an adversary that knows each film's class and nothing else: the entropy of the
+    /// source given the class over the epoch's `order`, each film counted by its `weights` entry
+    /// (`covid[i]`: whether example `i` is a COVID film). The adversary's loss near it means the
+    /// score says nothing more about the source.
+    pub fn chance_loss(&self, covid: &[bool], order: &[usize], weights: &[f32]) -> f64 {
+        let sources = self.source_of.iter().max().map_or(0, |&m| m as usize + 1);
+        let mut mass = vec![[0.0f64; 2]; sources];
+        for &i in order {
+            mass[self.source_of[i] as usize][covid[i] as usize] += weights[i] as f64;
+        }
+        let total: f64 = mass.iter().flatten().sum();
+        (0..2)
+            .map(|class| {
+                let in_class: f64 = mass.iter().map(|m| m[class]).sum();
+                mass.iter()
+                    .map(|m| m[class])
+                    .filter(|&w| w > 0.0)
+                    .map(|w| -(w / total) * (w / in_class).ln())
+                    .sum::<f64>()
+            })
+            .sum()
+    }
+
     /// Clears the adversary's gradients before a batch's backward pass.
     pub fn zero_grad(&mut self) {
         self.optimizer.zero_grad();
@@ -110,6 +133,20 @@ mod tests {
         for (g, want) in grad.iter().zip([-0.3f32, -0.6, -0.9]) {
             assert!((g - want).abs() < 1e-6, "{grad:?}");
         }
+    }
+
+    #[test]
+    fn chance_is_the_entropy_of_the_source_given_the_class() {
+        // COVID films from sources a and b alike; non-COVID from a, b, c in 1 : 1 : 2.
+        let sources: Vec<String> = ["a", "b", "a", "b", "c", "c"].map(String::from).to_vec();
+        let covid = [true, true, false, false, false, false];
+        let adversary = SourceAdversary::new(&sources, 1.0, 1e-3, Device::Cpu).unwrap();
+        let chance = adversary.chance_loss(&covid, &[0, 1, 2, 3, 4, 5], &[1.0; 6]);
+        let want = (2.0 / 6.0) * 2f64.ln() + (4.0 / 6.0) * (0.5 * 2f64.ln() + 2.0 * 0.25 * 4f64.ln());
+        assert!((chance - want).abs() < 1e-9, "{chance} against {want}");
+        // Weights count like repeats.
+        let repeated = adversary.chance_loss(&covid, &[0, 1, 2, 3, 4], &[1.0, 1.0, 1.0, 1.0, 2.0, 0.0]);
+        assert!((repeated - want).abs() < 1e-9, "{repeated} against {want}");
     }
 
     #[test]

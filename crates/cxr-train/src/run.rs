@@ -154,6 +154,10 @@ pub struct EpochRecord {
     /// source): when it stops falling, the score no longer tells the sources apart any better.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adversary_loss: Option<f64>,
+    /// What the adversary would lose knowing each film's class alone
+    /// ([`crate::adversary::SourceAdversary::chance_loss`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversary_chance: Option<f64>,
 }
 
 /// The epoch whose weights are kept, with the operating point chosen on validation.

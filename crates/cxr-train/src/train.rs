@@ -89,7 +89,7 @@ pub fn train(
     let start_epoch = state.history.last().map_or(1, |r| r.epoch + 1);
     for epoch in start_epoch..=config.epochs {
         let started = Instant::now();
-        let (train_loss, train_acc, adversary_loss) = train_epoch(
+        let (train_loss, train_acc, adversary) = train_epoch(
             config,
             epoch,
             &model,
@@ -111,7 +111,8 @@ pub fn train(
             val_acc: val.accuracy,
             val_auc: roc.auc,
             seconds: started.elapsed().as_secs_f64(),
-            adversary_loss,
+            adversary_loss: adversary.map(|(loss, _)| loss),
+            adversary_chance: adversary.map(|(_, chance)| chance),
         };
         save_epoch(config, &vs, run_dir, &mut state, record.clone(), &roc)?;
         report(&record, &state);
@@ -261,7 +262,7 @@ fn new_state(
 
 /// One pass over the training examples in a seeded order, each weighted as `config.balance`
 /// says, against the source adversary when there is one; returns the classifier's mean loss and
-/// accuracy, and the adversary's mean loss.
+/// accuracy, and the adversary's mean loss with its chance level.
 fn train_epoch(
     config: &TrainConfig,
     epoch: u32,
@@ -270,7 +271,7 @@ fn train_epoch(
     preprocess: &Preprocess,
     (optimizer, mut adversary): (&mut nn::Optimizer, Option<&mut SourceAdversary>),
     device: Device,
-) -> (f64, f64, Option<f64>) {
+) -> (f64, f64, Option<(f64, f64)>) {
     let head = model.network().head;
     let mut adversary_sum = 0.0f64;
     let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(config.seed, epoch as u64, u64::MAX));
@@ -308,8 +309,11 @@ fn train_epoch(
         bar.set_message(format!("epoch {epoch}/{} loss {:.4}", config.epochs, loss_sum / seen as f64));
     }
     bar.finish_and_clear();
-    let adversary_loss = adversary.is_some().then(|| adversary_sum / seen as f64);
-    (loss_sum / seen as f64, correct as f64 / seen as f64, adversary_loss)
+    let adversary = adversary.map(|adversary| {
+        let covid: Vec<bool> = examples.targets().iter().map(|&t| t == positive_target(config.class_set)).collect();
+        (adversary_sum / seen as f64, adversary.chance_loss(&covid, &order, &weights))
+    });
+    (loss_sum / seen as f64, correct as f64 / seen as f64, adversary)
 }
 
 /// Saves the last weights, keeps the best epoch's (and its threshold for the target sensitivity

@@ -60,25 +60,34 @@ fn mean(predictions: &[&Prediction]) -> Prediction {
     Prediction { probabilities, class_index, covid_index: predictions[0].covid_index }
 }
 
-/// The ensemble's summary: named after its members, every member's sha256, the mean threshold.
+/// The ensemble's summary: named after every member (a model given twice is named twice, as it
+/// counts twice), every member's sha256, the mean of the members' thresholds. Architectures and
+/// precisions are named once each.
 pub fn summary(members: &[ModelSummary]) -> Result<ModelSummary, EvalError> {
     let first = &members[0];
     if let Some(other) = members.iter().find(|m| m.class_set != first.class_set) {
         return Err(EvalError::MixedClassSets { model: other.name.clone(), first: first.name.clone() });
     }
-    let join = |field: fn(&ModelSummary) -> &str, separator: &str| {
-        let mut parts: Vec<&str> = members.iter().map(field).collect();
-        parts.dedup();
-        parts.join(separator)
+    let every = |field: fn(&ModelSummary) -> &str, separator: &str| {
+        members.iter().map(field).collect::<Vec<_>>().join(separator)
+    };
+    let distinct = |field: fn(&ModelSummary) -> &str| {
+        let mut parts: Vec<&str> = Vec::new();
+        for part in members.iter().map(field) {
+            if !parts.contains(&part) {
+                parts.push(part);
+            }
+        }
+        parts.join(" + ")
     };
     Ok(ModelSummary {
-        name: format!("ensemble of {}", join(|m| &m.name, " + ")),
-        architecture: join(|m| &m.architecture, " + "),
-        precision: join(|m| &m.precision, " + "),
-        sha256: join(|m| &m.sha256, " "),
+        name: format!("ensemble of {}", every(|m| &m.name, " + ")),
+        architecture: distinct(|m| &m.architecture),
+        precision: distinct(|m| &m.precision),
+        sha256: every(|m| &m.sha256, " "),
         threshold: members.iter().map(|m| m.threshold).sum::<f64>() / members.len() as f64,
         threshold_rule: format!(
-            "P(covid) the mean of the members', decided at the mean of their thresholds; the first member's: {}",
+            "P(covid) the mean of the members', each film decided at the mean of the thresholds of the models that scored it (out of fold: its fold's model of every member), the mean of the members' shown thresholds shown; the first member's: {}",
             first.threshold_rule
         ),
         class_set: first.class_set,
@@ -116,5 +125,25 @@ mod tests {
         assert!((share - 0.6).abs() < 1e-12 && area == 0.37);
         assert_eq!(both[0].noise_shift, None);
         assert_eq!(both[1].result.as_ref().unwrap_err(), "cannot decode");
+    }
+
+    #[test]
+    fn a_summary_names_every_member_and_each_architecture_once() {
+        let member = |name: &str, architecture: &str, threshold: f64| ModelSummary {
+            name: name.into(),
+            architecture: architecture.into(),
+            precision: "fp32".into(),
+            sha256: format!("{name}-sha"),
+            threshold,
+            threshold_rule: "rule".into(),
+            class_set: cxr_core::ClassSet::Binary,
+        };
+        let members = [member("a", "cnn", 0.2), member("b", "resnet", 0.4), member("a", "cnn", 0.3)];
+        let s = summary(&members).unwrap();
+        assert_eq!(s.name, "ensemble of a + b + a");
+        assert_eq!(s.architecture, "cnn + resnet");
+        assert_eq!(s.precision, "fp32");
+        assert_eq!(s.sha256, "a-sha b-sha a-sha");
+        assert!((s.threshold - 0.3).abs() < 1e-12);
     }
 }

@@ -1,5 +1,7 @@
-//! The training loop: Adam on class- or source-weighted loss ([`crate::balance`]), seeded augmentation, validation AUC each epoch,
-//! early stopping, best and last checkpoints, and a state file that makes a run resumable.
+//! The training loop: Adam on class-weighted loss or source-balanced draws ([`crate::balance`]),
+//! optionally against a source adversary ([`crate::adversary`]), seeded augmentation, validation
+//! AUC each epoch, early stopping, best and last checkpoints, and a state file that makes a run
+//! resumable.
 //!
 //! Two transfer modes share that loop. Full fine-tuning (the default) trains every parameter on
 //! augmented images. A frozen base (`freeze_base`, the seed's transfer setting) trains only the

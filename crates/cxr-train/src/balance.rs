@@ -21,7 +21,8 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// How the training loss weighs each film (recorded on the card's training configuration).
+/// How training balances its films: by loss weights per class, or by drawing per source and
+/// class (recorded in the run's configuration and described on the card).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Balance {

@@ -88,15 +88,22 @@ fn every_image_is_scored_and_filed_exactly_once_across_crashes_and_restarts() {
     assert_eq!(after_abort.len(), 3);
     assert!(inbox.join(&after_abort[2]["file"]).exists(), "the third image was recorded but not moved");
 
-    // 2. Run as a service and kill it (SIGKILL) somewhere in the middle.
+    // 2. Run as a service and kill it (SIGKILL) as soon as it has written a row of its own.
     let mut service = watch(inbox, 100).spawn().unwrap();
-    wait_for_rows(inbox, 6, &mut service);
+    wait_for_rows(inbox, 4, &mut service);
     service.kill().unwrap();
     service.wait().unwrap();
 
-    // 3. Finish; exit status 1 because two files failed.
+    // 3. Finish. `--once` exits 1 when an image failed *in that run*; a fast machine may have
+    // filed the corrupt and the empty file before the kill landed, so the expected status
+    // follows from what the killed service left in the inbox.
+    let failing_left = ["corrupt.png", "empty.jpg"].iter().any(|n| inbox.join(n).exists());
     let status = watch(inbox, 100).arg("--once").status().unwrap();
-    assert_eq!(status.code(), Some(1));
+    assert_eq!(
+        status.code(),
+        Some(if failing_left { 1 } else { 0 }),
+        "failing files left for the last run: {failing_left}"
+    );
 
     let rows = rows(inbox);
     let mut names: Vec<&str> = rows.iter().map(|r| r["file"].as_str()).collect();

@@ -26,6 +26,26 @@ impl From<IntensityArg> for Intensity {
     }
 }
 
+/// `--augment`: which of `cxr_train::Augmentation`'s settings each epoch draws from.
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum AugmentArg {
+    /// The seed write-up's: ±5° rotation, shear 0.2, zoom 0.3, horizontal flips, brightness 0.2–1.0.
+    Seed,
+    /// ±5° rotation, shear 0.05, zoom 0.1, no flips, brightness 0.8–1.2.
+    Mild,
+    None,
+}
+
+impl AugmentArg {
+    fn augmentation(self) -> Augmentation {
+        match self {
+            AugmentArg::Seed => Augmentation::SEED_PAPER,
+            AugmentArg::Mild => Augmentation::MILD,
+            AugmentArg::None => Augmentation::NONE,
+        }
+    }
+}
+
 /// `--balance`, as `cxr_train::Balance` records it.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum BalanceArg {
@@ -107,9 +127,15 @@ pub struct TrainArgs {
     image_size: Option<i64>,
     #[arg(long, value_enum, default_value = "binary")]
     classes: Classes,
-    /// Train without augmentation.
-    #[arg(long)]
+    /// Train without augmentation (the same as `--augment none`).
+    #[arg(long, conflicts_with = "augment")]
     no_augment: bool,
+    /// Augmentation drawn afresh every epoch: `seed` (the default without --freeze-base), `mild`,
+    /// or `none` (the default with --freeze-base, whose cached features cannot be augmented). With
+    /// --freeze-base and an augmentation the frozen layers re-run on every batch's augmented
+    /// images instead of being cached: an epoch then costs a forward pass of the base per film.
+    #[arg(long, value_enum)]
+    augment: Option<AugmentArg>,
     /// Grey-level remapping of every image before the network (recorded in the card, so
     /// inference does the same): `equalize` gives each film a uniform histogram, removing the
     /// exposure and contrast curve of the device that took it.
@@ -246,7 +272,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         learning_rate: args.lr,
         seed: args.seed,
         patience: args.patience,
-        augmentation: if args.no_augment || args.freeze_base { Augmentation::NONE } else { Augmentation::SEED_PAPER },
+        augmentation: augment_arg(&args).augmentation(),
         target_sensitivity: 0.95,
         recipe: recipe(&args, &name),
         pretrained: args.weights.clone(),
@@ -367,6 +393,15 @@ pub fn run_export(args: ExportArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The command line that reproduces this run, for the model card.
+/// The augmentation asked for, or the mode's default.
+fn augment_arg(args: &TrainArgs) -> AugmentArg {
+    match args.augment {
+        Some(augment) => augment,
+        None if args.no_augment || args.freeze_base => AugmentArg::None,
+        None => AugmentArg::Seed,
+    }
+}
+
 fn recipe(args: &TrainArgs, name: &str) -> String {
     let mut cmd = format!(
         "cxr train --arch {} --manifest {} --out {} --name {name} --epochs {} --batch-size {} --lr {} --seed {} --patience {}",
@@ -405,8 +440,12 @@ fn recipe(args: &TrainArgs, name: &str) -> String {
         if let Some(dir) = &args.lung_field {
             cmd += &format!(" --lung-field {}", dir.display());
         }
-    } else if args.no_augment {
-        cmd += " --no-augment";
+    }
+    // Spelled out only where it differs from the mode's default.
+    let default = if args.freeze_base { AugmentArg::None } else { AugmentArg::Seed };
+    let augment = augment_arg(args);
+    if augment != default {
+        cmd += &format!(" --augment {}", augment.to_possible_value().expect("no variant is skipped").get_name());
     }
     cmd
 }

@@ -29,6 +29,11 @@ impl Augmentation {
     pub const SEED_PAPER: Augmentation =
         Augmentation { rotation_degrees: 5.0, shear: 0.2, zoom: 0.3, horizontal_flip: true, brightness: [0.2, 1.0] };
 
+    /// A milder variant for films that are already framed alike: ±5° rotation, shear 0.05, zoom
+    /// 0.1, no flips (a flipped chest puts the heart on the wrong side), brightness 0.8–1.2.
+    pub const MILD: Augmentation =
+        Augmentation { rotation_degrees: 5.0, shear: 0.05, zoom: 0.1, horizontal_flip: false, brightness: [0.8, 1.2] };
+
     /// No change at all (validation, and `--no-augment`).
     pub const NONE: Augmentation =
         Augmentation { rotation_degrees: 0.0, shear: 0.0, zoom: 0.0, horizontal_flip: false, brightness: [1.0, 1.0] };

@@ -43,8 +43,9 @@ pub struct TrainConfig {
     /// Every tensor but the classifier head must fit by name and shape.
     #[serde(default)]
     pub pretrained: Option<PathBuf>,
-    /// Train only the classifier head on cached backbone features (needs `pretrained`, and no
-    /// augmentation: augmented images would need their features recomputed every epoch).
+    /// Train only the classifier head (or, with `unfreeze_from`, the last layers) and keep the base
+    /// as in `pretrained` (needed). Without augmentation the base's outputs are computed once and
+    /// cached; with one, the base re-runs on every batch's augmented images.
     #[serde(default)]
     pub freeze_base: bool,
     /// Folder for the frozen-base feature cache; `None` keeps it in the run directory. Runs of one
@@ -112,9 +113,6 @@ impl TrainConfig {
     pub fn check(&self) -> Result<(), TrainError> {
         if self.freeze_base && self.pretrained.is_none() {
             return Err(TrainError::FreezeWithoutWeights);
-        }
-        if self.freeze_base && self.augmentation != Augmentation::NONE {
-            return Err(TrainError::FreezeWithAugmentation);
         }
         if self.unfreeze_from.is_some() && !self.freeze_base {
             return Err(TrainError::UnfreezeWithoutFreeze);
@@ -235,10 +233,6 @@ pub enum TrainError {
         "--freeze-base needs --weights: a frozen, randomly initialised backbone gives random features; pass ImageNet weights (scripts/fetch-weights.sh gives .torch/weights/mobilenet_v2-imagenet.safetensors) or drop --freeze-base to train the whole network"
     )]
     FreezeWithoutWeights,
-    #[error(
-        "a frozen base trains on backbone features computed once per image, so it cannot augment (an augmented image needs its features recomputed every epoch); train with no augmentation or without freeze_base"
-    )]
-    FreezeWithAugmentation,
     #[error(
         "--unfreeze-from says where a frozen base stops, so it needs --freeze-base (without it every layer trains)"
     )]

@@ -9,8 +9,11 @@
 //! [`crate::features`], which makes an epoch cost seconds instead of a backbone pass over every
 //! image, at the price of augmentation (see there). With `unfreeze_from` the base is frozen only up
 //! to a named layer, and that layer onwards trains on the cached output of the layer before
-//! (partial fine-tuning: still no augmentation, but the last blocks adapt to X-rays). Either way the
-//! checkpoints hold the whole network, so export is the same.
+//! (partial fine-tuning: still no augmentation, but the last blocks adapt to X-rays). A frozen base
+//! given an augmentation instead re-runs the frozen layers on every batch's augmented images
+//! ([`Examples::FrozenImages`]): a few hundred films overfit a trained block within a few epochs,
+//! and augmentation is the usual remedy. Either way the checkpoints hold the whole network, so
+//! export is the same.
 //!
 //! A run directory holds `state.json` (configuration, per-epoch history, best epoch and its
 //! threshold), `epochs.csv`, `best.safetensors` and `last.safetensors`, and with a frozen base the
@@ -194,12 +197,30 @@ fn prepare_examples(
     device: Device,
 ) -> Result<Prepared, TrainError> {
     let network = model.network();
+    let load_images = || -> Result<(ImageCache, ImageCache, Vec<String>), TrainError> {
+        let (train_cache, mut unreadable) =
+            ImageCache::load(&data.train, config.class_set, preprocess, "train", &ProgressBar::new(0))?;
+        let (val_cache, val_unreadable) =
+            ImageCache::load(&data.val, config.class_set, preprocess, "val", &ProgressBar::new(0))?;
+        unreadable.extend(val_unreadable);
+        Ok((train_cache, val_cache, unreadable.iter().map(|e| e.to_string()).collect()))
+    };
     let prepared = if config.freeze_base {
         let cut = match &config.unfreeze_from {
             Some(layer) => network.input_of_layer(layer)?,
             None => network.head_input()?,
         };
         freeze_up_to(vs, network, cut);
+        if config.augmentation != Augmentation::NONE {
+            let (train, val, unreadable) = load_images()?;
+            return Prepared {
+                train: Examples::FrozenImages { cache: train, cut },
+                val: Examples::FrozenImages { cache: val, cut },
+                unreadable,
+                features: None,
+            }
+            .non_empty();
+        }
         let key = FeatureKey::new(config, model, cut)?;
         let feature_dir = config.feature_dir.as_deref().unwrap_or(run_dir);
         let cached = features::load_or_extract(model, cut, &key, data, config, feature_dir, device)?;
@@ -210,21 +231,22 @@ fn prepare_examples(
             features: Some(cached.record),
         }
     } else {
-        let (train_cache, mut unreadable) =
-            ImageCache::load(&data.train, config.class_set, preprocess, "train", &ProgressBar::new(0))?;
-        let (val_cache, val_unreadable) =
-            ImageCache::load(&data.val, config.class_set, preprocess, "val", &ProgressBar::new(0))?;
-        unreadable.extend(val_unreadable);
-        let unreadable = unreadable.iter().map(|e| e.to_string()).collect();
-        Prepared { train: Examples::Images(train_cache), val: Examples::Images(val_cache), unreadable, features: None }
+        let (train, val, unreadable) = load_images()?;
+        Prepared { train: Examples::Images(train), val: Examples::Images(val), unreadable, features: None }
     };
-    if prepared.train.is_empty() {
-        return Err(TrainError::EmptySplit { split: "train" });
+    prepared.non_empty()
+}
+
+impl Prepared {
+    fn non_empty(self) -> Result<Prepared, TrainError> {
+        if self.train.is_empty() {
+            return Err(TrainError::EmptySplit { split: "train" });
+        }
+        if self.val.is_empty() {
+            return Err(TrainError::EmptySplit { split: "val" });
+        }
+        Ok(self)
     }
-    if prepared.val.is_empty() {
-        return Err(TrainError::EmptySplit { split: "val" });
-    }
-    Ok(prepared)
 }
 
 /// The state of a fresh run: its configuration, network and what data it trains on.
@@ -455,6 +477,10 @@ pub enum Examples {
     Images(ImageCache),
     /// Outputs of node `cut` computed once (frozen base), run through the nodes after it alone.
     Features { set: FeatureSet, cut: NodeId },
+    /// Decoded images run through the frozen nodes up to `cut` in every batch (inference mode, no
+    /// gradient), then through the trained nodes after it: a frozen base that can still augment,
+    /// at the price of a forward pass of the base per image per epoch.
+    FrozenImages { cache: ImageCache, cut: NodeId },
 }
 
 impl Examples {
@@ -468,7 +494,7 @@ impl Examples {
 
     pub fn targets(&self) -> &[usize] {
         match self {
-            Examples::Images(cache) => &cache.targets,
+            Examples::Images(cache) | Examples::FrozenImages { cache, .. } => &cache.targets,
             Examples::Features { set, .. } => &set.targets,
         }
     }
@@ -476,7 +502,7 @@ impl Examples {
     /// The source of every example, for [`crate::balance::Balance::Sources`].
     pub fn sources(&self) -> &[String] {
         match self {
-            Examples::Images(cache) => &cache.sources,
+            Examples::Images(cache) | Examples::FrozenImages { cache, .. } => &cache.sources,
             Examples::Features { set, .. } => &set.sources,
         }
     }
@@ -487,7 +513,8 @@ impl Examples {
     }
 
     /// The logits of examples `indices`; `train` switches dropout on (and, for images, BatchNorm to
-    /// batch statistics). `augmentation` applies to images only: features were computed without it.
+    /// batch statistics; a frozen base stays in inference mode). `augmentation` applies to images
+    /// only: cached features were computed without it.
     fn logits(
         &self,
         model: &TchNetwork,
@@ -504,6 +531,12 @@ impl Examples {
                 model.forward(&xs, train).logits
             }
             Examples::Features { set, cut } => model.forward_from(*cut, &set.batch(indices, device), train),
+            Examples::FrozenImages { cache, cut } => {
+                let inputs = cache.batch(indices, preprocess, augmentation);
+                let xs = batch_tensor(&inputs, preprocess.shape(indices.len())).to_device(device);
+                let frozen = tch::no_grad(|| model.forward_to(&xs, *cut, false));
+                model.forward_from(*cut, &frozen, train)
+            }
         }
     }
 }

@@ -257,15 +257,25 @@ fn a_base_frozen_up_to_a_block_trains_that_block_onwards_on_its_cached_input() {
     let features = state.features.clone().unwrap();
     assert_eq!(features.dimensions, 160 * 4 * 4, "block 16's map at 128 px: {features:?}");
     assert!(state.best.clone().unwrap().val_auc > 0.75, "{:?}", state.history);
+    assert_only_features_17_onwards_trained(&state.network, &run);
 
+    let onnx = dir.path().join("mobilenet-v2-partial.onnx");
+    let card = export_checkpoint(&run, &onnx).unwrap();
+    assert!(card.training.clone().unwrap().transfer.unwrap().contains("`features.17` onwards fine-tuned"));
+    assert_runtime_matches_libtorch(&state.network, &run, &onnx, &card, &data);
+}
+
+/// Every tensor of `network` before `features.17` (BatchNorm statistics included) is as in the
+/// ImageNet weights in the best checkpoint of `run`, and `features.17` onwards trained.
+fn assert_only_features_17_onwards_trained(network: &Network, run: &Path) {
     let trained: HashMap<String, Tensor> =
         Tensor::read_safetensors(run.join(BEST_WEIGHTS)).unwrap().into_iter().collect();
     let original: HashMap<String, Tensor> = Tensor::read_safetensors(imagenet_weights()).unwrap().into_iter().collect();
-    let cut = state.network.input_of_layer("features.17").unwrap();
+    let cut = network.input_of_layer("features.17").unwrap();
     let (mut kept, mut changed) = (0, Vec::new());
-    for spec in state.network.parameters().iter().filter(|p| original.contains_key(&p.name)) {
+    for spec in network.parameters().iter().filter(|p| original.contains_key(&p.name)) {
         let same = trained[&spec.name].equal(&original[&spec.name].to_kind(trained[&spec.name].kind()));
-        if state.network.is_after(&spec.name, cut) {
+        if network.is_after(&spec.name, cut) {
             if !same {
                 changed.push(spec.name.clone());
             }
@@ -278,11 +288,38 @@ fn a_base_frozen_up_to_a_block_trains_that_block_onwards_on_its_cached_input() {
     for layer in ["features.17.conv.0.0.weight", "features.17.conv.1.1.running_var", "features.18.0.weight"] {
         assert!(changed.iter().any(|c| c == layer), "`{layer}` did not train; changed: {changed:?}");
     }
+}
 
-    let onnx = dir.path().join("mobilenet-v2-partial.onnx");
-    let card = export_checkpoint(&run, &onnx).unwrap();
-    assert!(card.training.clone().unwrap().transfer.unwrap().contains("`features.17` onwards fine-tuned"));
-    assert_runtime_matches_libtorch(&state.network, &run, &onnx, &card, &data);
+/// A frozen base with an augmentation caches nothing: the frozen layers re-run, in inference
+/// mode, on every batch's augmented films, so the base still comes out exactly as loaded while
+/// the block after the cut learns from films the unaugmented run never saw (its weights differ
+/// from that run's at the same seed), and the export runs in cxr-infer as in libtorch.
+#[test]
+fn a_frozen_base_with_augmentation_reruns_the_base_on_augmented_films() {
+    let data = small_data();
+    let dir = tempfile::tempdir().unwrap();
+    let (plain_run, augmented_run) = (dir.path().join("plain"), dir.path().join("augmented"));
+    let mut config = frozen_config();
+    config.unfreeze_from = Some("features.17".into());
+    config.epochs = 2;
+    train::train(&config, &data, Path::new("m.csv"), &plain_run, false, &mut |_, _| {}).unwrap();
+    config.augmentation = Augmentation::MILD;
+    let state = train::train(&config, &data, Path::new("m.csv"), &augmented_run, false, &mut |_, _| {}).unwrap();
+    assert!(state.features.is_none(), "an augmented run cached features: {:?}", state.features);
+    assert!(state.best.clone().unwrap().val_auc > 0.7, "{:?}", state.history);
+    assert_only_features_17_onwards_trained(&state.network, &augmented_run);
+
+    let weights = |run: &Path| -> HashMap<String, Tensor> {
+        Tensor::read_safetensors(run.join(LAST_WEIGHTS)).unwrap().into_iter().collect()
+    };
+    let (plain, augmented) = (weights(&plain_run), weights(&augmented_run));
+    let name = "features.17.conv.0.0.weight";
+    assert!(!plain[name].equal(&augmented[name]), "augmentation changed nothing the block learnt");
+
+    let onnx = dir.path().join("mobilenet-v2-augmented.onnx");
+    let card = export_checkpoint(&augmented_run, &onnx).unwrap();
+    assert!(card.notes.iter().any(|n| n.contains("rotation ±5°")), "{:?}", card.notes);
+    assert_runtime_matches_libtorch(&state.network, &augmented_run, &onnx, &card, &data);
 }
 
 #[test]

@@ -557,6 +557,17 @@ fn models_lists_cards_info_prints_one_and_bench_measures_it() {
         .clone();
     let integer: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(integer[0]["kernels"], "int8", "{integer}");
+    // One image on two threads (latency), and images on all cores (throughput) with that model.
+    let out = cxr(dir.path())
+        .args(["bench", "--json", "--runs", "3", "--model", "tiny-a", "--threads-per-image", "2", "--jobs", "2"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let threaded: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(threaded[0]["threads_per_image"], 2, "{threaded}");
+    assert!(threaded[0]["throughput_images_per_s"].as_f64().is_some_and(|v| v > 0.0), "{threaded}");
     for r in results {
         for field in [
             "load_ms",

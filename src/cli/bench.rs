@@ -15,7 +15,7 @@ use super::models::catalog;
 use anyhow::Context;
 use clap::Args;
 use cxr_core::GreyImage;
-use cxr_infer::{Batch, Model, ModelSource};
+use cxr_infer::{Batch, IntraOpThreads, Model, ModelSource};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -37,6 +37,10 @@ pub struct BenchArgs {
     /// Worker threads for the throughput figure (default: all cores).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
+    /// Threads each run of the model splits its matrix products over (0: one per core); the
+    /// reference network always runs on one. Latencies are then one image on N threads.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads_per_image: usize,
     /// Plan batch: `1` (what `cxr score` uses), another size, or `symbolic`. Latencies are per
     /// run of one batch; throughput is per image.
     #[arg(long, default_value = "1", value_parser = parse_batch)]
@@ -74,6 +78,9 @@ pub struct BenchResult {
     pub latency_p95_ms: f64,
     pub throughput_images_per_s: f64,
     pub threads: usize,
+    /// Threads inside each run (`--threads-per-image`); 1 in files saved before it existed.
+    #[serde(default = "one")]
+    pub threads_per_image: usize,
     /// Images per run: the plan's batch (8 for a symbolic plan).
     pub batch: usize,
     pub peak_rss_mb: Option<f64>,
@@ -119,7 +126,9 @@ fn compare(results: &[BenchResult], path: &std::path::Path, max_slowdown: f64) -
     outln!("{:<width$} {:>12} {:>12} {:>8}  against {}", "MODEL", "BASELINE ×", "NOW ×", "CHANGE", path.display());
     let mut slower = Vec::new();
     for r in results {
-        let base = baseline.iter().find(|b| b.model == r.model && b.batch == r.batch);
+        let base = baseline
+            .iter()
+            .find(|b| b.model == r.model && b.batch == r.batch && b.threads_per_image == r.threads_per_image);
         let (Some(now), Some(then)) = (r.relative_p50, base.and_then(|b| b.relative_p50)) else {
             outln!(
                 "{:<width$} {:>12} {:>12.3} {:>8}  (not in the baseline)",
@@ -173,6 +182,7 @@ fn bench_in_child(model: &str, args: &BenchArgs) -> anyhow::Result<BenchResult> 
         Batch::Symbolic => "symbolic".into(),
     };
     cmd.args(["bench", "--json", "--model", model, "--runs", &args.runs.to_string(), "--batch", &batch]);
+    cmd.args(["--threads-per-image", &args.threads_per_image.to_string()]);
     if let Some(image) = &args.image {
         cmd.arg("--image").arg(image);
     }
@@ -196,8 +206,9 @@ fn bench_one(model_arg: &str, args: &BenchArgs) -> anyhow::Result<BenchResult> {
         None => gradient(1024),
     };
     let started = Instant::now();
-    let model = catalog().load(&ModelSource::parse(model_arg), args.batch)?;
+    let mut model = catalog().load(&ModelSource::parse(model_arg), args.batch)?;
     let load_ms = ms(started);
+    model.set_intra_op_threads(IntraOpThreads::new(args.threads_per_image));
 
     let started = Instant::now();
     let mut input = Vec::new();
@@ -244,6 +255,7 @@ fn bench_one(model_arg: &str, args: &BenchArgs) -> anyhow::Result<BenchResult> {
         latency_p95_ms: percentile(0.95),
         throughput_images_per_s,
         threads,
+        threads_per_image: model.intra_op_threads().count(),
         batch,
         peak_rss_mb: peak_rss_mb(),
         reference_p50_ms: Some(reference_p50),
@@ -288,6 +300,10 @@ fn gradient(side: u32) -> GreyImage {
     GreyImage::new(side, side, pixels)
 }
 
+fn one() -> usize {
+    1
+}
+
 fn ms(started: Instant) -> f64 {
     started.elapsed().as_secs_f64() * 1e3
 }
@@ -295,11 +311,12 @@ fn ms(started: Instant) -> f64 {
 fn print_table(results: &[BenchResult]) {
     let width = super::column_width("MODEL", results.iter().map(|r| r.model.as_str()));
     outln!(
-        "{:<width$} {:<6} {:<7} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>12} {:>9}",
+        "{:<width$} {:<6} {:<7} {:>5} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>12} {:>9}",
         "MODEL",
         "PREC",
         "KERNELS",
         "BATCH",
+        "THREADS",
         "SIZE MB",
         "LOAD ms",
         "FIRST ms",
@@ -311,11 +328,12 @@ fn print_table(results: &[BenchResult]) {
     );
     for r in results {
         outln!(
-            "{:<width$} {:<6} {:<7} {:>5} {:>9.2} {:>9.1} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.1} ({}t) {:>9}",
+            "{:<width$} {:<6} {:<7} {:>5} {:>7} {:>9.2} {:>9.1} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.1} ({}t) {:>9}",
             r.model,
             r.precision,
             r.kernels,
             r.batch,
+            r.threads_per_image,
             r.file_size_bytes as f64 / 1e6,
             r.load_ms,
             r.first_inference_ms,

@@ -3,7 +3,7 @@
 use super::models::ModelArg;
 use clap::Args;
 use cxr_core::card::RESEARCH_USE_ONLY;
-use cxr_infer::{Model, Prediction};
+use cxr_infer::{IntraOpThreads, Model, Prediction};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,11 +17,16 @@ pub struct PredictArgs {
     /// One JSON document on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Threads each image's inference splits its matrix products over (0: one per core). The
+    /// images are scored one after another; to score many, `cxr score` spreads them over cores.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads_per_image: usize,
 }
 
 /// Exit code 1 when any file could not be classified (the others are still printed).
 pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
-    let model = args.model.load()?;
+    let mut model = args.model.load()?;
+    model.set_intra_op_threads(IntraOpThreads::new(args.threads_per_image));
     let mut session = model.session();
     let results: Vec<(PathBuf, Result<Prediction, String>)> =
         args.files.iter().map(|f| (f.clone(), session.predict_file(f).map_err(|e| e.to_string()))).collect();

@@ -15,9 +15,11 @@ pub mod model;
 pub mod onnx_proto;
 pub mod patch_input;
 pub mod profile;
+pub mod threads;
 pub mod tiny_cnn;
 
 pub use catalog::{Catalog, EmbeddedModel, ModelSource, ShippedModel};
 pub use explain::{Heatmap, Method};
 pub use model::{Batch, BatchOutput, GraphForm, InferError, Model, Prediction, Session, SessionState};
 pub use profile::NodeTime;
+pub use threads::IntraOpThreads;

@@ -75,6 +75,8 @@ pub struct Model {
     /// Set when an int8 graph's integer ops run as float products (see [`crate::int8_float`]).
     int8_as_float: bool,
     batch: Batch,
+    /// Threads each run of the plan may use ([`Model::set_intra_op_threads`]).
+    threads: crate::IntraOpThreads,
     pub(crate) plan: Arc<TypedRunnableModel>,
 }
 
@@ -204,6 +206,7 @@ impl Model {
             input_layout,
             int8_as_float,
             batch,
+            threads: crate::IntraOpThreads::default(),
             plan,
         })
     }
@@ -223,6 +226,17 @@ impl Model {
             Batch::Fixed(n) => Some(n),
             Batch::Symbolic => None,
         }
+    }
+
+    /// Lets every later run of this model (in any of its sessions) split its matrix products
+    /// over `threads` ([`crate::threads`]); the default is the calling thread alone.
+    pub fn set_intra_op_threads(&mut self, threads: crate::IntraOpThreads) {
+        self.threads = threads;
+    }
+
+    /// The threads one run uses.
+    pub fn intra_op_threads(&self) -> &crate::IntraOpThreads {
+        &self.threads
     }
 
     /// A per-thread runner. Sessions share the plan and keep their own scratch buffers.
@@ -379,7 +393,7 @@ impl<'m> Session<'m> {
             empty => empty.insert(TypedSimpleState::new(&model.plan).map_err(run_err)?),
         };
         let tensor = Tensor::from_shape(&model.input_shape(n), inputs).map_err(run_err)?;
-        let outputs = state.run(tvec!(tensor.into())).map_err(run_err)?;
+        let outputs = model.threads.scope(|| state.run(tvec!(tensor.into()))).map_err(run_err)?;
         let probs = outputs[0].to_plain_array_view::<f32>().map_err(run_err)?;
         let k = probs.len() / n.max(1);
         let flat: Vec<f32> = probs.iter().copied().collect();

@@ -320,3 +320,64 @@ fn catalog_finds_models_by_name_and_says_where_it_looked() {
     let by_card = catalog.load(&ModelSource::Path(dir.path().join("tiny-a.card.json")), Batch::default()).unwrap();
     assert_eq!(by_card.card.name, "tiny-a");
 }
+
+/// CPU time the threads named `prefix…` of this process have spent running, from the kernel's
+/// per-thread `schedstat` (nanoseconds on a CPU). Linux only.
+#[cfg(target_os = "linux")]
+fn cpu_ns_of_threads(prefix: &str) -> u64 {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| {
+            let dir = task.ok()?.path();
+            let name = std::fs::read_to_string(dir.join("comm")).ok()?;
+            if !name.trim().starts_with(prefix) {
+                return None;
+            }
+            std::fs::read_to_string(dir.join("schedstat")).ok()?.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// A shipped model's matrix products split over an intra-op pool give the probabilities the
+/// calling thread alone gives, and the pool's threads do run them (their CPU time grows while
+/// the model runs), so a scope that silently stayed single-threaded would fail here.
+#[test]
+#[cfg(target_os = "linux")]
+fn intra_op_threads_split_a_shipped_model_and_keep_its_probabilities() {
+    use cxr_infer::IntraOpThreads;
+    let onnx = cxr_test_support::workspace().join("models/seed-cnn.onnx");
+    let single = Model::load(&onnx).unwrap();
+    let mut threaded = single.clone();
+    threaded.set_intra_op_threads(IntraOpThreads::new(2));
+    assert_eq!(threaded.intra_op_threads().count(), 2);
+    assert_eq!(single.intra_op_threads().count(), 1);
+    let images: Vec<_> = xrays().iter().map(|p| load_image(p).unwrap()).collect();
+    let (mut one, mut two) = (single.session(), threaded.session());
+    // The pool is created with the model's threads; let it settle before reading its CPU time.
+    two.predict_image(&images[0]).unwrap();
+    let before = cpu_ns_of_threads("cxr-intra-op");
+    for _ in 0..10 {
+        for img in &images {
+            let (a, b) = (one.predict_image(img).unwrap(), two.predict_image(img).unwrap());
+            assert!((a.p_covid() - b.p_covid()).abs() < 1e-5, "1 thread {} vs 2 threads {}", a.p_covid(), b.p_covid());
+            assert_eq!(a.class_index, b.class_index);
+        }
+    }
+    let pool_ns = cpu_ns_of_threads("cxr-intra-op") - before;
+    assert!(pool_ns > 1_000_000, "the intra-op pool ran for only {pool_ns} ns over 30 images");
+
+    // Images spread over a rayon pool with a threaded model (`cxr bench`'s throughput figure):
+    // each run stays on its worker rather than re-entering tract's scratch space, and agrees.
+    use rayon::prelude::*;
+    let workers = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let spread: Vec<f32> = workers.install(|| {
+        (0..8 * images.len())
+            .into_par_iter()
+            .map_init(|| threaded.session(), |s, i| s.predict_image(&images[i % images.len()]).unwrap().p_covid())
+            .collect()
+    });
+    let alone: Vec<f32> = images.iter().map(|img| one.predict_image(img).unwrap().p_covid()).collect();
+    for (i, p) in spread.iter().enumerate() {
+        assert!((p - alone[i % images.len()]).abs() < 1e-5, "image {i}: {p} against {}", alone[i % images.len()]);
+    }
+}

@@ -15,13 +15,16 @@ use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cxr-minimal [--model MODEL.onnx|MODEL.card.json] [IMAGE | -]
+const USAGE: &str = "usage: cxr-minimal [--model MODEL.onnx|MODEL.card.json] [--threads-per-image N] [IMAGE | -]
 Scores one chest X-ray (PNG, JPEG or DICOM) and prints P(covid). IMAGE `-` or none reads stdin.
-Without --model it uses the model compiled into the binary. Research use only, not for diagnosis.";
+Without --model it uses the model compiled into the binary. --threads-per-image splits the
+model's matrix products over N threads (default 1; 0: one per core). Research use only, not for
+diagnosis.";
 
 /// What the command line asked for.
 struct Args {
     model: Option<PathBuf>,
+    threads_per_image: usize,
     /// `None`: read stdin.
     image: Option<PathBuf>,
 }
@@ -49,12 +52,19 @@ fn main() -> ExitCode {
 
 /// `Ok(None)` for `--help`.
 fn parse_args(mut raw: impl Iterator<Item = std::ffi::OsString>) -> anyhow::Result<Option<Args>> {
-    let mut args = Args { model: None, image: None };
+    let mut args = Args { model: None, threads_per_image: 1, image: None };
     let mut image_given = false;
     while let Some(arg) = raw.next() {
         match arg.to_str() {
             Some("-h" | "--help") => return Ok(None),
             Some("--model") => args.model = Some(raw.next().context("--model needs a path")?.into()),
+            Some("--threads-per-image") => {
+                let n = raw.next().context("--threads-per-image needs a number")?;
+                args.threads_per_image = n
+                    .to_str()
+                    .and_then(|n| n.parse().ok())
+                    .with_context(|| format!("--threads-per-image: not a number: {}", n.to_string_lossy()))?;
+            }
             Some(flag) if flag.starts_with("--") => bail!("unknown option {flag}"),
             _ if image_given => bail!("one image per run (got a second one: {})", Path::new(&arg).display()),
             _ => {
@@ -79,7 +89,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             (PathBuf::from("<stdin>"), bytes)
         }
     };
-    let model = cxr_pi_model::load(args.model.as_deref())?;
+    let model = cxr_pi_model::load(args.model.as_deref(), args.threads_per_image)?;
     let score = cxr_pi_model::score(&mut model.session(), &label, &bytes)?;
     println!(
         "p_covid={:.6} class={} threshold={:.4} model={}",

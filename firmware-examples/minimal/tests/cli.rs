@@ -56,6 +56,22 @@ fn model_flag_loads_another_model_with_its_card() {
     assert!((0.0..=1.0).contains(&p));
 }
 
+/// Splitting the model's products over threads (a Pi's 4 cores) changes nothing in the answer;
+/// a count that is not a number is a usage error, not a crash.
+#[test]
+fn threads_per_image_gives_the_single_thread_answer() {
+    let path = xray();
+    let (p1, class1, model1) = parse(&minimal(&[path.to_str().unwrap()], None));
+    for n in ["2", "0"] {
+        let (p, class, model) = parse(&minimal(&["--threads-per-image", n, path.to_str().unwrap()], None));
+        assert!((p - p1).abs() <= 1e-6, "{n} threads: {p} against {p1}");
+        assert_eq!((class, model), (class1.clone(), model1.clone()));
+    }
+    let out = minimal(&["--threads-per-image", "many", path.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads-per-image: not a number: many"));
+}
+
 #[test]
 fn bad_input_fails_with_the_file_and_the_cause() {
     let dir = tempfile::tempdir().unwrap();

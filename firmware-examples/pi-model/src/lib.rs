@@ -9,7 +9,7 @@
 //! examples loads another model instead (an int8 one, say).
 
 use cxr_core::Class;
-use cxr_infer::{Batch, Catalog, InferError, Model, ModelSource, Session};
+use cxr_infer::{Batch, Catalog, InferError, IntraOpThreads, Model, ModelSource, Session};
 use std::path::Path;
 
 include!(concat!(env!("OUT_DIR"), "/embedded_model.rs"));
@@ -18,10 +18,15 @@ include!(concat!(env!("OUT_DIR"), "/embedded_model.rs"));
 pub const EMBEDDED: Result<cxr_infer::EmbeddedModel, &str> = EMBEDDED_MODEL;
 
 /// Loads the embedded model, or the `.onnx` (card beside it) or `.card.json` at `path`.
-/// One image per run, so the plan is optimised for a batch of one.
-pub fn load(path: Option<&Path>) -> Result<Model, InferError> {
+/// One image per run, so the plan is optimised for a batch of one; each run splits its matrix
+/// products over `threads_per_image` threads (1: none; 0: one per core; see
+/// [`cxr_infer::threads`]), since a Pi scores one film at a time and has 4 cores.
+pub fn load(path: Option<&Path>, threads_per_image: usize) -> Result<Model, InferError> {
     let source = path.map_or(ModelSource::Embedded, |p| ModelSource::Path(p.to_owned()));
-    Catalog { embedded: EMBEDDED.map_err(str::to_owned), dirs: vec![] }.load(&source, Batch::Fixed(1))
+    let mut model =
+        Catalog { embedded: EMBEDDED.map_err(str::to_owned), dirs: vec![] }.load(&source, Batch::Fixed(1))?;
+    model.set_intra_op_threads(IntraOpThreads::new(threads_per_image));
+    Ok(model)
 }
 
 /// One image's result, in the terms a user reads.

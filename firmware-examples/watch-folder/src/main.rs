@@ -38,6 +38,10 @@ struct Args {
     /// Model to use instead of the one compiled in: an .onnx with its .card.json beside it.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Threads each image's inference may split its matrix products over (0: one per core).
+    /// Images are scored one at a time, so this is how the service uses a Pi's other cores.
+    #[arg(long, default_value_t = 1)]
+    threads_per_image: usize,
     /// A file is scored once its size and time have not changed for this long.
     #[arg(long, default_value_t = 2000)]
     settle_ms: u64,
@@ -78,7 +82,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     filing::sync_dir(&args.inbox)?;
     let csv = args.csv.clone().unwrap_or_else(|| args.inbox.join("results.csv"));
     let journal = journal::Journal::open(&csv)?;
-    let model = cxr_pi_model::load(args.model.as_deref())?;
+    let model = cxr_pi_model::load(args.model.as_deref(), args.threads_per_image)?;
     eprintln!(
         "cxr-watch: watching {} with model {} (threshold {:.4}); results in {}; {}",
         args.inbox.display(),

@@ -323,7 +323,7 @@ fn catalog_finds_models_by_name_and_says_where_it_looked() {
 
 /// CPU time the threads named `prefix…` of this process have spent running, from the kernel's
 /// per-thread `schedstat` (nanoseconds on a CPU). Linux only.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(target_arch = "arm")))]
 fn cpu_ns_of_threads(prefix: &str) -> u64 {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
@@ -342,7 +342,7 @@ fn cpu_ns_of_threads(prefix: &str) -> u64 {
 /// calling thread alone gives, and the pool's threads do run them (their CPU time grows while
 /// the model runs), so a scope that silently stayed single-threaded would fail here.
 #[test]
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(target_arch = "arm")))]
 fn intra_op_threads_split_a_shipped_model_and_keep_its_probabilities() {
     use cxr_infer::IntraOpThreads;
     let onnx = cxr_test_support::workspace().join("models/seed-cnn.onnx");
@@ -380,4 +380,18 @@ fn intra_op_threads_split_a_shipped_model_and_keep_its_probabilities() {
     for (i, p) in spread.iter().enumerate() {
         assert!((p - alone[i % images.len()]).abs() < 1e-5, "image {i}: {p} against {}", alone[i % images.len()]);
     }
+}
+
+/// 32-bit ARM builds have no intra-op pool (see `cxr-infer/Cargo.toml`): asking for threads
+/// gives one, and the model still scores.
+#[test]
+#[cfg(target_arch = "arm")]
+fn intra_op_threads_fall_back_to_one_on_32_bit_arm() {
+    use cxr_infer::IntraOpThreads;
+    assert!(!IntraOpThreads::SUPPORTED);
+    let mut model = Model::load(&cxr_test_support::workspace().join("models/seed-cnn.onnx")).unwrap();
+    model.set_intra_op_threads(IntraOpThreads::new(4));
+    assert_eq!(model.intra_op_threads().count(), 1);
+    let p = model.session().predict_image(&load_image(&xrays()[0]).unwrap()).unwrap().p_covid();
+    assert!((0.0..=1.0).contains(&p));
 }

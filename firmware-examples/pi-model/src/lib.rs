@@ -25,6 +25,9 @@ pub fn load(path: Option<&Path>, threads_per_image: usize) -> Result<Model, Infe
     let source = path.map_or(ModelSource::Embedded, |p| ModelSource::Path(p.to_owned()));
     let mut model =
         Catalog { embedded: EMBEDDED.map_err(str::to_owned), dirs: vec![] }.load(&source, Batch::Fixed(1))?;
+    if threads_per_image != 1 && !IntraOpThreads::SUPPORTED {
+        eprintln!("note: this 32-bit ARM build scores each image on one thread (--threads-per-image is ignored)");
+    }
     model.set_intra_op_threads(IntraOpThreads::new(threads_per_image));
     Ok(model)
 }

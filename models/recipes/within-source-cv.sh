@@ -13,14 +13,34 @@
 # `{fold}` in a train option becomes the fold's number (a per-fold lung field, say). TRAIN_SEED
 # (default 42) seeds the fold models' training, not the folds: rerun with another to see how much
 # of a difference between two procedures is the seed's.
+#
+# DISTILL_FROM=RUN (a run of this recipe, variant `only`) distils instead: each fold's model trains
+# on the fold's films of the collection plus DISTILL_POOL (default 2000) training films of the
+# other collections drawn at random (copies of the collection's films are never among them), and
+# its loss aims at the P(covid) that RUN's model of the same fold gives each of them (`cxr score`,
+# then `cxr train --soft-targets`), so no teacher or student of a fold sees that fold's test films.
 name=$1 arch=$2 variant=$3
 shift 3
 source "$(dirname "${BASH_SOURCE[0]}")/prepare-within-source-folds.sh" "$variant"
 out="target/within-source-cv/$name"
 models=()
 for k in 0 1 2 3 4; do
-    [ -f "$out/$name-fold-$k.onnx" ] || target/release/cxr train --arch "$arch" --manifest "$folds/fold-$k.csv" \
-        --out "$out" --name "$name-fold-$k" --run-dir "$out/run-$k" --seed "${TRAIN_SEED:-42}" "${@//\{fold\}/$k}"
+    manifest_k="$folds/fold-$k.csv" distill=()
+    if [ -n "${DISTILL_FROM:-}" ] && [ ! -f "$out/$name-fold-$k.onnx" ]; then
+        [ -f target/within-source-cv/all/fold-$k.csv ] || bash "$(dirname "${BASH_SOURCE[0]}")/prepare-within-source-folds.sh" all
+        mkdir -p "$out/pool"
+        manifest_k="$out/pool/fold-$k.csv"
+        { cat "$folds/fold-$k.csv"
+          awk -F, 'NR > 1 && $NF == "train" && $2 != "covid-chestxray-dataset"' \
+              "target/within-source-cv/all/fold-$k.csv" | shuf -n "${DISTILL_POOL:-2000}" --random-source=<(yes "$k")
+        } >"$manifest_k"
+        target/release/cxr score -m "target/within-source-cv/$DISTILL_FROM/$DISTILL_FROM-fold-$k.onnx" --split train \
+            "$manifest_k" --out "$out/pool/teacher-fold-$k.csv"
+        distill=(--soft-targets "$out/pool/teacher-fold-$k.csv")
+    fi
+    [ -f "$out/$name-fold-$k.onnx" ] || target/release/cxr train --arch "$arch" --manifest "$manifest_k" \
+        --out "$out" --name "$name-fold-$k" --run-dir "$out/run-$k" --seed "${TRAIN_SEED:-42}" \
+        ${distill[@]+"${distill[@]}"} "${@//\{fold\}/$k}"
     models+=(-m "$out/$name-fold-$k.onnx")
 done
 # The fold manifests with paths relative to the datasets root (as the stored splits are), so that

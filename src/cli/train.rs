@@ -161,6 +161,11 @@ pub struct TrainArgs {
     /// the adversary is not part of the exported model.
     #[arg(long, value_name = "WEIGHT")]
     source_adversary: Option<f64>,
+    /// Distil: the CSV `cxr score -m TEACHER` wrote for every training film. The loss aims at the
+    /// teacher's P(covid) instead of each film's label, so a small network can learn a large one's
+    /// ranking from many films; validation, the epoch choice and the threshold still use the labels.
+    #[arg(long, value_name = "CSV")]
+    soft_targets: Option<PathBuf>,
     /// Continue the run in the run directory from its last epoch.
     #[arg(long)]
     resume: bool,
@@ -283,6 +288,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         lung_field: args.lung_field.clone(),
         balance: args.balance.into(),
         source_adversary: args.source_adversary,
+        soft_targets: args.soft_targets.clone(),
     };
     config.check()?;
     let data = TrainingData::from_manifest(&args.manifest, class_set)?;
@@ -428,6 +434,9 @@ fn recipe(args: &TrainArgs, name: &str) -> String {
     }
     if matches!(args.balance, BalanceArg::Sources) {
         cmd += " --balance sources";
+    }
+    if let Some(csv) = &args.soft_targets {
+        cmd += &format!(" --soft-targets {}", csv.display());
     }
     if let Some(weight) = args.source_adversary {
         cmd += &format!(" --source-adversary {weight}");

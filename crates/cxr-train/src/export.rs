@@ -204,6 +204,12 @@ fn card_for(state: &TrainState, best: &crate::run::BestEpoch, onnx_path: &Path, 
             },
         ]
         .into_iter()
+        .chain(config.soft_targets.as_ref().map(|csv| {
+            format!(
+                "distilled: the training loss aimed at the P(covid) a teacher model gave each training film ({}, from `cxr score -m TEACHER`) instead of the film's label; validation, the epoch and the threshold used the labels",
+                csv.display()
+            )
+        }))
         .chain(config.source_adversary.map(|weight| {
             format!(
                 "trained against a source predictor (weight {weight}): an adversary guessed each training film's source from its score and class, and the classifier was trained, through a reversed gradient, to make that guess hard"

@@ -18,6 +18,7 @@ pub mod pretrained;
 pub mod quantize;
 pub mod run;
 pub mod segmenter;
+pub mod soft_targets;
 pub mod tch_backend;
 pub mod train;
 pub mod zoo;

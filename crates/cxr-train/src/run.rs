@@ -73,6 +73,11 @@ pub struct TrainConfig {
     /// gradient; `None` trains without one. The adversary is not saved: a resumed run starts a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_adversary: Option<f64>,
+    /// Distillation ([`crate::soft_targets`]): the CSV of a teacher's P(covid) for every training
+    /// film (`cxr score -m TEACHER`), which the loss then aims at instead of the films' labels.
+    /// Validation, the epoch choice and the threshold still use the labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soft_targets: Option<PathBuf>,
 }
 
 fn is_class_balance(b: &Balance) -> bool {
@@ -106,6 +111,7 @@ impl TrainConfig {
             lung_field: None,
             balance: Balance::Classes,
             source_adversary: None,
+            soft_targets: None,
         }
     }
 
@@ -124,6 +130,20 @@ impl TrainConfig {
             && !(weight.is_finite() && weight > 0.0)
         {
             return Err(TrainError::AdversaryWeight { weight });
+        }
+        if let Some(path) = &self.soft_targets {
+            let reason = if self.class_set != ClassSet::Binary {
+                Some("soft targets are one P(covid) per film, so they train a binary network only")
+            } else if self.freeze_base && self.augmentation == Augmentation::NONE {
+                Some(
+                    "cached backbone features do not keep their films' paths; add an augmentation (--augment) or train the whole network",
+                )
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(TrainError::SoftTargets { path: path.clone(), reason: reason.to_owned() });
+            }
         }
         Ok(())
     }
@@ -229,6 +249,8 @@ pub enum TrainError {
     Metric { metric: &'static str, source: cxr_core::metrics::MetricsError },
     #[error("{path}: cannot write epoch CSV: {source}")]
     Csv { path: PathBuf, source: csv::Error },
+    #[error("soft targets {path}: {reason}")]
+    SoftTargets { path: PathBuf, reason: String },
     #[error(
         "--freeze-base needs --weights: a frozen, randomly initialised backbone gives random features; pass ImageNet weights (scripts/fetch-weights.sh gives .torch/weights/mobilenet_v2-imagenet.safetensors) or drop --freeze-base to train the whole network"
     )]

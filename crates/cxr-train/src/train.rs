@@ -32,6 +32,7 @@ pub use crate::run::{
     TrainConfig, TrainError, TrainState, read_state,
 };
 use crate::run::{write_epochs_csv, write_state};
+use crate::soft_targets::SoftTargets;
 use crate::tch_backend::{TchNetwork, apply_head, batch_tensor};
 use crate::zoo;
 use cxr_core::metrics::roc::RocCurve;
@@ -39,7 +40,7 @@ use cxr_core::{ClassSet, Preprocess};
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Reduction, Tensor};
@@ -86,6 +87,17 @@ pub fn train(
         None => new_state(config, data, manifest, &network, preprocess, &prepared, device),
     };
     let Prepared { train: train_examples, val: val_examples, .. } = prepared;
+    let soft_targets = match &config.soft_targets {
+        None => None,
+        Some(csv) => {
+            let films = train_examples.paths().ok_or_else(|| TrainError::SoftTargets {
+                path: csv.clone(),
+                reason: "cached features do not keep their films' paths".to_owned(),
+            })?;
+            let scores = SoftTargets::read(csv)?.for_films(films, csv)?;
+            Some(Tensor::from_slice(&scores))
+        }
+    };
 
     let mut optimizer = nn::Adam::default().build(&vs, config.learning_rate).expect("Adam builds on any VarStore");
     let mut adversary = config
@@ -99,6 +111,7 @@ pub fn train(
             epoch,
             &model,
             &train_examples,
+            soft_targets.as_ref(),
             &state.preprocess,
             (&mut optimizer, adversary.as_mut()),
             device,
@@ -286,12 +299,15 @@ fn new_state(
 
 /// One pass over the training examples in a seeded order, each weighted as `config.balance`
 /// says, against the source adversary when there is one; returns the classifier's mean loss and
-/// accuracy, and the adversary's mean loss with its chance level.
+/// accuracy, and the adversary's mean loss with its chance level. With `soft_targets` (one per
+/// example) the loss aims at those instead of the labels; accuracy is still against the labels.
+#[allow(clippy::too_many_arguments)]
 fn train_epoch(
     config: &TrainConfig,
     epoch: u32,
     model: &TchNetwork,
     examples: &Examples,
+    soft_targets: Option<&Tensor>,
     preprocess: &Preprocess,
     (optimizer, mut adversary): (&mut nn::Optimizer, Option<&mut SourceAdversary>),
     device: Device,
@@ -310,8 +326,11 @@ fn train_epoch(
         let augmentation = Some((&config.augmentation, config.seed, epoch as u64));
         let logits = examples.logits(model, batch, preprocess, augmentation, device, true);
         let ys = examples.batch_targets(batch, device);
-        let weights = film_weights.index_select(0, &Tensor::from_slice(&batch_rows(batch))).to_device(device);
-        let loss = weighted_loss(head, &logits, &ys, &weights);
+        let rows = Tensor::from_slice(&batch_rows(batch));
+        let weights = film_weights.index_select(0, &rows).to_device(device);
+        let aims =
+            soft_targets.map_or_else(|| ys.shallow_clone(), |soft| soft.index_select(0, &rows).to_device(device));
+        let loss = weighted_loss(head, &logits, &aims, &weights);
         match adversary.as_deref_mut() {
             None => optimizer.backward_step(&loss),
             Some(adversary) => {
@@ -504,6 +523,14 @@ impl Examples {
         match self {
             Examples::Images(cache) | Examples::FrozenImages { cache, .. } => &cache.sources,
             Examples::Features { set, .. } => &set.sources,
+        }
+    }
+
+    /// Each example's film, where the examples are images (cached features do not keep them).
+    pub fn paths(&self) -> Option<&[PathBuf]> {
+        match self {
+            Examples::Images(cache) | Examples::FrozenImages { cache, .. } => Some(&cache.paths),
+            Examples::Features { .. } => None,
         }
     }
 

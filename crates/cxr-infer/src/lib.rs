@@ -14,6 +14,7 @@ pub mod int8_float;
 pub mod model;
 pub mod onnx_proto;
 pub mod patch_input;
+pub mod patch_opening;
 pub mod profile;
 pub mod threads;
 pub mod tiny_cnn;

@@ -2,6 +2,7 @@
 
 use crate::int8_float;
 use crate::patch_input::{self, PatchLayout};
+use crate::patch_opening::PatchOpening;
 use cxr_core::card::CardError;
 use cxr_core::{ClassSet, GreyImage, ImageError, ModelCard};
 use std::path::{Path, PathBuf};
@@ -70,8 +71,9 @@ pub struct Model {
     pub file_size: u64,
     /// Class-activation-map head read from the ONNX initializers, when the card exports a feature map.
     pub(crate) cam_head: Option<crate::cam_head::CamHead>,
-    /// Set when the graph was rewritten to take patches (see [`crate::patch_input`]).
-    input_layout: Option<PatchLayout>,
+    /// Set when the graph was cut after a patch opening, which cxr runs itself on patches
+    /// (see [`crate::patch_input`]); the plan then starts after it.
+    opening: Option<PatchOpening>,
     /// Set when an int8 graph's integer ops run as float products (see [`crate::int8_float`]).
     int8_as_float: bool,
     batch: Batch,
@@ -84,7 +86,7 @@ pub struct Model {
 /// they are (up to float rounding) and only change how tract computes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GraphForm {
-    /// Patch convolution as a 1×1 convolution on space-to-depth input ([`crate::patch_input`]).
+    /// A patch-convolution opening run by cxr on space-to-depth input ([`crate::patch_input`]).
     pub patch_input: bool,
     /// int8 integer products as float products on the same quantized values ([`crate::int8_float`]).
     pub int8_as_float: bool,
@@ -184,26 +186,23 @@ impl Model {
         let proto = float_int8.unwrap_or(proto);
         let rewritten =
             if form.patch_input { patch_input::rewrite(&proto, &card.io.input, &card.preprocess) } else { None };
-        let input_layout = rewritten.as_ref().map(|(_, layout)| *layout);
-        let dims = match input_layout {
-            Some(layout) => layout.shape(1),
-            None => card.preprocess.shape(1),
+        let dims = match &rewritten {
+            Some((_, opening)) => opening.output_dims(),
+            None => {
+                let [_, c, h, w] = card.preprocess.shape(1);
+                [c, h, w]
+            }
         };
-        let plan = build_plan(
-            rewritten.as_ref().map_or(&proto, |(p, _)| p),
-            &card,
-            card_path,
-            model_path,
-            batch,
-            [dims[1], dims[2], dims[3]],
-        )?;
+        let plan =
+            build_plan(rewritten.as_ref().map_or(&proto, |(p, _)| p), &card, card_path, model_path, batch, dims)?;
+        let opening = rewritten.map(|(_, opening)| opening);
         Ok(Model {
             card,
             card_path: card_path.to_owned(),
             model_path: model_path.to_owned(),
             file_size: bytes.len() as u64,
             cam_head,
-            input_layout,
+            opening,
             int8_as_float,
             batch,
             threads: crate::IntraOpThreads::default(),
@@ -267,7 +266,7 @@ impl Model {
     /// Preprocesses `img` exactly as the card says, appending the plan's input for one image to
     /// `out`: CHW values, or patches when the graph was rewritten ([`Model::patch_layout`]).
     pub fn preprocess_into(&self, img: &GreyImage, out: &mut Vec<f32>) {
-        match &self.input_layout {
+        match self.patch_layout() {
             Some(layout) => layout.write(&self.card.preprocess.fit(img), out),
             None => self.card.preprocess.apply_into(img, out),
         }
@@ -276,7 +275,7 @@ impl Model {
     /// Like [`Model::preprocess_into`] for an image [`cxr_core::Preprocess::fit`] already made
     /// (and perhaps edited since, as occlusion does): it is not fitted again.
     pub fn fitted_into(&self, fitted: &GreyImage, out: &mut Vec<f32>) {
-        match &self.input_layout {
+        match self.patch_layout() {
             Some(layout) => layout.write(fitted, out),
             None => self.card.preprocess.normalize_into(fitted, out),
         }
@@ -287,19 +286,36 @@ impl Model {
         self.int8_as_float
     }
 
-    /// The patch layout the plan takes, when the graph was rewritten.
+    /// The patch layout preprocessing writes, when the graph was rewritten.
     pub fn patch_layout(&self) -> Option<PatchLayout> {
-        self.input_layout
+        self.opening.as_ref().map(|o| o.layout)
+    }
+
+    /// The opening cxr runs before the plan, when the graph was rewritten.
+    pub fn patch_opening(&self) -> Option<&PatchOpening> {
+        self.opening.as_ref()
     }
 
     /// Values [`Model::preprocess_into`] writes per image.
     pub fn input_len(&self) -> usize {
-        self.input_layout.map_or_else(|| self.card.preprocess.len(), |l| l.len())
+        self.patch_layout().map_or_else(|| self.card.preprocess.len(), |l| l.len())
     }
 
-    /// The plan's input shape for `n` images.
+    /// The shape of what [`Model::preprocess_into`] writes for `n` images.
     pub fn input_shape(&self, n: usize) -> [usize; 4] {
-        self.input_layout.map_or_else(|| self.card.preprocess.shape(n), |l| l.shape(n))
+        self.patch_layout().map_or_else(|| self.card.preprocess.shape(n), |l| l.shape(n))
+    }
+
+    /// The tensor the plan takes for `n` preprocessed images: the images themselves, or what the
+    /// patch opening makes of them.
+    pub(crate) fn plan_input(&self, inputs: &[f32], n: usize) -> TractResult<Tensor> {
+        let Some(opening) = &self.opening else { return Tensor::from_shape(&self.input_shape(n), inputs) };
+        let [c, h, w] = opening.output_dims();
+        // SAFETY: f32 has no invalid bit patterns, and `run` writes every value before tract reads it.
+        let mut tensor = unsafe { Tensor::uninitialized::<f32>(&[n, c, h, w])? };
+        let mut view = tensor.to_plain_array_view_mut::<f32>()?;
+        opening.run(inputs, view.as_slice_mut().expect("a new tensor is contiguous"));
+        Ok(tensor)
     }
 }
 
@@ -392,7 +408,7 @@ impl<'m> Session<'m> {
             Some(state) => state,
             empty => empty.insert(TypedSimpleState::new(&model.plan).map_err(run_err)?),
         };
-        let tensor = Tensor::from_shape(&model.input_shape(n), inputs).map_err(run_err)?;
+        let tensor = model.plan_input(inputs, n).map_err(run_err)?;
         let outputs = model.threads.scope(|| state.run(tvec!(tensor.into()))).map_err(run_err)?;
         let probs = outputs[0].to_plain_array_view::<f32>().map_err(run_err)?;
         let k = probs.len() / n.max(1);
@@ -505,7 +521,7 @@ fn check_graph_against_card(
     Ok(())
 }
 
-/// `input_dims`: the plan's input without the batch dim (the card's CHW, or a patch layout's).
+/// `input_dims`: the plan's input without the batch dim (the card's CHW, or a patch opening's output).
 fn build_plan(
     proto: &pb::ModelProto,
     card: &ModelCard,

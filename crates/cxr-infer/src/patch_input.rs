@@ -1,29 +1,29 @@
 //! A graph form tract runs several times faster, for networks that open with a "patch"
-//! convolution: kernel = stride, no padding (the seed CNN's 3×3/3), optionally followed by
-//! a non-overlapping max pool.
+//! convolution: kernel = stride, no padding (the seed CNN's 3×3/3), optionally followed by a ReLU
+//! and a non-overlapping max pool.
 //!
-//! Profiled in tract 0.23 (BENCHMARKS.md), such a model spends ~85 % of its time in two kernels:
-//! the lazy im2col gather feeding the stride-3 convolution, and the scalar NCHW 2×2/2 max pool.
-//! Both are tract's own; what is ours is the graph we hand it and the tensor we feed it:
+//! Profiled in tract 0.23 (BENCHMARKS.md), such a model as written spends ~85 % of its time in two
+//! kernels: the lazy im2col gather feeding the stride-3 convolution, and the scalar NCHW 2×2/2 max
+//! pool. So cxr does not hand tract that opening at all:
 //!
-//! 1. Preprocessing writes the image already cut into patches (space-to-depth), so the patch
-//!    convolution becomes a 1×1 convolution: a plain matrix product with no gather.
+//! 1. Preprocessing writes the image already cut into patches (space-to-depth), laid out by pool
+//!    phase (position inside the pool window) so that the pool is a max over whole phases, and the
+//!    convolution outputs the pool would drop (floor mode) are never computed.
 //! 2. The card's normalisation, and the three identical grey planes fed to RGB networks, are
-//!    folded into that convolution's weights and bias. Exact, because without padding every
+//!    folded into the convolution's weights and bias. Exact, because without padding every
 //!    input value is a normalised grey pixel: `Σ_c W_c·(g − m_c)/s_c = (Σ_c W_c/s_c)·g − Σ_c W_c·m_c/s_c`.
 //!    One plane instead of three: a third of the arithmetic.
-//! 3. When a max pool with kernel = stride follows (through a ReLU or not), the patches are laid
-//!    out by pool phase (position inside the pool window), and the pool becomes an elementwise
-//!    `Max` of the phases, which tract vectorises. The ReLU moves after the `Max` (ReLU is monotone,
-//!    so they commute), and conv outputs the pool would drop (floor mode) are never computed.
+//! 3. The graph is cut after the opening: [`PatchOpening`] computes convolution, pool and ReLU in
+//!    one pass (the ReLU after the max: ReLU is monotone, so they commute), and tract runs the rest
+//!    from there. An earlier form left the opening to tract as a 1×1 convolution and a `Max` of
+//!    phases; `patch_opening`'s docs say why that was still slow.
 //!
 //! The model file and its sha256 are unchanged: the rewrite happens on the decoded graph at load
 //! time, and `tests` below check it gives the same probabilities as the graph as written.
 //! `CXR_GRAPH_FORM=onnx` turns it off (to measure tract on the file as written).
 
-use crate::onnx_proto::{
-    consumers, float_initializer, float_tensor, int, int_tensor, ints, ints_attr, is_graph_output, node, string,
-};
+use crate::onnx_proto::{consumers, float_initializer, int, ints, is_graph_output, string};
+use crate::patch_opening::PatchOpening;
 use cxr_core::{GreyImage, Preprocess};
 use tract_onnx::pb;
 
@@ -79,9 +79,9 @@ pub fn enabled() -> bool {
     std::env::var_os("CXR_GRAPH_FORM").is_none_or(|v| v != "onnx")
 }
 
-/// The rewritten graph and its input layout, or `None` when the graph does not open with a
-/// patch convolution on the card's input (then it runs as written).
-pub fn rewrite(proto: &pb::ModelProto, input: &str, preprocess: &Preprocess) -> Option<(pb::ModelProto, PatchLayout)> {
+/// The graph after its opening and the opening itself, or `None` when the graph does not open
+/// with a patch convolution on the card's input (then it runs as written).
+pub fn rewrite(proto: &pb::ModelProto, input: &str, preprocess: &Preprocess) -> Option<(pb::ModelProto, PatchOpening)> {
     let graph = proto.graph.as_ref()?;
     let conv_at = sole_consumer(graph, input)?;
     let conv = &graph.node[conv_at];
@@ -151,62 +151,29 @@ pub fn rewrite(proto: &pb::ModelProto, input: &str, preprocess: &Preprocess) -> 
         folded_b[o] = (bias[o] as f64 - shift) as f32;
     }
 
+    // Cut the graph after the opening: its last value becomes the graph's input, which
+    // [`PatchOpening`] computes from the patches.
+    let opening_output = match (pool_at, relu_at) {
+        (Some(at), _) | (None, Some(at)) => graph.node[at].output[0].clone(),
+        (None, None) => conv.output[0].clone(),
+    };
+    if is_graph_output(graph, &opening_output) {
+        return None;
+    }
+    let folded = [Some(conv_at), relu_at, pool_at];
     let mut out = proto.clone();
     let g = out.graph.as_mut().expect("has a graph");
-    let name = |s: &str| format!("cxr.patch.{s}");
-    g.initializer.push(float_tensor(&name("weight"), &[m as i64, taps as i64, 1, 1], &folded_w));
-    g.initializer.push(float_tensor(&name("bias"), &[m as i64], &folded_b));
-    let mut nodes = vec![node(
-        "Conv",
-        &[input, &name("weight"), &name("bias")],
-        &[&name("conv")],
-        vec![ints_attr("kernel_shape", &[1, 1])],
-    )];
-    let pool_folded = match pool_at {
-        None => {
-            nodes[0].output[0] = conv.output[0].clone();
-            None
-        }
-        Some(at) => {
-            let q = layout.cells as i64;
-            let mut phases = Vec::new();
-            for phase in 0..(pool * pool) as i64 {
-                let (starts, ends, axes) =
-                    (name(&format!("starts{phase}")), name(&format!("ends{phase}")), name("axes"));
-                g.initializer.push(int_tensor(&starts, &[phase * q]));
-                g.initializer.push(int_tensor(&ends, &[(phase + 1) * q]));
-                let out_name = name(&format!("phase{phase}"));
-                nodes.push(node("Slice", &[&name("conv"), &starts, &ends, &axes], &[&out_name], vec![]));
-                phases.push(out_name);
-            }
-            g.initializer.push(int_tensor(&name("axes"), &[2]));
-            let pooled = graph.node[at].output[0].clone();
-            let phase_refs: Vec<&str> = phases.iter().map(String::as_str).collect();
-            match relu_at {
-                Some(_) => {
-                    nodes.push(node("Max", &phase_refs, &[&name("max")], vec![]));
-                    nodes.push(node("Relu", &[&name("max")], &[&pooled], vec![]));
-                }
-                None => nodes.push(node("Max", &phase_refs, &[&pooled], vec![])),
-            }
-            Some(at)
-        }
-    };
-    // Replace the folded nodes by the new ones, where the convolution was (keeps topological order).
-    let folded: Vec<usize> = std::iter::once(conv_at).chain(pool_folded.and(relu_at)).chain(pool_folded).collect();
-    let mut rebuilt = Vec::with_capacity(g.node.len() + nodes.len());
-    for (i, n) in std::mem::take(&mut g.node).into_iter().enumerate() {
-        if i == conv_at {
-            rebuilt.append(&mut nodes);
-        } else if !folded.contains(&i) {
-            rebuilt.push(n);
-        }
-    }
-    g.node = rebuilt;
+    g.node = std::mem::take(&mut g.node)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !folded.contains(&Some(*i)))
+        .map(|(_, n)| n)
+        .collect();
     let graph_input = g.input.iter_mut().find(|i| i.name == input)?;
-    let [_, ch, h, w] = layout.shape(1);
-    set_dims(graph_input, &[ch, h, w]);
-    Some((out, layout))
+    graph_input.name = opening_output;
+    let opening = PatchOpening { layout, channels: m, weights: folded_w, bias: folded_b, relu: relu_at.is_some() };
+    set_dims(graph_input, &opening.output_dims());
+    Some((out, opening))
 }
 
 /// A `MaxPool` with kernel = stride, no padding, floor mode and one output.
@@ -273,9 +240,15 @@ mod tests {
         let card_path = cxr_core::ModelCard::path_for(&model_path);
         let card = cxr_core::ModelCard::load(&card_path).unwrap();
         let proto: pb::ModelProto = prost::Message::decode(&bytes[..]).unwrap();
-        let (_, layout) =
+        let (cut, opening) =
             rewrite(&proto, &card.io.input, &card.preprocess).expect("the seed CNN opens with a patch conv");
-        assert_eq!(layout, PatchLayout { kernel: 3, pool: 2, cells: 42 });
+        assert_eq!(opening.layout, PatchLayout { kernel: 3, pool: 2, cells: 42 });
+        assert_eq!((opening.channels, opening.relu), (64, true));
+        let ops =
+            |p: &pb::ModelProto| p.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.clone()).collect::<Vec<_>>();
+        let (before, after) = (ops(&proto), ops(&cut));
+        assert_eq!(&before[..3], ["Conv", "Relu", "MaxPool"], "the file's opening");
+        assert_eq!(after, before[3..], "the cut graph is the file's, less its opening");
 
         let rewritten = Model::from_bytes(card.clone(), &card_path, &model_path, &bytes, Batch::Fixed(2)).unwrap();
         assert!(rewritten.patch_layout().is_some());

@@ -1,5 +1,5 @@
 //! Where one inference's time goes: the optimised tract plan run node by node with a clock
-//! around each node, so a slow model can be traced to the ops, and the tract kernels behind
+//! around each node (and around the patch opening cxr runs before it, [`crate::patch_opening`]), so a slow model can be traced to the ops, and the tract kernels behind
 //! them, that cost it (see `benches/node_profile.rs` and BENCHMARKS.md).
 
 use crate::model::{InferError, Model};
@@ -28,8 +28,11 @@ impl Model {
         let mut state = TypedSimpleState::new(&self.plan).map_err(run_err)?;
         let nodes = self.plan.model().nodes();
         let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); nodes.len()];
+        let mut opening_times = Vec::with_capacity(runs);
         for _ in 0..runs.max(1) {
-            let tensor = Tensor::from_shape(&self.input_shape(n), inputs).map_err(run_err)?;
+            let started = Instant::now();
+            let tensor = self.plan_input(inputs, n).map_err(run_err)?;
+            opening_times.push(started.elapsed().as_secs_f64() * 1e3);
             state
                 .run_plan_with_eval(tvec!(tensor.into()), |ctx, op_state, node, input| {
                     let started = Instant::now();
@@ -53,6 +56,22 @@ impl Model {
                 }
             })
             .collect();
+        if let Some(opening) = self.patch_opening() {
+            opening_times.sort_by(f64::total_cmp);
+            let [c, q, _] = opening.output_dims();
+            let layout = opening.layout;
+            profile.push(NodeTime {
+                node: "cxr.patch.opening".into(),
+                op: "PatchOpening".into(),
+                detail: format!(
+                    "cxr's kernel before the plan: {c} channels × {q}×{q} cells, {k}×{k} patch convolution, {p}×{p} max pool, ReLU {relu}",
+                    k = layout.kernel,
+                    p = layout.pool,
+                    relu = opening.relu
+                ),
+                median_ms: opening_times[opening_times.len() / 2],
+            });
+        }
         profile.sort_by(|a, b| b.median_ms.total_cmp(&a.median_ms));
         Ok(profile)
     }

@@ -1,0 +1,378 @@
+//! The opening of a patch network — a convolution with kernel = stride and no padding, an
+//! optional ReLU, an optional max pool with kernel = stride — computed in one pass before tract
+//! runs the rest of the graph ([`crate::patch_input`] cuts the graph and builds this).
+//!
+//! Why not leave it to tract: handed this opening as a 1×1 convolution on patches (k = 9 taps)
+//! and an elementwise `Max` of the pool phases, tract 0.23 spent 0.66 of the seed CNN's 0.92 ms
+//! there (BENCHMARKS.md, node profile). Its matrix-product planner puts the larger dimension on
+//! the kernel's long side, so the 64 output channels land on the 2-wide side of a 40×2 kernel,
+//! and the four pool phases (1.8 MB of activations, 4× what survives the pool) are stored and read
+//! back for the `Max`. Here an 8-pixel block of every tap and phase (288 values) stays in L1 while
+//! each channel's taps are multiplied into it, the phases are maxed in registers, and only the
+//! pooled value is written, once.
+//!
+//! The arithmetic is the same sum of products tract does, in a different order, so results match
+//! it up to float rounding (checked against the graph as written in [`crate::patch_input`]'s
+//! tests and against a direct convolution below). On x86-64 with AVX2 and FMA the inner loop is
+//! written in their intrinsics and picked at run time; elsewhere it is plain Rust the compiler
+//! vectorises (aarch64 with fused multiply-add, which its baseline has).
+
+use crate::patch_input::PatchLayout;
+
+/// Output pixels computed together: one AVX2 register, two NEON registers.
+const LANES: usize = 8;
+
+/// The folded opening of a patch network, ready to run on inputs in its [`PatchLayout`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchOpening {
+    pub layout: PatchLayout,
+    /// Output channels of the convolution.
+    pub channels: usize,
+    /// `[channels, kernel²]`: per channel, one weight per tap, with the card's normalisation and
+    /// the input planes already folded in ([`crate::patch_input`]).
+    pub weights: Vec<f32>,
+    /// `[channels]`, likewise folded.
+    pub bias: Vec<f32>,
+    /// Whether a ReLU follows the convolution (applied after the pool's max: they commute).
+    pub relu: bool,
+}
+
+impl PatchOpening {
+    /// `[channels, cells, cells]`: what the rest of the graph takes per image.
+    pub fn output_dims(&self) -> [usize; 3] {
+        [self.channels, self.layout.cells, self.layout.cells]
+    }
+
+    /// Values written per image.
+    pub fn output_len(&self) -> usize {
+        self.output_dims().iter().product()
+    }
+
+    /// Runs every image in `input` (concatenated, each [`PatchLayout::len`] values) into `out`
+    /// (each [`PatchOpening::output_len`] values, NCHW).
+    pub fn run(&self, input: &[f32], out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has both features, checked just above.
+            return unsafe { self.run_avx2_fma(input, out) };
+        }
+        #[cfg(target_arch = "aarch64")]
+        return self.run_with::<Portable<Fused>>(input, out);
+        #[allow(unreachable_code)]
+        self.run_portable(input, out)
+    }
+
+    /// [`PatchOpening::run`] without SIMD intrinsics, fused multiply-add or run-time CPU
+    /// dispatch: the form every target can run, kept callable so tests check it on machines
+    /// that would pick another.
+    pub fn run_portable(&self, input: &[f32], out: &mut [f32]) {
+        self.run_with::<Portable<Separate>>(input, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2_fma(&self, input: &[f32], out: &mut [f32]) {
+        self.run_with::<Avx2Fma>(input, out)
+    }
+
+    #[inline(always)]
+    fn run_with<K: BlockKernel>(&self, input: &[f32], out: &mut [f32]) {
+        let images = input.len() / self.layout.len();
+        assert_eq!(images * self.layout.len(), input.len(), "input must hold whole images");
+        assert_eq!(out.len(), images * self.output_len(), "out must hold one output per image");
+        assert_eq!(self.weights.len(), self.channels * self.layout.kernel * self.layout.kernel);
+        assert_eq!(self.bias.len(), self.channels);
+        // Four phases at a time (a 2×2 pool) keep eight independent sums per channel pair in
+        // flight, enough to hide the multiply-add latency; other pools go one phase at a time.
+        if (self.layout.pool * self.layout.pool) % 4 == 0 {
+            self.run_phases::<K, 4>(input, out)
+        } else {
+            self.run_phases::<K, 1>(input, out)
+        }
+    }
+
+    #[inline(always)]
+    fn run_phases<K: BlockKernel, const PH: usize>(&self, input: &[f32], out: &mut [f32]) {
+        let PatchLayout { kernel, pool, cells } = self.layout;
+        let (taps, phases, pixels) = (kernel * kernel, pool * pool, cells * cells);
+        // Every tap of every phase for one block of output pixels, zero-padded past the last pixel.
+        let mut block = vec![[0.0f32; LANES]; phases * taps];
+        for (image, pooled) in input.chunks_exact(self.layout.len()).zip(out.chunks_exact_mut(self.output_len())) {
+            for start in (0..pixels).step_by(LANES) {
+                let width = LANES.min(pixels - start);
+                let block_rows = block.chunks_exact_mut(taps).enumerate();
+                let rows =
+                    block_rows.flat_map(|(phase, row)| row.iter_mut().enumerate().map(move |(t, l)| (phase, t, l)));
+                for (phase, tap, lanes) in rows {
+                    let from = tap * phases * pixels + phase * pixels + start;
+                    if width == LANES {
+                        *lanes = image[from..from + LANES].try_into().expect("LANES values");
+                    } else {
+                        *lanes = [0.0; LANES];
+                        lanes[..width].copy_from_slice(&image[from..from + width]);
+                    }
+                }
+                let mut store = |channel: usize, sums: [f32; LANES]| {
+                    let bias = self.bias[channel];
+                    let mut values = sums;
+                    for v in &mut values {
+                        *v += bias;
+                    }
+                    if self.relu {
+                        for v in &mut values {
+                            *v = if *v > 0.0 { *v } else { 0.0 };
+                        }
+                    }
+                    let at = channel * pixels + start;
+                    if width == LANES {
+                        // A constant length: one vector store rather than a call to memcpy.
+                        pooled[at..at + LANES].copy_from_slice(&values);
+                    } else {
+                        pooled[at..at + width].copy_from_slice(&values[..width]);
+                    }
+                };
+                let mut channel = 0;
+                while K::PAIRS && channel + 2 <= self.channels {
+                    let weights = &self.weights[channel * taps..(channel + 2) * taps];
+                    // SAFETY: K's features were checked before `run` chose it; `weights` holds 2·taps values.
+                    let [a, b] = unsafe { K::max_of_phases::<2, PH>(&block, taps, weights) };
+                    store(channel, a);
+                    store(channel + 1, b);
+                    channel += 2;
+                }
+                while channel < self.channels {
+                    let weights = &self.weights[channel * taps..(channel + 1) * taps];
+                    // SAFETY: as above, with taps values.
+                    let [a] = unsafe { K::max_of_phases::<1, PH>(&block, taps, weights) };
+                    store(channel, a);
+                    channel += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The inner loop: for `CH` channels, the max over every pool phase of the dot product of the
+/// channel's tap weights with one block of pixels (before bias and ReLU).
+trait BlockKernel {
+    /// Whether to run two channels at a time: twice the sums in flight, which needs registers
+    /// for 8 accumulators of 8 lanes (AVX2's 16 hold them; SSE2's and NEON's 128-bit ones do not).
+    const PAIRS: bool;
+
+    /// `block`: `[phase][tap]` lanes; `weights`: `CH × taps`. Unsafe because an implementation
+    /// may need CPU features its caller checked.
+    unsafe fn max_of_phases<const CH: usize, const PH: usize>(
+        block: &[[f32; LANES]],
+        taps: usize,
+        weights: &[f32],
+    ) -> [[f32; LANES]; CH];
+}
+
+/// Plain Rust on arrays of lanes, vectorised by the compiler as the target allows.
+struct Portable<M>(std::marker::PhantomData<M>);
+
+impl<M: MulAdd> BlockKernel for Portable<M> {
+    const PAIRS: bool = false;
+
+    #[inline(always)]
+    unsafe fn max_of_phases<const CH: usize, const PH: usize>(
+        block: &[[f32; LANES]],
+        taps: usize,
+        weights: &[f32],
+    ) -> [[f32; LANES]; CH] {
+        let mut best = [[f32::NEG_INFINITY; LANES]; CH];
+        for group in block.chunks_exact(PH * taps) {
+            let mut sums = [[[0.0f32; LANES]; PH]; CH];
+            for tap in 0..taps {
+                for (c, channel_sums) in sums.iter_mut().enumerate() {
+                    let w = weights[c * taps + tap];
+                    for (ph, sum) in channel_sums.iter_mut().enumerate() {
+                        let x = &group[ph * taps + tap];
+                        for i in 0..LANES {
+                            sum[i] = M::mul_add(x[i], w, sum[i]);
+                        }
+                    }
+                }
+            }
+            for (b, channel_sums) in best.iter_mut().zip(&sums) {
+                for sum in channel_sums {
+                    for i in 0..LANES {
+                        b[i] = if sum[i] > b[i] { sum[i] } else { b[i] };
+                    }
+                }
+            }
+        }
+        best
+    }
+}
+
+/// AVX2 registers and fused multiply-add, written out: the compiler's own vectorisation of the
+/// portable loop kept to 128-bit halves and ran the seed CNN's opening at ~1 ms instead of ~0.1.
+#[cfg(target_arch = "x86_64")]
+struct Avx2Fma;
+
+#[cfg(target_arch = "x86_64")]
+impl BlockKernel for Avx2Fma {
+    const PAIRS: bool = true;
+
+    #[inline(always)]
+    unsafe fn max_of_phases<const CH: usize, const PH: usize>(
+        block: &[[f32; LANES]],
+        taps: usize,
+        weights: &[f32],
+    ) -> [[f32; LANES]; CH] {
+        // SAFETY: the caller checked AVX2 and FMA; every load and store is of a whole [f32; 8].
+        unsafe { max_of_phases_avx2::<CH, PH>(block, taps, weights) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn max_of_phases_avx2<const CH: usize, const PH: usize>(
+    block: &[[f32; LANES]],
+    taps: usize,
+    weights: &[f32],
+) -> [[f32; LANES]; CH] {
+    use std::arch::x86_64::*;
+    let mut best = [_mm256_set1_ps(f32::NEG_INFINITY); CH];
+    for group in block.chunks_exact(PH * taps) {
+        let mut sums = [[_mm256_setzero_ps(); PH]; CH];
+        for tap in 0..taps {
+            let mut x = [_mm256_setzero_ps(); PH];
+            for (ph, x) in x.iter_mut().enumerate() {
+                // SAFETY: a [f32; 8] is 8 readable floats; loadu needs no alignment.
+                *x = unsafe { _mm256_loadu_ps(group[ph * taps + tap].as_ptr()) };
+            }
+            for (c, channel_sums) in sums.iter_mut().enumerate() {
+                let w = _mm256_set1_ps(weights[c * taps + tap]);
+                for (sum, &x) in channel_sums.iter_mut().zip(&x) {
+                    *sum = _mm256_fmadd_ps(x, w, *sum);
+                }
+            }
+        }
+        for (b, channel_sums) in best.iter_mut().zip(&sums) {
+            for &sum in channel_sums {
+                *b = _mm256_max_ps(*b, sum);
+            }
+        }
+    }
+    let mut out = [[0.0f32; LANES]; CH];
+    for (o, b) in out.iter_mut().zip(best) {
+        // SAFETY: a [f32; 8] is 8 writable floats.
+        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), b) };
+    }
+    out
+}
+
+/// `a·b + c`, fused (one rounding, one instruction where the CPU has it) or as two operations.
+trait MulAdd {
+    fn mul_add(a: f32, b: f32, c: f32) -> f32;
+}
+
+/// Only where FMA is in the baseline: elsewhere `f32::mul_add` is a slow library call.
+#[cfg(target_arch = "aarch64")]
+struct Fused;
+
+#[cfg(target_arch = "aarch64")]
+impl MulAdd for Fused {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+struct Separate;
+
+impl MulAdd for Separate {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cxr_core::GreyImage;
+
+    /// A small deterministic generator, so the test needs no dependency and fails the same way twice.
+    fn values(seed: u64, n: usize) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// The opening computed the plain way, from the image itself: convolution, ReLU, max pool.
+    fn direct(opening: &PatchOpening, img: &GreyImage) -> Vec<f32> {
+        let PatchLayout { kernel: k, pool: p, cells: q } = opening.layout;
+        let width = img.width as usize;
+        let mut out = Vec::new();
+        for c in 0..opening.channels {
+            for qy in 0..q {
+                for qx in 0..q {
+                    let mut best = f32::NEG_INFINITY;
+                    for py in 0..p {
+                        for px in 0..p {
+                            let (y, x) = (qy * p + py, qx * p + px);
+                            let mut sum = opening.bias[c] as f64;
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    let pixel = img.pixels[(y * k + ky) * width + x * k + kx];
+                                    sum += opening.weights[c * k * k + ky * k + kx] as f64 * pixel as f64;
+                                }
+                            }
+                            best = best.max(sum as f32);
+                        }
+                    }
+                    out.push(if opening.relu { best.max(0.0) } else { best });
+                }
+            }
+        }
+        out
+    }
+
+    /// Two images per run; cells chosen so that the pixel count is not a multiple of the block
+    /// (the zero-padded tail), with and without a pool and a ReLU.
+    #[test]
+    fn opening_matches_a_direct_convolution_relu_and_pool_in_every_form() {
+        for (kernel, pool, cells, relu) in [(3, 2, 5, true), (3, 1, 7, false), (2, 3, 3, true), (4, 2, 4, false)] {
+            let layout = PatchLayout { kernel, pool, cells };
+            let channels = 5;
+            let opening = PatchOpening {
+                layout,
+                channels,
+                weights: values(1, channels * kernel * kernel),
+                bias: values(2, channels),
+                relu,
+            };
+            // Images a little larger than the opening reads, as floor-mode pooling allows.
+            let side = (cells * pool * kernel + 1) as u32;
+            let images: Vec<GreyImage> =
+                (0..2).map(|i| GreyImage::new(side, side, values(10 + i, (side * side) as usize))).collect();
+            let mut input = Vec::new();
+            for img in &images {
+                layout.write(img, &mut input);
+            }
+            let expected: Vec<f32> = images.iter().flat_map(|img| direct(&opening, img)).collect();
+            let mut dispatched = vec![f32::NAN; expected.len()];
+            opening.run(&input, &mut dispatched);
+            let mut portable = vec![f32::NAN; expected.len()];
+            opening.run_portable(&input, &mut portable);
+            for (form, got) in [("dispatched", &dispatched), ("portable", &portable)] {
+                for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+                    assert!((g - e).abs() <= 1e-5, "{form}, {layout:?} relu {relu}: value {i} is {g}, expected {e}");
+                }
+            }
+            if relu {
+                assert!(dispatched.contains(&0.0), "the data should make the ReLU clip something");
+            } else {
+                assert!(dispatched.iter().any(|&v| v < 0.0), "without a ReLU some outputs are negative");
+            }
+        }
+    }
+}

@@ -13,6 +13,7 @@ mod shard;
 use super::models::ModelArg;
 use anyhow::{Context, bail};
 use clap::Args;
+use cxr_core::results::file_identity;
 use cxr_core::walk::walk;
 use cxr_infer::Model;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -75,7 +76,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let (file, done) = open_output(&args.out, &header, &model, args.resume)?;
     let in_shard = |l: &&Listed| args.shard.is_none_or(|s| s.holds(&l.key));
     let todo: Vec<&PathBuf> =
-        inputs.images.iter().filter(in_shard).map(|l| &l.path).filter(|p| !done.contains(&identity(p))).collect();
+        inputs.images.iter().filter(in_shard).map(|l| &l.path).filter(|p| !done.contains(&file_identity(p))).collect();
     if let Some(shard) = args.shard {
         eprintln!("shard {shard}: {} of {} images", inputs.images.iter().filter(in_shard).count(), inputs.images.len());
     }
@@ -148,12 +149,6 @@ fn worker_count(jobs: Option<usize>) -> anyhow::Result<usize> {
     }
 }
 
-/// What identifies a file across runs: its canonical path, so that `real/x.png`,
-/// `./real/x.png` and `/abs/real/x.png` are one file. A path that no longer resolves stays as written.
-fn identity(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
-}
-
 fn header(model: &Model) -> Vec<String> {
     let mut h = vec!["path".to_owned()];
     h.extend(model.class_set().names().iter().map(|n| format!("p_{n}")));
@@ -181,7 +176,7 @@ fn score_row(
 }
 
 /// Opens `out` for appending under an exclusive advisory lock, held until the run ends, and
-/// returns it with the files it already holds scores for (by [`identity`]).
+/// returns it with the files it already holds scores for (by [`file_identity`]).
 ///
 /// Refuses to overwrite an existing non-empty file without `--resume`, to write a file another
 /// run holds, and to resume a file written with different columns or another model. With
@@ -233,7 +228,7 @@ fn open_output(out: &Path, header: &[String], model: &Model, resume: bool) -> an
         let text = writer.into_inner().map_err(|e| anyhow::anyhow!("{}", e.error()))?;
         file = replace_locked(out, &text)?;
     }
-    done.extend(earlier.scored.iter().map(|row| identity(Path::new(row.get(0).unwrap_or_default()))));
+    done.extend(earlier.scored.iter().map(|row| file_identity(Path::new(row.get(0).unwrap_or_default()))));
     file.seek(SeekFrom::End(0))?;
     Ok((file, done))
 }
@@ -272,7 +267,7 @@ struct Listed {
 
 /// The command line expanded into image paths.
 struct Inputs {
-    /// In order, each file once (by [`identity`]).
+    /// In order, each file once (by [`file_identity`]).
     images: Vec<Listed>,
     /// Folders that could not be listed: one error row each.
     unreadable: Vec<(PathBuf, String)>,
@@ -324,7 +319,7 @@ fn collect_inputs(inputs: &[PathBuf], split: Option<cxr_core::Split>) -> anyhow:
         eprintln!("skipped {} files that are not PNG, JPEG or DICOM (e.g. {})", skipped.len(), skipped[0].display());
     }
     let mut seen = HashSet::new();
-    images.retain(|l| seen.insert(identity(&l.path)));
+    images.retain(|l| seen.insert(file_identity(&l.path)));
     Ok(Inputs { images, unreadable })
 }
 

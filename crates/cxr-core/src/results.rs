@@ -7,6 +7,14 @@
 
 use std::path::{Path, PathBuf};
 
+/// The file a row of `cxr score`'s output is about: its canonical path, so that `a/x.png`,
+/// `./a/x.png` and a link to it are one file when a run is resumed, shards are merged or a
+/// teacher's scores are matched to training films. A path that cannot be resolved (the file is
+/// gone) stands for itself.
+pub fn file_identity(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+}
+
 /// Why an earlier output cannot be resumed. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ResumeError {

@@ -9,6 +9,7 @@
 //! needs a teacher that never saw the student's test films: per fold, that fold's teacher.
 
 use crate::run::TrainError;
+use cxr_core::results::file_identity;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -54,7 +55,7 @@ impl SoftTargets {
             {
                 teachers.push(model.to_owned());
             }
-            by_film.insert(identity(Path::new(row.get(path_at).unwrap_or(""))), p);
+            by_film.insert(file_identity(Path::new(row.get(path_at).unwrap_or(""))), p);
         }
         Ok(SoftTargets { by_film, teachers })
     }
@@ -64,7 +65,7 @@ impl SoftTargets {
         films
             .iter()
             .map(|film| {
-                self.by_film.get(&identity(film)).copied().ok_or_else(|| TrainError::SoftTargets {
+                self.by_film.get(&file_identity(film)).copied().ok_or_else(|| TrainError::SoftTargets {
                     path: csv_path.to_owned(),
                     reason: format!(
                         "has no score for training film {} (score every film of the train split with the teacher)",
@@ -74,11 +75,6 @@ impl SoftTargets {
             })
             .collect()
     }
-}
-
-/// A film's canonical path, so that `a/x.png` and `./a/x.png` are one film (as `cxr score` does).
-fn identity(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
 }
 
 #[cfg(test)]

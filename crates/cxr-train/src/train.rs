@@ -90,10 +90,7 @@ pub fn train(
     let soft_targets = match &config.soft_targets {
         None => None,
         Some(csv) => {
-            let films = train_examples.paths().ok_or_else(|| TrainError::SoftTargets {
-                path: csv.clone(),
-                reason: "cached features do not keep their films' paths".to_owned(),
-            })?;
+            let films = train_examples.paths().expect("TrainConfig::check refuses soft targets with cached features");
             let scores = SoftTargets::read(csv)?.for_films(films, csv)?;
             Some(Tensor::from_slice(&scores))
         }
@@ -551,17 +548,15 @@ impl Examples {
         device: Device,
         train: bool,
     ) -> Tensor {
+        let images = |cache: &ImageCache| {
+            let inputs = cache.batch(indices, preprocess, augmentation);
+            batch_tensor(&inputs, preprocess.shape(indices.len())).to_device(device)
+        };
         match self {
-            Examples::Images(cache) => {
-                let inputs = cache.batch(indices, preprocess, augmentation);
-                let xs = batch_tensor(&inputs, preprocess.shape(indices.len())).to_device(device);
-                model.forward(&xs, train).logits
-            }
+            Examples::Images(cache) => model.forward(&images(cache), train).logits,
             Examples::Features { set, cut } => model.forward_from(*cut, &set.batch(indices, device), train),
             Examples::FrozenImages { cache, cut } => {
-                let inputs = cache.batch(indices, preprocess, augmentation);
-                let xs = batch_tensor(&inputs, preprocess.shape(indices.len())).to_device(device);
-                let frozen = tch::no_grad(|| model.forward_to(&xs, *cut, false));
+                let frozen = tch::no_grad(|| model.forward_to(&images(cache), *cut, false));
                 model.forward_from(*cut, &frozen, train)
             }
         }

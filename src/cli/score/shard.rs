@@ -8,8 +8,9 @@
 //! mount point. The merge lists the inputs again and refuses, naming examples, when an input has
 //! no row or two rows or a row is not an input, so a lost or repeated task cannot go unnoticed.
 
-use super::{Inputs, identity};
+use super::Inputs;
 use anyhow::{Context, bail};
+use cxr_core::results::file_identity;
 use cxr_infer::Model;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -82,7 +83,7 @@ pub fn merge(
         }
         failed += run.failed.len();
         for row in run.scored.into_iter().chain(run.failed) {
-            let file = identity(Path::new(row.get(0).unwrap_or_default()));
+            let file = file_identity(Path::new(row.get(0).unwrap_or_default()));
             if let Some((_, first)) = rows.get(&file) {
                 twice.push(format!("{} (in {} and {})", file.display(), first.display(), shard.display()));
             } else {
@@ -96,7 +97,7 @@ pub fn merge(
         .iter()
         .map(|(p, _)| p.as_path())
         .chain(inputs.images.iter().map(|l| l.path.as_path()))
-        .map(|p| (p, identity(p)))
+        .map(|p| (p, file_identity(p)))
         .collect();
     let missing: Vec<&Path> = expected.iter().filter(|(_, id)| !rows.contains_key(id)).map(|(p, _)| *p).collect();
     let listed: std::collections::HashSet<&PathBuf> = expected.iter().map(|(_, id)| id).collect();

@@ -84,7 +84,7 @@ impl PatchOpening {
         assert_eq!(self.bias.len(), self.channels);
         // Four phases at a time (a 2×2 pool) keep eight independent sums per channel pair in
         // flight, enough to hide the multiply-add latency; other pools go one phase at a time.
-        if (self.layout.pool * self.layout.pool) % 4 == 0 {
+        if (self.layout.pool * self.layout.pool).is_multiple_of(4) {
             self.run_phases::<K, 4>(input, out)
         } else {
             self.run_phases::<K, 1>(input, out)

@@ -1,8 +1,8 @@
 //! Loading an ONNX model with its card, checking that they agree, and running batches.
 
 use crate::int8_float;
-use crate::patch_input::{self, PatchLayout};
-use crate::patch_opening::PatchOpening;
+use crate::patch_input;
+use crate::patch_opening::{PatchLayout, PatchOpening};
 use cxr_core::card::CardError;
 use cxr_core::{ClassSet, GreyImage, ImageError, ModelCard};
 use std::path::{Path, PathBuf};

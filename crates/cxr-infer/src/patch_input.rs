@@ -23,56 +23,9 @@
 //! `CXR_GRAPH_FORM=onnx` turns it off (to measure tract on the file as written).
 
 use crate::onnx_proto::{consumers, float_initializer, int, ints, is_graph_output, string};
-use crate::patch_opening::PatchOpening;
-use cxr_core::{GreyImage, Preprocess};
+pub use crate::patch_opening::{PatchLayout, PatchOpening};
+use cxr_core::Preprocess;
 use tract_onnx::pb;
-
-/// How preprocessing lays out one image for a rewritten model: `[k·k, p·p·q, q]`, where plane
-/// `ky·k + kx` holds tap (ky, kx) of every patch, and row `phase·q + qy` holds pool phase
-/// `phase = py·p + px` of pooled row `qy`. Values are the fitted grey image, not normalised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PatchLayout {
-    /// Kernel side = stride of the patch convolution.
-    pub kernel: usize,
-    /// Pool side = stride of the folded max pool; 1 when no pool was folded.
-    pub pool: usize,
-    /// Outputs per side after the pool (or after the convolution when `pool` is 1).
-    pub cells: usize,
-}
-
-impl PatchLayout {
-    /// `[n, k·k, p·p·q, q]`.
-    pub fn shape(&self, n: usize) -> [usize; 4] {
-        let (k, p, q) = (self.kernel, self.pool, self.cells);
-        [n, k * k, p * p * q, q]
-    }
-
-    /// Values per image.
-    #[allow(clippy::len_without_is_empty)] // a layout always has values
-    pub fn len(&self) -> usize {
-        self.shape(1).iter().product()
-    }
-
-    /// Appends `fitted` (the card-sized grey image) in this layout.
-    pub fn write(&self, fitted: &GreyImage, out: &mut Vec<f32>) {
-        let (k, p, q) = (self.kernel, self.pool, self.cells);
-        let width = fitted.width as usize;
-        let start = out.len();
-        out.resize(start + self.len(), 0.0);
-        let planes = out[start..].chunks_exact_mut(p * p * q * q);
-        for (tap, plane) in planes.enumerate() {
-            let (ky, kx) = (tap / k, tap % k);
-            for (row_index, row) in plane.chunks_exact_mut(q).enumerate() {
-                let (phase, qy) = (row_index / q, row_index % q);
-                let (py, px) = (phase / p, phase % p);
-                let source = &fitted.pixels[((qy * p + py) * k + ky) * width..];
-                for (qx, value) in row.iter_mut().enumerate() {
-                    *value = source[(qx * p + px) * k + kx];
-                }
-            }
-        }
-    }
-}
 
 /// Whether the rewrite is wanted (`CXR_GRAPH_FORM=onnx` measures tract on the file as written).
 pub fn enabled() -> bool {
@@ -213,6 +166,7 @@ fn set_dims(value: &mut pb::ValueInfoProto, dims: &[usize]) {
 mod tests {
     use super::*;
     use crate::model::{Batch, Model};
+    use cxr_core::GreyImage;
     use cxr_test_support::{datasets, workspace};
 
     #[test]

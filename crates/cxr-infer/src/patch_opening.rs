@@ -1,6 +1,6 @@
 //! The opening of a patch network — a convolution with kernel = stride and no padding, an
 //! optional ReLU, an optional max pool with kernel = stride — computed in one pass before tract
-//! runs the rest of the graph ([`crate::patch_input`] cuts the graph and builds this).
+//! runs the rest of the graph (`patch_input` cuts the graph and builds this).
 //!
 //! Why not leave it to tract: handed this opening as a 1×1 convolution on patches (k = 9 taps)
 //! and an elementwise `Max` of the pool phases, tract 0.23 spent 0.66 of the seed CNN's 0.92 ms
@@ -12,12 +12,59 @@
 //! pooled value is written, once.
 //!
 //! The arithmetic is the same sum of products tract does, in a different order, so results match
-//! it up to float rounding (checked against the graph as written in [`crate::patch_input`]'s
+//! it up to float rounding (checked against the graph as written in `patch_input`'s
 //! tests and against a direct convolution below). On x86-64 with AVX2 and FMA the inner loop is
 //! written in their intrinsics and picked at run time; elsewhere it is plain Rust the compiler
 //! vectorises (aarch64 with fused multiply-add, which its baseline has).
 
-use crate::patch_input::PatchLayout;
+use cxr_core::GreyImage;
+
+/// How preprocessing lays out one image for a rewritten model: `[k·k, p·p·q, q]`, where plane
+/// `ky·k + kx` holds tap (ky, kx) of every patch, and row `phase·q + qy` holds pool phase
+/// `phase = py·p + px` of pooled row `qy`. Values are the fitted grey image, not normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatchLayout {
+    /// Kernel side = stride of the patch convolution.
+    pub kernel: usize,
+    /// Pool side = stride of the folded max pool; 1 when no pool was folded.
+    pub pool: usize,
+    /// Outputs per side after the pool (or after the convolution when `pool` is 1).
+    pub cells: usize,
+}
+
+impl PatchLayout {
+    /// `[n, k·k, p·p·q, q]`.
+    pub fn shape(&self, n: usize) -> [usize; 4] {
+        let (k, p, q) = (self.kernel, self.pool, self.cells);
+        [n, k * k, p * p * q, q]
+    }
+
+    /// Values per image.
+    #[allow(clippy::len_without_is_empty)] // a layout always has values
+    pub fn len(&self) -> usize {
+        self.shape(1).iter().product()
+    }
+
+    /// Appends `fitted` (the card-sized grey image) in this layout.
+    pub fn write(&self, fitted: &GreyImage, out: &mut Vec<f32>) {
+        let (k, p, q) = (self.kernel, self.pool, self.cells);
+        let width = fitted.width as usize;
+        let start = out.len();
+        out.resize(start + self.len(), 0.0);
+        let planes = out[start..].chunks_exact_mut(p * p * q * q);
+        for (tap, plane) in planes.enumerate() {
+            let (ky, kx) = (tap / k, tap % k);
+            for (row_index, row) in plane.chunks_exact_mut(q).enumerate() {
+                let (phase, qy) = (row_index / q, row_index % q);
+                let (py, px) = (phase / p, phase % p);
+                let source = &fitted.pixels[((qy * p + py) * k + ky) * width..];
+                for (qx, value) in row.iter_mut().enumerate() {
+                    *value = source[(qx * p + px) * k + kx];
+                }
+            }
+        }
+    }
+}
 
 /// Output pixels computed together: one AVX2 register, two NEON registers.
 const LANES: usize = 8;
@@ -29,7 +76,7 @@ pub struct PatchOpening {
     /// Output channels of the convolution.
     pub channels: usize,
     /// `[channels, kernel²]`: per channel, one weight per tap, with the card's normalisation and
-    /// the input planes already folded in ([`crate::patch_input`]).
+    /// the input planes already folded in (`patch_input`).
     pub weights: Vec<f32>,
     /// `[channels]`, likewise folded.
     pub bias: Vec<f32>,
@@ -294,7 +341,6 @@ impl MulAdd for Separate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cxr_core::GreyImage;
 
     /// A small deterministic generator, so the test needs no dependency and fails the same way twice.
     fn values(seed: u64, n: usize) -> Vec<f32> {

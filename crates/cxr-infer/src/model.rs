@@ -184,8 +184,7 @@ impl Model {
         let float_int8 = if form.int8_as_float { int8_float::rewrite(&proto) } else { None };
         let int8_as_float = float_int8.is_some();
         let proto = float_int8.unwrap_or(proto);
-        let rewritten =
-            if form.patch_input { patch_input::rewrite(&proto, &card.io.input, &card.preprocess) } else { None };
+        let rewritten = if form.patch_input { patch_input::rewrite(&proto, &card.io, &card.preprocess) } else { None };
         let dims = match &rewritten {
             Some((_, opening)) => opening.output_dims(),
             None => {

@@ -16,6 +16,12 @@
 //! tests and against a direct convolution below). On x86-64 with AVX2 and FMA the inner loop is
 //! written in their intrinsics and picked at run time; elsewhere it is plain Rust the compiler
 //! vectorises (aarch64 with fused multiply-add, which its baseline has).
+//!
+//! An int8 graph's opening (in the float form `int8_float` gives it) is the same computation
+//! with its values put on quantization grids: the input rounded onto the input's grid, the
+//! convolution's output onto its own grid before the pool. Both are [`Grid`]s here, applied as
+//! each input value is gathered and as each pooled value is written, so an int8 file's opening
+//! costs what its fp32 twin's does.
 
 use cxr_core::GreyImage;
 
@@ -66,6 +72,54 @@ impl PatchLayout {
     }
 }
 
+/// A quantization grid of an int8 graph: `QuantizeLinear` then `DequantizeLinear` with the same
+/// scale and zero point, which round a value to the nearest grid point and saturate it at the
+/// grid's ends (the uint8 grid's lower end is what makes a fused ReLU). Rounding is as tract
+/// does it: times the reciprocal of the step, ties to even.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grid {
+    /// The value grid point `zero` stands for: 0 on a graph's own values; the normalisation
+    /// mean for an input grid applied to grey pixels (`patch_input` folds the normalisation).
+    pub origin: f32,
+    /// The value between two grid points.
+    pub step: f32,
+    /// `1 / step`, as tract multiplies by it.
+    pub per_step: f32,
+    /// The zero point, and the lowest and highest grid points (0 and 255 for uint8).
+    pub zero: f32,
+    pub lowest: f32,
+    pub highest: f32,
+}
+
+impl Grid {
+    /// The grid of a `QuantizeLinear` with this scale and zero point, on values of its type's range.
+    pub fn new(scale: f32, zero: f32, (lowest, highest): (f32, f32)) -> Grid {
+        Grid { origin: 0.0, step: scale, per_step: scale.recip(), zero, lowest, highest }
+    }
+
+    /// The same grid seen from values `mean + std·x` rather than `x`.
+    pub fn scaled(self, mean: f32, std: f32) -> Grid {
+        let step = self.step * std;
+        Grid { origin: mean, step, per_step: step.recip(), ..self }
+    }
+
+    /// `v` on the grid.
+    ///
+    /// Saturated first (the bounds are whole steps, so that commutes with rounding), then rounded
+    /// by adding and removing 1.5·2²³, which leaves no fraction bits and so rounds to nearest,
+    /// ties to even, for any |u| < 2²². Plain adds, multiplies, min and max vectorise on every
+    /// target. (A first form, with `round_ties_even` and `clamp`, applied as each block was
+    /// stored, made the int8 opening 0.6 ms slower than the fp32 one; this one, in passes of
+    /// its own over the gathered block and the output, about 0.06.)
+    #[inline(always)]
+    pub fn snap(&self, v: f32) -> f32 {
+        const ROUNDER: f32 = 12_582_912.0;
+        let u = ((v - self.origin) * self.per_step).max(self.lowest - self.zero).min(self.highest - self.zero);
+        let rounded = (u + ROUNDER) - ROUNDER;
+        self.origin + rounded * self.step
+    }
+}
+
 /// Output pixels computed together: one AVX2 register, two NEON registers.
 const LANES: usize = 8;
 
@@ -82,6 +136,12 @@ pub struct PatchOpening {
     pub bias: Vec<f32>,
     /// Whether a ReLU follows the convolution (applied after the pool's max: they commute).
     pub relu: bool,
+    /// The grid input values are put on before the convolution (an int8 graph's input
+    /// quantization), in the grey units the layout holds.
+    pub input_grid: Option<Grid>,
+    /// The grid the convolution's output is put on (an int8 graph's output quantization), after
+    /// bias and ReLU; like the ReLU it commutes with the pool's max.
+    pub output_grid: Option<Grid>,
 }
 
 impl PatchOpening {
@@ -159,6 +219,11 @@ impl PatchOpening {
                         lanes[..width].copy_from_slice(&image[from..from + width]);
                     }
                 }
+                if let Some(grid) = &self.input_grid {
+                    for v in block.as_flattened_mut() {
+                        *v = grid.snap(*v);
+                    }
+                }
                 let mut store = |channel: usize, sums: [f32; LANES]| {
                     let bias = self.bias[channel];
                     let mut values = sums;
@@ -193,6 +258,13 @@ impl PatchOpening {
                     let [a] = unsafe { K::max_of_phases::<1, PH>(&block, taps, weights) };
                     store(channel, a);
                     channel += 1;
+                }
+            }
+            // One pass over the image's output: a plain loop over memory vectorises where the
+            // per-block store above did not.
+            if let Some(grid) = &self.output_grid {
+                for v in pooled.iter_mut() {
+                    *v = grid.snap(*v);
                 }
             }
         }
@@ -254,7 +326,9 @@ impl<M: MulAdd> BlockKernel for Portable<M> {
 }
 
 /// AVX2 registers and fused multiply-add, written out: the compiler's own vectorisation of the
-/// portable loop kept to 128-bit halves and ran the seed CNN's opening at ~1 ms instead of ~0.1.
+/// portable loop kept to 128-bit halves and did the multiplies and adds apart. (That was one of
+/// three reasons a first version of this opening took ~1 ms; the others were a memcpy call per
+/// block and an integer division per tap. BENCHMARKS.md's node profile times this one.)
 #[cfg(target_arch = "x86_64")]
 struct Avx2Fma;
 
@@ -353,8 +427,10 @@ mod tests {
             .collect()
     }
 
-    /// The opening computed the plain way, from the image itself: convolution, ReLU, max pool.
+    /// The opening computed the plain way, from the image itself, in the order a graph writes
+    /// it: input grid, convolution, ReLU, output grid, max pool.
     fn direct(opening: &PatchOpening, img: &GreyImage) -> Vec<f32> {
+        let on = |grid: Option<Grid>, v: f32| grid.map_or(v, |g| g.snap(v));
         let PatchLayout { kernel: k, pool: p, cells: q } = opening.layout;
         let width = img.width as usize;
         let mut out = Vec::new();
@@ -368,14 +444,15 @@ mod tests {
                             let mut sum = opening.bias[c] as f64;
                             for ky in 0..k {
                                 for kx in 0..k {
-                                    let pixel = img.pixels[(y * k + ky) * width + x * k + kx];
+                                    let pixel = on(opening.input_grid, img.pixels[(y * k + ky) * width + x * k + kx]);
                                     sum += opening.weights[c * k * k + ky * k + kx] as f64 * pixel as f64;
                                 }
                             }
-                            best = best.max(sum as f32);
+                            let value = if opening.relu { (sum as f32).max(0.0) } else { sum as f32 };
+                            best = best.max(on(opening.output_grid, value));
                         }
                     }
-                    out.push(if opening.relu { best.max(0.0) } else { best });
+                    out.push(best);
                 }
             }
         }
@@ -383,10 +460,17 @@ mod tests {
     }
 
     /// Two images per run; cells chosen so that the pixel count is not a multiple of the block
-    /// (the zero-padded tail), with and without a pool and a ReLU.
+    /// (the zero-padded tail), with and without a pool, a ReLU and int8 grids.
     #[test]
     fn opening_matches_a_direct_convolution_relu_and_pool_in_every_form() {
-        for (kernel, pool, cells, relu) in [(3, 2, 5, true), (3, 1, 7, false), (2, 3, 3, true), (4, 2, 4, false)] {
+        // An int8 input grid seen through a normalisation, and a uint8 output grid that saturates
+        // at both ends (the data's sums reach about ±3).
+        let in_grid = Grid::new(0.02, 3.0, (-128.0, 127.0)).scaled(0.2, 0.8);
+        let out_grid = Grid::new(0.01, 0.0, (0.0, 255.0));
+        let plain = [(3, 2, 5, true), (3, 1, 7, false), (2, 3, 3, true), (4, 2, 4, false)].map(|f| (f, None));
+        for ((kernel, pool, cells, relu), grids) in
+            plain.into_iter().chain([((3, 2, 5, false), Some((in_grid, out_grid)))])
+        {
             let layout = PatchLayout { kernel, pool, cells };
             let channels = 5;
             let opening = PatchOpening {
@@ -395,6 +479,8 @@ mod tests {
                 weights: values(1, channels * kernel * kernel),
                 bias: values(2, channels),
                 relu,
+                input_grid: grids.map(|g| g.0),
+                output_grid: grids.map(|g| g.1),
             };
             // Images a little larger than the opening reads, as floor-mode pooling allows.
             let side = (cells * pool * kernel + 1) as u32;
@@ -410,11 +496,25 @@ mod tests {
             let mut portable = vec![f32::NAN; expected.len()];
             opening.run_portable(&input, &mut portable);
             for (form, got) in [("dispatched", &dispatched), ("portable", &portable)] {
+                // On a grid, a sum within float rounding of a half step may land one step away.
+                let mut off_by_a_step = 0;
                 for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+                    if grids.is_some() && ((g - e).abs() - out_grid.step).abs() <= 1e-5 {
+                        off_by_a_step += 1;
+                        continue;
+                    }
                     assert!((g - e).abs() <= 1e-5, "{form}, {layout:?} relu {relu}: value {i} is {g}, expected {e}");
                 }
+                assert!(off_by_a_step <= 1, "{form}: {off_by_a_step} values a grid step away");
             }
-            if relu {
+            if grids.is_some() {
+                let highest = out_grid.snap(f32::MAX);
+                assert!(
+                    dispatched.contains(&0.0) && dispatched.contains(&highest),
+                    "both ends of the grid are reached"
+                );
+                assert!(dispatched.iter().all(|v| (v / out_grid.step - (v / out_grid.step).round()).abs() < 1e-3));
+            } else if relu {
                 assert!(dispatched.contains(&0.0), "the data should make the ReLU clip something");
             } else {
                 assert!(dispatched.iter().any(|&v| v < 0.0), "without a ReLU some outputs are negative");

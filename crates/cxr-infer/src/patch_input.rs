@@ -56,14 +56,14 @@ pub fn rewrite(
     let mut input_grid = None;
     let mut conv_input = input;
     let mut dropped = vec![];
-    if let Some((grid, quantize_at, dequantize_at)) = sole_consumer(graph, input).and_then(|at| grid_pair(graph, at)) {
+    if let Some(quantize_at) = next(graph, &mut conv_input, |n| quantize_grid(graph, n).is_some()) {
+        let grid = quantize_grid(graph, &graph.node[quantize_at]).expect("checked");
+        dropped.extend([quantize_at, next(graph, &mut conv_input, |n| dequantizes(graph, n, grid))?]);
         let (mean, std) = preprocess.stats(0);
         if (1..preprocess.channels as usize).any(|c| preprocess.stats(c) != (mean, std)) {
             return None;
         }
         input_grid = Some(grid.scaled(mean, std));
-        conv_input = graph.node[dequantize_at].output[0].as_str();
-        dropped.extend([quantize_at, dequantize_at]);
     }
     let conv_at = sole_consumer(graph, conv_input)?;
     let conv = &graph.node[conv_at];
@@ -170,15 +170,6 @@ fn next<'g>(graph: &'g pb::GraphProto, tail: &mut &'g str, op: impl Fn(&pb::Node
     let at = sole_consumer(graph, tail).filter(|&at| op(&graph.node[at]) && !is_graph_output(graph, tail))?;
     *tail = graph.node[at].output[0].as_str();
     Some(at)
-}
-
-/// A `QuantizeLinear` at `at` and its sole reader, a `DequantizeLinear` back from the same grid:
-/// the grid and both indices.
-fn grid_pair(graph: &pb::GraphProto, at: usize) -> Option<(Grid, usize, usize)> {
-    let grid = quantize_grid(graph, &graph.node[at])?;
-    let value = graph.node[at].output[0].as_str();
-    let dequantize_at = sole_consumer(graph, value).filter(|_| !is_graph_output(graph, value))?;
-    dequantizes(graph, &graph.node[dequantize_at], grid).then_some((grid, at, dequantize_at))
 }
 
 /// The grid of a `QuantizeLinear` with a constant scalar scale and zero point (uint8 when it has none).

@@ -19,9 +19,9 @@
 //!
 //! An int8 graph's opening (in the float form `int8_float` gives it) is the same computation
 //! with its values put on quantization grids: the input rounded onto the input's grid, the
-//! convolution's output onto its own grid before the pool. Both are [`Grid`]s here, applied as
-//! each input value is gathered and as each pooled value is written, so an int8 file's opening
-//! costs what its fp32 twin's does.
+//! convolution's output onto its own grid before the pool. Both are [`Grid`]s here, applied to
+//! each gathered block of input and, in one pass, to each image's pooled output, so an int8
+//! file's opening costs little more than its fp32 twin's.
 
 use cxr_core::GreyImage;
 

@@ -72,7 +72,7 @@ pub enum Classes {
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Network to train: seed-cnn, mobilenet-v2, efficientnet-lite0, resnet18, densenet121 or vgg16.
+    /// Network to train: seed-cnn, mobilenet-v2, efficientnet-lite0, resnet18, resnet18-half, densenet121 or vgg16.
     #[arg(long, default_value = "seed-cnn")]
     arch: String,
     /// Safetensors checkpoint to start from, for any architecture: ImageNet weights from

@@ -171,7 +171,8 @@ pub fn resnet18(image_size: i64, head: Head) -> Network {
 /// ResNet-18's layout with half its channels in every layer (32, 64, 128, 256): about a quarter of
 /// its multiply-adds and parameters, so that a from-scratch ResNet at 96 px fits the edge budget
 /// (10 ms an image on one core) that the full width misses. Same parameter names as ResNet-18, so
-/// its runs and cards read alike; no ImageNet checkpoint exists for it.
+/// its runs and cards read alike; no ImageNet checkpoint exists for it. Within one collection it
+/// did not beat `seed-cnn`, so no shipped model uses it (docs/within-source.md, levers).
 pub fn resnet18_half(image_size: i64, head: Head) -> Network {
     resnet18_of_width("resnet18-half", [32, 64, 128, 256], image_size, head)
 }

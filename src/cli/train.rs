@@ -1,6 +1,7 @@
 //! `cxr train`, `cxr export` and `cxr quantize` (built with `--features train`, which links libtorch).
 
 use anyhow::Context;
+use clap::builder::PossibleValuesParser;
 use clap::{Args, ValueEnum};
 use cxr_core::ClassSet;
 use cxr_core::preprocess::Intensity;
@@ -70,10 +71,16 @@ pub enum Classes {
     ThreeClass,
 }
 
+/// `--arch`'s values, taken from the zoo so that the help and the check cannot drift from what
+/// `zoo::build` accepts: a wrong name is refused, with the list, before any data is read.
+fn architecture() -> PossibleValuesParser {
+    PossibleValuesParser::new(cxr_train::zoo::ARCHITECTURES)
+}
+
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Network to train: seed-cnn, mobilenet-v2, efficientnet-lite0, resnet18, resnet18-half, densenet121 or vgg16.
-    #[arg(long, default_value = "seed-cnn")]
+    /// Network to train.
+    #[arg(long, default_value = "seed-cnn", value_parser = architecture())]
     arch: String,
     /// Safetensors checkpoint to start from, for any architecture: ImageNet weights from
     /// scripts/fetch-weights.sh (mobilenet-v2, efficientnet-lite0) or a torchvision checkpoint
@@ -185,7 +192,7 @@ pub struct TrainLungFieldArgs {
     #[arg(long)]
     manifest: PathBuf,
     /// The classifier it will stand in front of (its input is the segmenter's).
-    #[arg(long, default_value = "efficientnet-lite0")]
+    #[arg(long, default_value = "efficientnet-lite0", value_parser = architecture())]
     arch: String,
     /// The classifier's input side (default: the architecture's own); a multiple of 32.
     #[arg(long)]
@@ -490,4 +497,33 @@ pub fn run_quantize(args: QuantizeArgs) -> anyhow::Result<ExitCode> {
     outln!("{}", out.display());
     outln!("{}", cxr_core::ModelCard::path_for(&out).display());
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TrainArgs;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        train: TrainArgs,
+    }
+
+    #[test]
+    fn arch_accepts_every_zoo_architecture_and_refuses_others_with_the_list() {
+        for name in cxr_train::zoo::ARCHITECTURES {
+            let cli = Cli::try_parse_from(["train", "--arch", name, "--manifest", "m.csv", "--out", "o"]).unwrap();
+            assert_eq!(cli.train.arch, *name);
+        }
+        let refused =
+            Cli::try_parse_from(["train", "--arch", "resnet50", "--manifest", "m.csv", "--out", "o"]).err().unwrap();
+        assert_eq!(refused.kind(), clap::error::ErrorKind::InvalidValue);
+        let message = refused.to_string();
+        let help = Cli::command().render_long_help().to_string();
+        for name in cxr_train::zoo::ARCHITECTURES {
+            assert!(message.contains(name), "{message}");
+            assert!(help.contains(name), "{help}");
+        }
+    }
 }

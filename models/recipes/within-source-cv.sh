@@ -19,6 +19,9 @@
 # other collections drawn at random (copies of the collection's films are never among them), and
 # its loss aims at the P(covid) that RUN's model of the same fold gives each of them (`cxr score`,
 # then `cxr train --soft-targets`), so no teacher or student of a fold sees that fold's test films.
+# It does not work (docs/within-source.md, Distillation): a teacher trained inside the collection
+# calls nearly every film of the other collections COVID. Out-of-fold scores of the collection's own
+# films (nested-teachers.sh, then --soft-targets …/soft-fold-{fold}.csv) are the ones to distil from.
 name=$1 arch=$2 variant=$3
 shift 3
 source "$(dirname "${BASH_SOURCE[0]}")/prepare-within-source-folds.sh" "$variant"

@@ -321,21 +321,32 @@ fn catalog_finds_models_by_name_and_says_where_it_looked() {
     assert_eq!(by_card.card.name, "tiny-a");
 }
 
-/// CPU time the threads named `prefix…` of this process have spent running, from the kernel's
-/// per-thread `schedstat` (nanoseconds on a CPU). Linux only.
+/// CPU time each thread named `prefix…` of this process has spent running, by thread id, from
+/// the kernel's per-thread `schedstat` (nanoseconds on a CPU). Linux only. Kept per thread so
+/// that a pool of another model exiting between two readings (tests run side by side) cannot
+/// make the total go backwards.
 #[cfg(all(target_os = "linux", not(target_arch = "arm")))]
-fn cpu_ns_of_threads(prefix: &str) -> u64 {
+fn cpu_ns_of_threads(prefix: &str) -> std::collections::HashMap<std::ffi::OsString, u64> {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
         .filter_map(|task| {
-            let dir = task.ok()?.path();
+            let task = task.ok()?;
+            let dir = task.path();
             let name = std::fs::read_to_string(dir.join("comm")).ok()?;
             if !name.trim().starts_with(prefix) {
                 return None;
             }
-            std::fs::read_to_string(dir.join("schedstat")).ok()?.split_whitespace().next()?.parse::<u64>().ok()
+            let ns = std::fs::read_to_string(dir.join("schedstat")).ok()?.split_whitespace().next()?.parse().ok()?;
+            Some((task.file_name(), ns))
         })
-        .sum()
+        .collect()
+}
+
+/// CPU time the threads named `prefix…` spent since `before` was read: each live thread's growth,
+/// counting a thread born since then from zero.
+#[cfg(all(target_os = "linux", not(target_arch = "arm")))]
+fn cpu_ns_since(prefix: &str, before: &std::collections::HashMap<std::ffi::OsString, u64>) -> u64 {
+    cpu_ns_of_threads(prefix).iter().map(|(tid, ns)| ns.saturating_sub(before.get(tid).copied().unwrap_or(0))).sum()
 }
 
 /// A shipped model's matrix products split over an intra-op pool give the probabilities the
@@ -376,7 +387,7 @@ fn intra_op_threads_split_a_shipped_model_and_keep_its_probabilities() {
                 assert_eq!(a.class_index, b.class_index);
             }
         }
-        let pool_ns = cpu_ns_of_threads("cxr-intra-op") - before;
+        let pool_ns = cpu_ns_since("cxr-intra-op", &before);
         assert!(!pool_must_work || pool_ns > 1_000_000, "the intra-op pool ran for only {pool_ns} ns over 30 images");
     }
     let mut threaded = rewritten.clone();

@@ -13,9 +13,11 @@
 //!
 //! The arithmetic is the same sum of products tract does, in a different order, so results match
 //! it up to float rounding (checked against the graph as written in `patch_input`'s
-//! tests and against a direct convolution below). On x86-64 with AVX2 and FMA the inner loop is
-//! written in their intrinsics and picked at run time; elsewhere it is plain Rust the compiler
-//! vectorises (aarch64 with fused multiply-add, which its baseline has).
+//! tests and against a direct convolution below). On x86-64 the inner loop is written in AVX-512
+//! or AVX2/FMA intrinsics, the widest the CPU has, picked at run time ([`OpeningKernel`]; on the
+//! development machine the AVX-512 one takes 0.12 ms of the seed CNN's 0.41, the AVX2 one 0.27,
+//! `cargo bench --bench opening`); elsewhere it is plain Rust the compiler vectorises (aarch64
+//! with fused multiply-add, which its baseline has).
 //!
 //! An int8 graph's opening (in the float form `int8_float` gives it) is the same computation
 //! with its values put on quantization grids: the input rounded onto the input's grid, the

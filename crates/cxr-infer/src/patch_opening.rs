@@ -143,38 +143,41 @@ pub enum OpeningKernel {
 }
 
 impl OpeningKernel {
+    /// Every kernel of this target, narrowest first.
+    const ALL: &[OpeningKernel] = &[
+        OpeningKernel::Portable,
+        #[cfg(target_arch = "aarch64")]
+        OpeningKernel::PortableFused,
+        #[cfg(target_arch = "x86_64")]
+        OpeningKernel::Avx2Fma,
+        #[cfg(target_arch = "x86_64")]
+        OpeningKernel::Avx512,
+    ];
+
+    /// Whether this CPU has the features the kernel needs (std caches the detection, so this is
+    /// a few loads: cheap enough for every run).
+    fn runs_here(self) -> bool {
+        match self {
+            OpeningKernel::Portable => true,
+            #[cfg(target_arch = "aarch64")]
+            OpeningKernel::PortableFused => true,
+            #[cfg(target_arch = "x86_64")]
+            OpeningKernel::Avx2Fma => {
+                std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            OpeningKernel::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+        }
+    }
+
     /// Every kernel this CPU can run, narrowest first.
     pub fn available() -> Vec<OpeningKernel> {
-        let mut kernels = vec![OpeningKernel::Portable];
-        #[cfg(target_arch = "aarch64")]
-        kernels.push(OpeningKernel::PortableFused);
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                kernels.push(OpeningKernel::Avx2Fma);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                kernels.push(OpeningKernel::Avx512);
-            }
-        }
-        kernels
+        Self::ALL.iter().copied().filter(|k| k.runs_here()).collect()
     }
 
     /// The widest kernel this CPU can run: the one [`PatchOpening::run`] uses.
     pub fn best() -> OpeningKernel {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return OpeningKernel::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                return OpeningKernel::Avx2Fma;
-            }
-        }
-        #[cfg(target_arch = "aarch64")]
-        return OpeningKernel::PortableFused;
-        #[allow(unreachable_code)]
-        OpeningKernel::Portable
+        Self::ALL.iter().copied().rev().find(|k| k.runs_here()).unwrap_or(OpeningKernel::Portable)
     }
 }
 
@@ -224,13 +227,13 @@ impl PatchOpening {
             OpeningKernel::PortableFused => self.run_with::<Portable<Fused>, 8>(input, out),
             #[cfg(target_arch = "x86_64")]
             OpeningKernel::Avx2Fma => {
-                assert!(OpeningKernel::available().contains(&kernel), "this CPU lacks AVX2 or FMA");
+                assert!(kernel.runs_here(), "this CPU lacks AVX2 or FMA");
                 // SAFETY: the CPU has both features, checked just above.
                 unsafe { self.run_avx2_fma(input, out) }
             }
             #[cfg(target_arch = "x86_64")]
             OpeningKernel::Avx512 => {
-                assert!(OpeningKernel::available().contains(&kernel), "this CPU lacks AVX-512");
+                assert!(kernel.runs_here(), "this CPU lacks AVX-512");
                 // SAFETY: the CPU has AVX-512F, checked just above.
                 unsafe { self.run_avx512(input, out) }
             }

@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(ops(&rewritten, "Conv") + ops(&rewritten, "MatMul"), 4);
 
         let integer = Model::from_bytes_as_written(card.clone(), &card_path, &path, &bytes, Batch::Fixed(1)).unwrap();
-        let form = crate::GraphForm { patch_input: false, int8_as_float: true };
+        let form = crate::GraphForm { int8_as_float: true, ..crate::GraphForm::AS_WRITTEN };
         let float = Model::from_bytes_with(card, &card_path, &path, &bytes, Batch::Fixed(1), form).unwrap();
         assert!(float.int8_as_float() && !integer.int8_as_float());
         let fp32 = Model::load(&workspace().join("models/seed-cnn.onnx")).unwrap();

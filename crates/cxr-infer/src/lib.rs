@@ -9,6 +9,7 @@
 
 mod cam_head;
 pub mod catalog;
+pub mod depthwise;
 pub mod explain;
 pub mod int8_float;
 pub mod model;

@@ -76,6 +76,8 @@ pub struct Model {
     opening: Option<PatchOpening>,
     /// Set when an int8 graph's integer ops run as float products (see [`crate::int8_float`]).
     int8_as_float: bool,
+    /// Depthwise convolutions computed by cxr's kernel (see [`crate::depthwise`]).
+    depthwise_convs: usize,
     batch: Batch,
     /// Threads each run of the plan may use ([`Model::set_intra_op_threads`]).
     threads: crate::IntraOpThreads,
@@ -90,17 +92,19 @@ pub struct GraphForm {
     pub patch_input: bool,
     /// int8 integer products as float products on the same quantized values ([`crate::int8_float`]).
     pub int8_as_float: bool,
+    /// Depthwise convolutions computed by cxr's kernel instead of tract's ([`crate::depthwise`]).
+    pub depthwise: bool,
 }
 
 impl GraphForm {
     /// The graph exactly as the file writes it.
-    pub const AS_WRITTEN: GraphForm = GraphForm { patch_input: false, int8_as_float: false };
+    pub const AS_WRITTEN: GraphForm = GraphForm { patch_input: false, int8_as_float: false, depthwise: false };
 
     /// Every rewrite, unless `CXR_GRAPH_FORM=onnx` (none) or `CXR_INT8_KERNELS=integer`
     /// (tract's integer kernels; see [`int8_float::wanted`] for the default per CPU).
     pub fn from_env() -> GraphForm {
         let rewrites = patch_input::enabled();
-        GraphForm { patch_input: rewrites, int8_as_float: rewrites && int8_float::wanted() }
+        GraphForm { patch_input: rewrites, int8_as_float: rewrites && int8_float::wanted(), depthwise: rewrites }
     }
 }
 
@@ -192,8 +196,8 @@ impl Model {
                 [c, h, w]
             }
         };
-        let plan =
-            build_plan(rewritten.as_ref().map_or(&proto, |(p, _)| p), &card, card_path, model_path, batch, dims)?;
+        let (plan, depthwise_convs) =
+            build_plan(rewritten.as_ref().map_or(&proto, |(p, _)| p), &card, card_path, model_path, batch, dims, form)?;
         let opening = rewritten.map(|(_, opening)| opening);
         Ok(Model {
             card,
@@ -203,6 +207,7 @@ impl Model {
             cam_head,
             opening,
             int8_as_float,
+            depthwise_convs,
             batch,
             threads: crate::IntraOpThreads::default(),
             plan,
@@ -283,6 +288,11 @@ impl Model {
     /// Whether the int8 graph's integer products run as float products ([`crate::int8_float`]).
     pub fn int8_as_float(&self) -> bool {
         self.int8_as_float
+    }
+
+    /// How many depthwise convolutions cxr's kernel computes instead of tract's ([`crate::depthwise`]).
+    pub fn depthwise_convs(&self) -> usize {
+        self.depthwise_convs
     }
 
     /// The patch layout preprocessing writes, when the graph was rewritten.
@@ -528,7 +538,8 @@ fn build_plan(
     model_path: &Path,
     batch: Batch,
     input_dims: [usize; 3],
-) -> Result<Arc<TypedRunnableModel>, InferError> {
+    form: GraphForm,
+) -> Result<(Arc<TypedRunnableModel>, usize), InferError> {
     let unsupported = |e: TractError| InferError::Unsupported { path: model_path.to_owned(), reason: format!("{e:#}") };
     let mut model = tract_onnx::onnx().model_for_proto_model(proto).map_err(unsupported)?;
     let n: TDim = match batch {
@@ -562,6 +573,13 @@ fn build_plan(
             ),
         });
     }
+    let (typed, depthwise_convs) = if form.depthwise {
+        let mut decluttered = typed.into_decluttered().map_err(unsupported)?;
+        let replaced = crate::depthwise::rewrite(&mut decluttered).map_err(unsupported)?;
+        (decluttered, replaced)
+    } else {
+        (typed, 0)
+    };
     let optimized = typed.into_optimized().map_err(unsupported)?;
-    optimized.into_runnable().map_err(unsupported)
+    Ok((optimized.into_runnable().map_err(unsupported)?, depthwise_convs))
 }

@@ -410,6 +410,38 @@ fn intra_op_threads_split_a_shipped_model_and_keep_its_probabilities() {
     }
 }
 
+/// The shipped depthwise-separable network (EfficientNet-Lite0, three classes) with its 16
+/// depthwise convolutions in cxr's kernel gives tract's probabilities on real X-rays, in a fixed
+/// and a symbolic-batch plan (`cxr score`'s batches), and `CXR_GRAPH_FORM=onnx`'s form keeps tract's.
+#[test]
+fn depthwise_convolutions_in_cxrs_kernel_keep_a_shipped_models_probabilities() {
+    use cxr_infer::GraphForm;
+    let onnx = cxr_test_support::workspace().join("models/efficientnet-lite0-three-class.onnx");
+    let card_path = ModelCard::path_for(&onnx);
+    let bytes = std::fs::read(&onnx).unwrap();
+    let load = |form, batch| {
+        let card = ModelCard::load(&card_path).unwrap();
+        Model::from_bytes_with(card, &card_path, &onnx, &bytes, batch, form).unwrap()
+    };
+    let images: Vec<_> = xrays().iter().map(|p| load_image(p).unwrap()).collect();
+    let tracts = load(GraphForm::AS_WRITTEN, Batch::default());
+    assert_eq!(tracts.depthwise_convs(), 0);
+    let expected: Vec<Vec<f32>> =
+        images.iter().map(|img| tracts.session().predict_image(img).unwrap().probabilities).collect();
+    let ours = GraphForm { depthwise: true, ..GraphForm::AS_WRITTEN };
+    for batch in [Batch::default(), Batch::Symbolic] {
+        let model = load(ours, batch);
+        assert_eq!(model.depthwise_convs(), 16, "EfficientNet-Lite0 has 16 depthwise convolutions");
+        let mut session = model.session();
+        for (img, want) in images.iter().zip(&expected) {
+            let got = session.predict_image(img).unwrap().probabilities;
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-5, "{batch:?}: cxr's depthwise kernel {got:?}, tract's {want:?}");
+            }
+        }
+    }
+}
+
 /// 32-bit ARM builds have no intra-op pool (see `cxr-infer/Cargo.toml`): asking for threads
 /// gives one, and the model still scores.
 #[test]

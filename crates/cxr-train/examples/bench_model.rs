@@ -8,8 +8,10 @@
 //! ```text
 //! source .torch/env.sh
 //! cargo run --release -p cxr-train --example bench_model -- --arch mobilenet-v2 --out target/bench-models \
-//!     --weights .torch/weights/mobilenet_v2-imagenet.safetensors
+//!     --weights .torch/weights/mobilenet_v2-imagenet.safetensors [--image-size 160]
 //! ```
+//!
+//! With `--image-size N` the file is `{arch}-{N}px-bench.onnx`.
 
 use cxr_core::ModelCard;
 use cxr_core::card::{ModelIo, RESEARCH_USE_ONLY, sha256_hex};
@@ -21,8 +23,8 @@ use std::path::PathBuf;
 use tch::nn;
 
 fn main() {
-    let (mut arch, mut out, mut weights) =
-        ("mobilenet-v2".to_owned(), PathBuf::from("target/bench-models"), None::<PathBuf>);
+    let (mut arch, mut out, mut weights, mut image_size) =
+        ("mobilenet-v2".to_owned(), PathBuf::from("target/bench-models"), None::<PathBuf>, None::<i64>);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -30,11 +32,12 @@ fn main() {
             "--arch" => arch = value,
             "--out" => out = value.into(),
             "--weights" => weights = Some(value.into()),
+            "--image-size" => image_size = Some(value.parse().unwrap_or_else(|e| panic!("--image-size {value}: {e}"))),
             other => panic!("unknown argument {other}; see the doc comment of bench_model.rs"),
         }
     }
     let class_set = cxr_core::ClassSet::Binary;
-    let network = zoo::build(&arch, None, class_set).unwrap_or_else(|e| panic!("{e}"));
+    let network = zoo::build(&arch, image_size, class_set).unwrap_or_else(|e| panic!("{e}"));
     tch::manual_seed(42);
     let vs = nn::VarStore::new(tch::Device::Cpu);
     let model = TchNetwork::new(&vs.root(), network.clone()).unwrap_or_else(|e| panic!("{e}"));
@@ -46,7 +49,10 @@ fn main() {
         None => "freshly initialised weights".to_owned(),
     };
     std::fs::create_dir_all(&out).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
-    let name = format!("{arch}-bench");
+    let name = match image_size {
+        Some(px) => format!("{arch}-{px}px-bench"),
+        None => format!("{arch}-bench"),
+    };
     let onnx_path = out.join(format!("{name}.onnx"));
     let bytes =
         onnx_graph::write_onnx(model.network(), &param_values(&vs), &onnx_path).unwrap_or_else(|e| panic!("{e}"));

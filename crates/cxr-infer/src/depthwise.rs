@@ -16,6 +16,10 @@
 //! no row has a scalar tail. The same plain Rust is compiled once more for AVX2 on x86-64 and
 //! picked at run time; aarch64's baseline already has NEON.
 //!
+//! Only channel-first convolutions are replaced. On aarch64 tract's decluttering moves most of
+//! EfficientNet-Lite0 to channel-last (`HWC`), where its own depthwise loop runs over contiguous
+//! channels; there `cxr` takes only the convolutions left channel-first (the first block's).
+//!
 //! Sums run in another order than tract's, so outputs differ by float rounding only; the tests
 //! check them against tract's own depthwise convolution and on a shipped model's probabilities.
 //!

@@ -8,13 +8,13 @@
 //! input the time hardly falls, because the cost is per channel, not per pixel.
 //!
 //! [`rewrite`] replaces every depthwise `Conv` of a decluttered graph (f32, NCHW, 2-D, no
-//! dilation, constant weights) by [`DepthwiseConv`], before tract optimises the rest. Its kernel
+//! dilation, constant weights) by [`DepthwiseConv`] (NCHW, or CHW once a batch of one is dropped), before tract optimises the rest. Its kernel
 //! copies each channel's plane once into a zero-bordered buffer whose columns are split by the
 //! stride's phase, so that every tap of every output row reads a contiguous run of the buffer,
 //! and computes output rows eight pixels at a time, the eight sums kept in registers across all
 //! taps. Rows are padded to a multiple of eight in the buffer, so a 7-pixel row is one block and
-//! no row has a scalar tail. The same plain Rust is compiled once more for AVX2 on x86-64 and
-//! picked at run time; aarch64's baseline already has NEON.
+//! no row has a scalar tail. The same plain Rust is compiled once more for AVX2 and FMA on x86-64
+//! and picked at run time; aarch64's baseline already has NEON.
 //!
 //! Only channel-first convolutions are replaced. On aarch64 tract's decluttering moves most of
 //! EfficientNet-Lite0 to channel-last (`HWC`), where its own depthwise loop runs over contiguous
@@ -63,7 +63,7 @@ struct Buffer {
     /// Floats per buffer row: `stride × phase_width`.
     row: usize,
     rows: usize,
-    /// Output row length rounded up to [`BLOCK`].
+    /// Blocks of [`BLOCK`] pixels per output row, the last one partial when the row is not a multiple.
     blocks: usize,
 }
 
@@ -243,7 +243,7 @@ fn tile<const G: usize, const FUSED: bool>(
     let mut acc = [[bias; BLOCK]; G];
     for (&offset, &w) in offsets.iter().zip(weights) {
         for g in 0..G {
-            // SAFETY: `plane` asserted that the farthest unit's farthest tap ends inside the buffer.
+            // SAFETY: `plane_blocks` asserted that the farthest block's farthest tap ends inside the buffer.
             let src = unsafe { buffer.get_unchecked(firsts[g] + offset..firsts[g] + offset + BLOCK) };
             for i in 0..BLOCK {
                 acc[g][i] = if FUSED { w.mul_add(src[i], acc[g][i]) } else { acc[g][i] + w * src[i] };

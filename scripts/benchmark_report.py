@@ -302,9 +302,9 @@ def write_report(path, m, load_before, load_after, rounds, runs, model_list, lat
     add("(`crates/cxr-infer/src/int8_float.rs`); \"graph as written\" is then tract's own integer kernels.")
     add("\"graph as written\": tract on the ONNX exactly as the file has it (`CXR_GRAPH_FORM=onnx`); \"cxr\" is")
     add("what `cxr` runs: the same file, with a patch-convolution opening cut off at load time and computed by cxr's")
-    add("own kernel, and depthwise convolutions computed by another of cxr's kernels, tract running the rest")
-    add("(`crates/cxr-infer/src/patch_input.rs`, `patch_opening.rs`, `depthwise.rs`; same probabilities, checked by")
-    add("their tests).
+    add("own kernel, and depthwise and large-plane 1×1 convolutions computed by cxr's other kernels, tract running")
+    add("the rest (`crates/cxr-infer/src/patch_input.rs`, `patch_opening.rs`, `depthwise.rs`, `pointwise.rs`; same probabilities, checked by")
+    add("their tests).")
     add("")
     add("| model | prec. | test AUC | size | load ms | batch | cxr | tract, graph as written | tract, all cores | ort 1 thread | ort all | libtorch 1 thread | libtorch all | cxr / ort 1t | cxr / ort, all cores |")
     add("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -38,6 +38,8 @@ for component in rustfmt clippy; do
 done
 cargo fmt --all --check
 cargo clippy --workspace --features train --all-targets -- -D warnings
+# The report and helper scripts run only by hand (scripts/benchmark.sh): at least they must parse.
+python3 -m py_compile scripts/*.py
 
 # Every target, the Criterion benches included (each run once, in the test profile: a bench
 # build in the release profile would compile everything a second time), then the doc tests,

@@ -29,6 +29,7 @@
 //! 23.5 ms. What is left in those networks is mostly tract's matrix products for the 1 × 1
 //! convolutions. The kernel runs on the calling thread, like tract's depthwise convolution.
 
+use crate::clip::Clip;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
@@ -54,6 +55,8 @@ pub struct DepthwiseConv {
     weights: Arc<Tensor>,
     /// `[channels]`.
     bias: Arc<Tensor>,
+    /// The clamp applied to each output ([`crate::clip`]).
+    clip: Clip,
 }
 
 /// Where each tap reads in the phase-split buffer of one channel (see the module doc).
@@ -77,44 +80,6 @@ impl DepthwiseConv {
         let phase_width = (blocks * BLOCK + (kw - 1) / sw).max(padded_width.div_ceil(sw));
         let rows = ((oh - 1) * sh + kh).max(self.pad_before[0] + self.input[0]);
         Buffer { phase_width, row: sw * phase_width, rows, blocks }
-    }
-
-    /// Computes `n` images: `input` is `[n, channels, h, w]`, `output` `[n, channels, oh, ow]`.
-    fn run(&self, input: &[f32], output: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA, the features `run_avx2` is compiled for.
-            return unsafe { self.run_avx2(input, output) };
-        }
-        // aarch64's baseline has NEON's fused multiply-add; elsewhere `mul_add` would be a call.
-        self.run_with::<{ cfg!(target_arch = "aarch64") }>(input, output)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2(&self, input: &[f32], output: &mut [f32]) {
-        self.run_with::<true>(input, output)
-    }
-
-    /// The kernel; `FUSED`: multiply-adds with one rounding, for CPUs that have the instruction.
-    #[inline(always)]
-    fn run_with<const FUSED: bool>(&self, input: &[f32], output: &mut [f32]) {
-        let plane_in = self.input[0] * self.input[1];
-        let plane_out = self.output[0] * self.output[1];
-        let taps = self.kernel[0] * self.kernel[1];
-        let geometry = self.buffer();
-        let offsets = self.tap_offsets(&geometry);
-        let blocks = self.blocks(&geometry);
-        // Zeroed once: each plane overwrites the same interior, so the border stays zero.
-        let mut buffer = vec![0f32; geometry.rows * geometry.row];
-        let weights = self.weights.try_as_plain_ram().and_then(|w| w.as_slice::<f32>()).expect("f32 weights");
-        let bias = self.bias.try_as_plain_ram().and_then(|b| b.as_slice::<f32>()).expect("f32 bias");
-        let planes = input.chunks_exact(plane_in).zip(output.chunks_exact_mut(plane_out));
-        for (plane, (x, y)) in planes.enumerate() {
-            let c = plane % self.channels;
-            self.fill(&geometry, x, &mut buffer);
-            plane_blocks::<FUSED>(&blocks, &buffer, &offsets, &weights[c * taps..][..taps], bias[c], y);
-        }
     }
 
     /// Where each tap, row-major, reads in the buffer relative to the first pixel of an output
@@ -144,13 +109,11 @@ impl DepthwiseConv {
                 continue;
             }
             if sw == 2 {
-                // Pixel `ix` is padded column `pl + ix`: even pixels go to one phase, odd ones
-                // to the other, side by side.
-                let at = |k: usize| ((pl + k) % 2) * geometry.phase_width + (pl + k) / 2;
+                // Pixel `ix` is padded column `pl + ix`: pixels 0, 2, 4… go to phase `pl % 2`
+                // from position `pl / 2`, pixels 1, 3, 5… to the other phase from `(pl + 1) / 2`.
                 let (lo, hi) = row.split_at_mut(geometry.phase_width);
                 let (evens, odds) = if pl % 2 == 0 { (lo, hi) } else { (hi, lo) };
-                let (evens, odds) =
-                    (&mut evens[at(0) % geometry.phase_width..], &mut odds[at(1) % geometry.phase_width..]);
+                let (evens, odds) = (&mut evens[pl / 2..], &mut odds[pl.div_ceil(2)..]);
                 let pairs = src.chunks_exact(2);
                 if let [last] = pairs.remainder() {
                     evens[src.len() / 2] = *last;
@@ -189,34 +152,63 @@ impl DepthwiseConv {
     }
 }
 
+impl crate::cpu::FloatKernel for DepthwiseConv {
+    /// Computes `n` images: `input` is `[n, channels, h, w]`, `output` `[n, channels, oh, ow]`.
+    /// The kernel; `FUSED`: multiply-adds with one rounding, for CPUs that have the instruction.
+    #[inline(always)]
+    fn run_with<const FUSED: bool>(&self, input: &[f32], output: &mut [f32]) {
+        let plane_in = self.input[0] * self.input[1];
+        let plane_out = self.output[0] * self.output[1];
+        let taps = self.kernel[0] * self.kernel[1];
+        let geometry = self.buffer();
+        let offsets = self.tap_offsets(&geometry);
+        let blocks = self.blocks(&geometry);
+        // Zeroed once: each plane overwrites the same interior, so the border stays zero.
+        let mut buffer = vec![0f32; geometry.rows * geometry.row];
+        let weights = self.weights.try_as_plain_ram().and_then(|w| w.as_slice::<f32>()).expect("f32 weights");
+        let bias = self.bias.try_as_plain_ram().and_then(|b| b.as_slice::<f32>()).expect("f32 bias");
+        let planes = input.chunks_exact(plane_in).zip(output.chunks_exact_mut(plane_out));
+        for (plane, (x, y)) in planes.enumerate() {
+            let c = plane % self.channels;
+            self.fill(&geometry, x, &mut buffer);
+            let kernel =
+                Kernel { offsets: &offsets, weights: &weights[c * taps..][..taps], bias: bias[c], clip: self.clip };
+            plane_blocks::<FUSED>(&blocks, &buffer, &kernel, y);
+        }
+    }
+}
+
+/// One channel's taps: where each reads in the buffer, its weight, and what follows the sum.
+struct Kernel<'a> {
+    offsets: &'a [usize],
+    weights: &'a [f32],
+    bias: f32,
+    clip: Clip,
+}
+
 /// One channel's output, [`TILE`] blocks at a time so that as many independent sums are in
 /// flight (a 7-pixel row is one block, so small planes tile across rows).
 #[inline(always)]
-fn plane_blocks<const FUSED: bool>(
-    blocks: &[Block],
-    buffer: &[f32],
-    offsets: &[usize],
-    weights: &[f32],
-    bias: f32,
-    y: &mut [f32],
-) {
+fn plane_blocks<const FUSED: bool>(blocks: &[Block], buffer: &[f32], kernel: &Kernel, y: &mut [f32]) {
     // Every read below is at `block.read + offset + i`, `i < BLOCK`: checked here once, for
     // the last block, the farthest.
-    let reach = offsets.iter().max().copied().unwrap_or(0) + BLOCK;
+    let reach = kernel.offsets.iter().max().copied().unwrap_or(0) + BLOCK;
     assert!(blocks.last().is_none_or(|b| b.read + reach <= buffer.len()), "the buffer holds every tap");
     let mut store = |block: &Block, acc: &[f32; BLOCK]| {
-        y[block.write..block.write + block.len].copy_from_slice(&acc[..block.len]);
+        for (y, &v) in y[block.write..block.write + block.len].iter_mut().zip(acc) {
+            *y = kernel.clip.apply(v);
+        }
     };
     let mut tiles = blocks.chunks_exact(TILE);
     for tile_blocks in &mut tiles {
         let reads = std::array::from_fn(|g| tile_blocks[g].read);
-        let acc = tile::<TILE, FUSED>(buffer, offsets, weights, bias, reads);
+        let acc = tile::<TILE, FUSED>(buffer, kernel, reads);
         for (block, acc) in tile_blocks.iter().zip(&acc) {
             store(block, acc);
         }
     }
     for block in tiles.remainder() {
-        store(block, &tile::<1, FUSED>(buffer, offsets, weights, bias, [block.read])[0]);
+        store(block, &tile::<1, FUSED>(buffer, kernel, [block.read])[0]);
     }
 }
 
@@ -233,15 +225,9 @@ const TILE: usize = 8;
 /// `G` blocks of one channel, starting at `firsts` in the buffer: the bias plus, for every tap,
 /// its weight times the [`BLOCK`] values at the tap's offset.
 #[inline(always)]
-fn tile<const G: usize, const FUSED: bool>(
-    buffer: &[f32],
-    offsets: &[usize],
-    weights: &[f32],
-    bias: f32,
-    firsts: [usize; G],
-) -> [[f32; BLOCK]; G] {
-    let mut acc = [[bias; BLOCK]; G];
-    for (&offset, &w) in offsets.iter().zip(weights) {
+fn tile<const G: usize, const FUSED: bool>(buffer: &[f32], kernel: &Kernel, firsts: [usize; G]) -> [[f32; BLOCK]; G] {
+    let mut acc = [[kernel.bias; BLOCK]; G];
+    for (&offset, &w) in kernel.offsets.iter().zip(kernel.weights) {
         for g in 0..G {
             // SAFETY: `plane_blocks` asserted that the farthest block's farthest tap ends inside the buffer.
             let src = unsafe { buffer.get_unchecked(firsts[g] + offset..firsts[g] + offset + BLOCK) };
@@ -260,8 +246,8 @@ impl Op for DepthwiseConv {
 
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
-            "{} channels, {:?} → {:?}, kernel {:?}, stride {:?}, pad before {:?}",
-            self.channels, self.input, self.output, self.kernel, self.stride, self.pad_before
+            "{} channels, {:?} → {:?}, kernel {:?}, stride {:?}, pad before {:?}, clamp {:?}",
+            self.channels, self.input, self.output, self.kernel, self.stride, self.pad_before, self.clip
         )])
     }
 
@@ -284,7 +270,7 @@ impl EvalOp for DepthwiseConv {
         // SAFETY: every element is written by `run` (each plane's rows, each row's pixels).
         let mut output = unsafe { Tensor::uninitialized::<f32>(&shape)? };
         let input = input.try_as_plain_ram()?;
-        self.run(input.as_slice::<f32>()?, output.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?);
+        crate::cpu::run(self, input.as_slice::<f32>()?, output.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?);
         Ok(tvec!(output.into_tvalue()))
     }
 }
@@ -365,6 +351,7 @@ fn replacement(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Depth
         pad_before: [padding[0].pad_before, padding[1].pad_before],
         weights: weights.clone().into_tensor().into_shape(&[channels, kh * kw])?.into_arc_tensor(),
         bias: bias.into_arc_tensor(),
+        clip: Clip::NONE,
     }))
 }
 
@@ -376,8 +363,7 @@ pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
     for id in model.eval_order()? {
         let node = model.node(id);
         if let Some(op) = replacement(model, node)? {
-            let patch = TypedModelPatch::replace_single_op(model, node, &node.inputs[..1], op)?;
-            patch.apply(model)?;
+            crate::clip::replace_through_clip(model, &[id], |clip| DepthwiseConv { clip, ..op })?;
             replaced += 1;
         }
     }
@@ -385,7 +371,7 @@ pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
 
@@ -423,7 +409,7 @@ mod tests {
     }
 
     /// Deterministic values in −1..1.
-    fn noise(len: usize, seed: u32) -> Vec<f32> {
+    pub(crate) fn noise(len: usize, seed: u32) -> Vec<f32> {
         let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
         (0..len)
             .map(|_| {

@@ -9,6 +9,8 @@
 
 mod cam_head;
 pub mod catalog;
+mod clip;
+mod cpu;
 pub mod depthwise;
 pub mod explain;
 pub mod int8_float;
@@ -16,12 +18,13 @@ pub mod model;
 pub mod onnx_proto;
 pub mod patch_input;
 pub mod patch_opening;
+pub mod pointwise;
 pub mod profile;
 pub mod threads;
 pub mod tiny_cnn;
 
 pub use catalog::{Catalog, EmbeddedModel, ModelSource, ShippedModel};
 pub use explain::{Heatmap, Method};
-pub use model::{Batch, BatchOutput, GraphForm, InferError, Model, Prediction, Session, SessionState};
+pub use model::{Batch, BatchOutput, GraphForm, InferError, Model, OwnKernels, Prediction, Session, SessionState};
 pub use profile::NodeTime;
 pub use threads::IntraOpThreads;

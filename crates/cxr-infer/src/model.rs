@@ -76,8 +76,8 @@ pub struct Model {
     opening: Option<PatchOpening>,
     /// Set when an int8 graph's integer ops run as float products (see [`crate::int8_float`]).
     int8_as_float: bool,
-    /// Depthwise convolutions computed by cxr's kernel (see [`crate::depthwise`]).
-    depthwise_convs: usize,
+    /// Convolutions computed by cxr's kernels instead of tract's.
+    own_kernels: OwnKernels,
     batch: Batch,
     /// Threads each run of the plan may use ([`Model::set_intra_op_threads`]).
     threads: crate::IntraOpThreads,
@@ -94,17 +94,36 @@ pub struct GraphForm {
     pub int8_as_float: bool,
     /// Depthwise convolutions computed by cxr's kernel instead of tract's ([`crate::depthwise`]).
     pub depthwise: bool,
+    /// 1 × 1 convolutions over large planes computed by cxr's kernel ([`crate::pointwise`]); off
+    /// in [`GraphForm::from_env`] until it is measured faster than tract's.
+    pub pointwise: bool,
+}
+
+/// How many convolutions of a loaded model cxr's own kernels compute instead of tract's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OwnKernels {
+    /// [`crate::depthwise`].
+    pub depthwise: usize,
+    /// [`crate::pointwise`].
+    pub pointwise: usize,
 }
 
 impl GraphForm {
     /// The graph exactly as the file writes it.
-    pub const AS_WRITTEN: GraphForm = GraphForm { patch_input: false, int8_as_float: false, depthwise: false };
+    pub const AS_WRITTEN: GraphForm =
+        GraphForm { patch_input: false, int8_as_float: false, depthwise: false, pointwise: false };
 
-    /// Every rewrite, unless `CXR_GRAPH_FORM=onnx` (none) or `CXR_INT8_KERNELS=integer`
+    /// Every rewrite but [`GraphForm::pointwise`], unless `CXR_GRAPH_FORM=onnx` (none) or `CXR_INT8_KERNELS=integer`
     /// (tract's integer kernels; see [`int8_float::wanted`] for the default per CPU).
     pub fn from_env() -> GraphForm {
         let rewrites = patch_input::enabled();
-        GraphForm { patch_input: rewrites, int8_as_float: rewrites && int8_float::wanted(), depthwise: rewrites }
+        GraphForm {
+            patch_input: rewrites,
+            int8_as_float: rewrites && int8_float::wanted(),
+            depthwise: rewrites,
+            // Measured slower than tract's own product on an AVX2 CPU (see `crate::pointwise`).
+            pointwise: false,
+        }
     }
 }
 
@@ -196,7 +215,7 @@ impl Model {
                 [c, h, w]
             }
         };
-        let (plan, depthwise_convs) =
+        let (plan, own_kernels) =
             build_plan(rewritten.as_ref().map_or(&proto, |(p, _)| p), &card, card_path, model_path, batch, dims, form)?;
         let opening = rewritten.map(|(_, opening)| opening);
         Ok(Model {
@@ -207,7 +226,7 @@ impl Model {
             cam_head,
             opening,
             int8_as_float,
-            depthwise_convs,
+            own_kernels,
             batch,
             threads: crate::IntraOpThreads::default(),
             plan,
@@ -290,9 +309,9 @@ impl Model {
         self.int8_as_float
     }
 
-    /// How many depthwise convolutions cxr's kernel computes instead of tract's ([`crate::depthwise`]).
-    pub fn depthwise_convs(&self) -> usize {
-        self.depthwise_convs
+    /// How many convolutions cxr's kernels compute instead of tract's.
+    pub fn own_kernels(&self) -> OwnKernels {
+        self.own_kernels
     }
 
     /// The patch layout preprocessing writes, when the graph was rewritten.
@@ -539,7 +558,7 @@ fn build_plan(
     batch: Batch,
     input_dims: [usize; 3],
     form: GraphForm,
-) -> Result<(Arc<TypedRunnableModel>, usize), InferError> {
+) -> Result<(Arc<TypedRunnableModel>, OwnKernels), InferError> {
     let unsupported = |e: TractError| InferError::Unsupported { path: model_path.to_owned(), reason: format!("{e:#}") };
     let mut model = tract_onnx::onnx().model_for_proto_model(proto).map_err(unsupported)?;
     let n: TDim = match batch {
@@ -573,13 +592,16 @@ fn build_plan(
             ),
         });
     }
-    let (typed, depthwise_convs) = if form.depthwise {
-        let mut decluttered = typed.into_decluttered().map_err(unsupported)?;
-        let replaced = crate::depthwise::rewrite(&mut decluttered).map_err(unsupported)?;
-        (decluttered, replaced)
-    } else {
-        (typed, 0)
-    };
-    let optimized = typed.into_optimized().map_err(unsupported)?;
-    Ok((optimized.into_runnable().map_err(unsupported)?, depthwise_convs))
+    // `into_optimized` is declutter then optimise; cxr's kernels replace convolutions between
+    // the two, and the graph is decluttered once either way (a second pass costs start-up time).
+    let mut model = typed.into_decluttered().map_err(unsupported)?;
+    let mut own = OwnKernels::default();
+    if form.depthwise {
+        own.depthwise = crate::depthwise::rewrite(&mut model).map_err(unsupported)?;
+    }
+    if form.pointwise {
+        own.pointwise = crate::pointwise::rewrite(&mut model).map_err(unsupported)?;
+    }
+    model.optimize().map_err(unsupported)?;
+    Ok((model.into_runnable().map_err(unsupported)?, own))
 }

@@ -314,7 +314,7 @@ mod tests {
         assert_eq!(after, before[6..], "the cut graph is the float form's, less its opening");
 
         let with = |patch_input, int8_as_float| {
-            let form = GraphForm { patch_input, int8_as_float, depthwise: false };
+            let form = GraphForm { patch_input, int8_as_float, ..GraphForm::AS_WRITTEN };
             Model::from_bytes_with(card.clone(), &card_path, &model_path, &bytes, Batch::Fixed(2), form).unwrap()
         };
         let (cut, uncut, integer) = (with(true, true), with(false, true), with(false, false));

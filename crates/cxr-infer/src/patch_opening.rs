@@ -154,17 +154,14 @@ impl OpeningKernel {
         OpeningKernel::Avx512,
     ];
 
-    /// Whether this CPU has the features the kernel needs (std caches the detection, so this is
-    /// a few loads: cheap enough for every run).
+    /// Whether this CPU has the features the kernel needs ([`crate::cpu`]).
     fn runs_here(self) -> bool {
         match self {
             OpeningKernel::Portable => true,
             #[cfg(target_arch = "aarch64")]
             OpeningKernel::PortableFused => true,
             #[cfg(target_arch = "x86_64")]
-            OpeningKernel::Avx2Fma => {
-                std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-            }
+            OpeningKernel::Avx2Fma => crate::cpu::has_avx2_fma(),
             #[cfg(target_arch = "x86_64")]
             OpeningKernel::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
         }

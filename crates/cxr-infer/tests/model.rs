@@ -411,10 +411,11 @@ fn intra_op_threads_split_a_shipped_model_and_keep_its_probabilities() {
 }
 
 /// The shipped depthwise-separable network (EfficientNet-Lite0, three classes) with its
-/// depthwise convolutions in cxr's kernel (all 16 on x86-64) gives tract's probabilities on real X-rays, in a fixed
-/// and a symbolic-batch plan (`cxr score`'s batches), and `CXR_GRAPH_FORM=onnx`'s form keeps tract's.
+/// depthwise convolutions (all 16 on x86-64) and its 1 × 1 convolutions over large planes (10 at
+/// 224 px) in cxr's kernels gives tract's probabilities on real X-rays, in a fixed and a
+/// symbolic-batch plan (`cxr score`'s batches), and `CXR_GRAPH_FORM=onnx`'s form keeps tract's.
 #[test]
-fn depthwise_convolutions_in_cxrs_kernel_keep_a_shipped_models_probabilities() {
+fn convolutions_in_cxrs_kernels_keep_a_shipped_models_probabilities() {
     use cxr_infer::GraphForm;
     let onnx = cxr_test_support::workspace().join("models/efficientnet-lite0-three-class.onnx");
     let card_path = ModelCard::path_for(&onnx);
@@ -425,22 +426,24 @@ fn depthwise_convolutions_in_cxrs_kernel_keep_a_shipped_models_probabilities() {
     };
     let images: Vec<_> = xrays().iter().map(|p| load_image(p).unwrap()).collect();
     let tracts = load(GraphForm::AS_WRITTEN, Batch::default());
-    assert_eq!(tracts.depthwise_convs(), 0);
+    assert_eq!(tracts.own_kernels(), cxr_infer::OwnKernels::default());
     let expected: Vec<Vec<f32>> =
         images.iter().map(|img| tracts.session().predict_image(img).unwrap().probabilities).collect();
-    let ours = GraphForm { depthwise: true, ..GraphForm::AS_WRITTEN };
+    let ours = GraphForm { depthwise: true, pointwise: true, ..GraphForm::AS_WRITTEN };
     for batch in [Batch::default(), Batch::Symbolic] {
         let model = load(ours, batch);
-        // On aarch64 tract moves most of the network to channel-last, which cxr's kernel leaves
-        // to tract (`cxr_infer::depthwise`); the probabilities must agree wherever it acts.
+        // On aarch64 tract moves most of the network to channel-last, which cxr's kernels leave
+        // to tract (`cxr_infer::depthwise`); the probabilities must agree wherever they act.
+        let own = model.own_kernels();
         if cfg!(target_arch = "x86_64") {
-            assert_eq!(model.depthwise_convs(), 16, "EfficientNet-Lite0 has 16 depthwise convolutions");
+            assert_eq!(own.depthwise, 16, "EfficientNet-Lite0 has 16 depthwise convolutions");
+            assert_eq!(own.pointwise, 10, "and 10 1 × 1 convolutions on planes of 28 × 28 or more");
         }
         let mut session = model.session();
         for (img, want) in images.iter().zip(&expected) {
             let got = session.predict_image(img).unwrap().probabilities;
             for (g, w) in got.iter().zip(want) {
-                assert!((g - w).abs() < 1e-5, "{batch:?}: cxr's depthwise kernel {got:?}, tract's {want:?}");
+                assert!((g - w).abs() < 1e-5, "{batch:?} {own:?}: cxr's kernels {got:?}, tract's {want:?}");
             }
         }
     }

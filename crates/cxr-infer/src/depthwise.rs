@@ -154,7 +154,6 @@ impl DepthwiseConv {
 
 impl crate::cpu::FloatKernel for DepthwiseConv {
     /// Computes `n` images: `input` is `[n, channels, h, w]`, `output` `[n, channels, oh, ow]`.
-    /// The kernel; `FUSED`: multiply-adds with one rounding, for CPUs that have the instruction.
     #[inline(always)]
     fn run_with<const FUSED: bool>(&self, input: &[f32], output: &mut [f32]) {
         let plane_in = self.input[0] * self.input[1];
@@ -371,8 +370,9 @@ pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::test_data::noise;
     use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
 
     /// A one-node graph: a depthwise `Conv` as tract builds it from ONNX, on `[n, c, h, w]`.
@@ -406,19 +406,6 @@ pub(crate) mod tests {
         let y = model.wire_node("conv", conv, &[x, weights, bias]).unwrap();
         model.select_output_outlets(&y).unwrap();
         model
-    }
-
-    /// Deterministic values in −1..1.
-    pub(crate) fn noise(len: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                state as f32 / u32::MAX as f32 * 2.0 - 1.0
-            })
-            .collect()
     }
 
     #[test]

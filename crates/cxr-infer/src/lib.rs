@@ -20,6 +20,8 @@ pub mod patch_input;
 pub mod patch_opening;
 pub mod pointwise;
 pub mod profile;
+#[cfg(test)]
+mod test_data;
 pub mod threads;
 pub mod tiny_cnn;
 

@@ -75,7 +75,7 @@ impl PointwiseConv {
 }
 
 impl crate::cpu::FloatKernel for PointwiseConv {
-    /// The kernel; `FUSED`: multiply-adds with one rounding, for CPUs that have the instruction.
+    /// Computes `n` images: `input` is `[n, inputs, pixels]`, `output` `[n, outputs, pixels]`.
     #[inline(always)]
     fn run_with<const FUSED: bool>(&self, input: &[f32], output: &mut [f32]) {
         let (k, p) = (self.inputs, self.pixels);
@@ -343,7 +343,7 @@ mod tests {
 
     /// Deterministic values in [-2, 2): large enough that ReLU6 clamps at both ends.
     fn noise(len: usize, seed: u32) -> Vec<f32> {
-        crate::depthwise::tests::noise(len, seed).into_iter().map(|v| 2.0 * v).collect()
+        crate::test_data::noise(len, seed).into_iter().map(|v| 2.0 * v).collect()
     }
 
     fn run(model: TypedModel, input: &Tensor) -> Vec<f32> {

@@ -7,6 +7,8 @@
 # Tests read real images from ../shared/datasets (override with CXR_DATASETS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each phase's start, in minutes since this script began: where CI's time goes.
+phase() { printf 'test.sh: %dm%02ds %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 missing=()
 for tool_package in patchelf:patchelf unzip:unzip dcmcjpeg:dcmtk; do
@@ -21,6 +23,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+phase "libtorch and weights"
 bash scripts/setup-torch.sh >/dev/null
 bash scripts/fetch-weights.sh >/dev/null   # MobileNetV2 ImageNet weights, for the pretrained-loader test
 # shellcheck source=/dev/null
@@ -36,6 +39,7 @@ fi
 for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done
+phase "rustfmt and clippy"
 cargo fmt --all --check
 cargo clippy --workspace --features train --all-targets -- -D warnings
 # The report and helper scripts run only by hand (scripts/benchmark.sh): at least they must parse.
@@ -45,10 +49,16 @@ python3 -m py_compile scripts/*.py
 # build in the release profile would compile everything a second time), then the doc tests,
 # which --all-targets leaves out. tests/model_accuracy.rs re-checks every model's AUC.
 build=(cargo test --workspace --features train --all-targets)
+phase "build and test"
 "${build[@]}"
+phase "doc tests"
 cargo test --workspace --features train --doc
-# Raspberry Pi: ARM cross builds, tests and examples under qemu-user, ARM = x86 check; its x86
+# Raspberry Pi: an ARM cross build, tests and examples under qemu-user, ARM = x86 check, for one
+# target per commit in turn, the other type-checked (scripts/test-arm.sh says why); its x86
 # reference binaries are the ones the test build above made.
+phase "ARM under qemu"
 CXR_X86_BUILD="${build[*]} --no-run" bash scripts/test-arm.sh
 # The Python package: its wheel, pytest against the CLI, and the two-node Ray test.
+phase "Python package"
 bash scripts/test-python.sh
+phase "done"

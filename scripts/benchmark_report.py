@@ -303,7 +303,7 @@ def write_report(path, m, load_before, load_after, rounds, runs, model_list, lat
     add("\"graph as written\": tract on the ONNX exactly as the file has it (`CXR_GRAPH_FORM=onnx`); \"cxr\" is")
     add("what `cxr` runs: the same file, with a patch-convolution opening cut off at load time and computed by cxr's")
     add("own kernel, and depthwise convolutions computed by cxr's depthwise kernel, tract running the rest")
-    add("(`crates/cxr-infer/src/patch_input.rs`, `patch_opening.rs`, `depthwise.rs`; cxr's 1×1 kernel, `pointwise.rs`, is off by default; same probabilities, checked by")
+    add("(`crates/cxr-infer/src/patch_input.rs`, `patch_opening.rs`, `depthwise.rs`; cxr's 1×1 kernel, `pointwise.rs`, in plans of several images; same probabilities, checked by")
     add("their tests).")
     add("")
     add("| model | prec. | test AUC | size | load ms | batch | cxr | tract, graph as written | tract, all cores | ort 1 thread | ort all | libtorch 1 thread | libtorch all | cxr / ort 1t | cxr / ort, all cores |")

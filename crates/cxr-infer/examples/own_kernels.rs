@@ -1,14 +1,15 @@
 //! Times one model with cxr's own convolution kernels on and off, in one process, the forms
 //! alternating so that a busy machine slows all of them alike:
 //!
-//! `cargo run --release -p cxr-infer --example own_kernels -- MODEL.onnx IMAGE [ROUNDS]`
+//! `cargo run --release -p cxr-infer --example own_kernels -- MODEL.onnx IMAGE [ROUNDS] [BATCH]`
 //!
-//! Prints the median time of one prediction (one thread, preprocessing included) and of loading
-//! the model, for: the default (the depthwise kernel), the default with the 1 × 1 kernel
-//! (`cxr_infer::pointwise`, off by default), and tract alone.
+//! Prints the median time of one run of a plan for BATCH images (default 1; one thread,
+//! preprocessing included) and of loading the model, for: the depthwise kernel, the depthwise and
+//! 1 × 1 kernels (`cxr_infer::pointwise`, which `cxr` uses for plans of several images), and tract
+//! alone.
 
 use cxr_core::ModelCard;
-use cxr_infer::{Batch, GraphForm, Model};
+use cxr_infer::{Batch, GraphForm, Model, PointwisePlans};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -17,18 +18,19 @@ const PREDICTIONS_PER_ROUND: usize = 20;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let [_, onnx, image, rest @ ..] = &args[..] else {
-        return Err("usage: own_kernels MODEL.onnx IMAGE [ROUNDS]".into());
+        return Err("usage: own_kernels MODEL.onnx IMAGE [ROUNDS] [BATCH]".into());
     };
     let rounds: usize = rest.first().map_or(Ok(5), |r| r.parse())?;
+    let batch: usize = rest.get(1).map_or(Ok(1), |b| b.parse())?;
     let onnx = PathBuf::from(onnx);
     let image = cxr_core::load_image(std::path::Path::new(image))?;
     let card_path = ModelCard::path_for(&onnx);
     let bytes = std::fs::read(&onnx)?;
     let default = GraphForm::from_env();
     let forms = [
-        ("default", default),
-        ("with 1x1 kernel", GraphForm { pointwise: true, ..default }),
-        ("tract alone", GraphForm { depthwise: false, pointwise: false, ..default }),
+        ("default", GraphForm { pointwise: PointwisePlans::None, ..default }),
+        ("with 1x1 kernel", GraphForm { pointwise: PointwisePlans::All, ..default }),
+        ("tract alone", GraphForm { depthwise: false, pointwise: PointwisePlans::None, ..default }),
     ];
     let (mut predict, mut load) = (vec![vec![]; forms.len()], vec![vec![]; forms.len()]);
     for _ in 0..rounds {
@@ -39,21 +41,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 &card_path,
                 &onnx,
                 &bytes,
-                Batch::default(),
+                Batch::Fixed(batch),
                 *form,
             )?;
             load[i].push(start.elapsed().as_secs_f64() * 1e3);
             let mut session = model.session();
-            session.predict_image(&image)?;
+            let mut one = Vec::with_capacity(model.input_len());
+            let mut inputs = Vec::with_capacity(model.input_len() * batch);
+            let mut run = || -> Result<(), cxr_infer::InferError> {
+                one.clear();
+                model.preprocess_into(&image, &mut one);
+                inputs.clear();
+                (0..batch).for_each(|_| inputs.extend_from_slice(&one));
+                session.run(&inputs, batch).map(drop)
+            };
+            run()?;
             for _ in 0..PREDICTIONS_PER_ROUND {
                 let start = Instant::now();
-                session.predict_image(&image)?;
+                run()?;
                 predict[i].push(start.elapsed().as_secs_f64() * 1e3);
             }
         }
     }
     for (i, (name, _)) in forms.iter().enumerate() {
-        println!("{name:15} predict p50 {:6.2} ms   load p50 {:6.1} ms", median(&mut predict[i]), median(&mut load[i]));
+        println!(
+            "{name:15} batch of {batch}: p50 {:6.2} ms   load p50 {:6.1} ms",
+            median(&mut predict[i]),
+            median(&mut load[i])
+        );
     }
     Ok(())
 }

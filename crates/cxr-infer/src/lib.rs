@@ -27,6 +27,8 @@ pub mod tiny_cnn;
 
 pub use catalog::{Catalog, EmbeddedModel, ModelSource, ShippedModel};
 pub use explain::{Heatmap, Method};
-pub use model::{Batch, BatchOutput, GraphForm, InferError, Model, OwnKernels, Prediction, Session, SessionState};
+pub use model::{
+    Batch, BatchOutput, GraphForm, InferError, Model, OwnKernels, PointwisePlans, Prediction, Session, SessionState,
+};
 pub use profile::NodeTime;
 pub use threads::IntraOpThreads;

@@ -94,9 +94,38 @@ pub struct GraphForm {
     pub int8_as_float: bool,
     /// Depthwise convolutions computed by cxr's kernel instead of tract's ([`crate::depthwise`]).
     pub depthwise: bool,
-    /// 1 × 1 convolutions over large planes computed by cxr's kernel ([`crate::pointwise`]); off
-    /// in [`GraphForm::from_env`] until it is measured faster than tract's.
-    pub pointwise: bool,
+    /// Which plans compute 1 × 1 convolutions over large planes by cxr's kernel ([`crate::pointwise`]).
+    pub pointwise: PointwisePlans,
+}
+
+/// Which plans get cxr's 1 × 1 kernel ([`crate::pointwise`]).
+///
+/// For one image it is no faster than tract's product on an AVX2 CPU and 5 % faster on an
+/// AVX-512 one (the module doc), so [`GraphForm::from_env`] keeps tract's there. For a fixed
+/// batch of several images tract lays each product out as pixels × images and restores the
+/// channel-first layout afterwards with a `MoveAxis` and a bias `Add` it does not fuse:
+/// `efficientnet-lite0-three-class` at batch 8 spends 77 of its 362 ms on those two nodes of
+/// its first expansion alone (BENCHMARKS.md's node profile). The kernel writes the layout
+/// directly: p50 154 ms for the batch against 365 ms, AVX-512 EPYC
+/// (`cargo run --release -p cxr-infer --example own_kernels -- MODEL IMAGE 3 8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointwisePlans {
+    /// tract computes every 1 × 1 convolution.
+    None,
+    /// Plans for a fixed batch of more than one image.
+    Batched,
+    /// Every plan.
+    All,
+}
+
+impl PointwisePlans {
+    fn applies_to(self, batch: Batch) -> bool {
+        match self {
+            PointwisePlans::None => false,
+            PointwisePlans::Batched => matches!(batch, Batch::Fixed(n) if n > 1),
+            PointwisePlans::All => true,
+        }
+    }
 }
 
 /// How many convolutions of a loaded model cxr's own kernels compute instead of tract's.
@@ -111,9 +140,9 @@ pub struct OwnKernels {
 impl GraphForm {
     /// The graph exactly as the file writes it.
     pub const AS_WRITTEN: GraphForm =
-        GraphForm { patch_input: false, int8_as_float: false, depthwise: false, pointwise: false };
+        GraphForm { patch_input: false, int8_as_float: false, depthwise: false, pointwise: PointwisePlans::None };
 
-    /// Every rewrite but [`GraphForm::pointwise`], unless `CXR_GRAPH_FORM=onnx` (none) or `CXR_INT8_KERNELS=integer`
+    /// Every rewrite, the 1 × 1 kernel for batched plans only ([`PointwisePlans`]), unless `CXR_GRAPH_FORM=onnx` (none) or `CXR_INT8_KERNELS=integer`
     /// (tract's integer kernels; see [`int8_float::wanted`] for the default per CPU).
     pub fn from_env() -> GraphForm {
         let rewrites = patch_input::enabled();
@@ -121,8 +150,7 @@ impl GraphForm {
             patch_input: rewrites,
             int8_as_float: rewrites && int8_float::wanted(),
             depthwise: rewrites,
-            // Measured slower than tract's own product on an AVX2 CPU (see `crate::pointwise`).
-            pointwise: false,
+            pointwise: if rewrites { PointwisePlans::Batched } else { PointwisePlans::None },
         }
     }
 }
@@ -599,7 +627,7 @@ fn build_plan(
     if form.depthwise {
         own.depthwise = crate::depthwise::rewrite(&mut model).map_err(unsupported)?;
     }
-    if form.pointwise {
+    if form.pointwise.applies_to(batch) {
         own.pointwise = crate::pointwise::rewrite(&mut model).map_err(unsupported)?;
     }
     model.optimize().map_err(unsupported)?;

@@ -21,7 +21,10 @@
 //! Only channel-first products are replaced: on aarch64 tract declutters most of the network to
 //! channel-last, where they stay with tract.
 //!
-//! **Off by default** ([`crate::GraphForm::from_env`]): on a 2-core AMD EPYC with AVX2 and no
+//! **Used for batches only** ([`crate::PointwisePlans`]): in a plan for several images tract
+//! restores its pixels × images product layout with a `MoveAxis` and an unfused bias `Add`, which
+//! this kernel does not need (EfficientNet-Lite0 at batch 8: 154 against 365 ms). For one image,
+//! on a 2-core AMD EPYC with AVX2 and no
 //! AVX-512, tract's `fma_mmm_f32_16x6` computes that first expansion in 1.7 ms plus 0.5 ms of
 //! packing against 3.8 ms here (node profile, median of 50 runs), and whole predictions are no
 //! faster with it (p50 39.4 against 39.1 ms, `cargo run --release -p cxr-infer --example
@@ -32,7 +35,7 @@
 //! 2-core AMD EPYC with AVX-512, where tract picks a 32 × 6 tile for that expansion (0.62 ms with its
 //! clamp), whole predictions are 5 % faster with the kernel (p50 11.5, 11.4 and 11.2 ms against
 //! 12.1, 11.9 and 11.8 ms, three runs of the same example with 15, 40 and 40 rounds): too small
-//! and too narrowly measured a gain to turn it on for such CPUs only.
+//! and too narrowly measured a gain to turn it on for one image on such CPUs only.
 
 use crate::clip::Clip;
 use tract_onnx::prelude::*;

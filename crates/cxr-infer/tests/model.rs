@@ -3,7 +3,7 @@
 
 use cxr_core::{ClassSet, ModelCard, load_image};
 use cxr_infer::tiny_cnn::TinyCnn;
-use cxr_infer::{Batch, Catalog, InferError, Method, Model, ModelSource, SessionState};
+use cxr_infer::{Batch, Catalog, InferError, Method, Model, ModelSource, PointwisePlans, SessionState};
 use cxr_test_support::datasets;
 use std::path::{Path, PathBuf};
 
@@ -429,15 +429,26 @@ fn convolutions_in_cxrs_kernels_keep_a_shipped_models_probabilities() {
     assert_eq!(tracts.own_kernels(), cxr_infer::OwnKernels::default());
     let expected: Vec<Vec<f32>> =
         images.iter().map(|img| tracts.session().predict_image(img).unwrap().probabilities).collect();
-    let ours = GraphForm { depthwise: true, pointwise: true, ..GraphForm::AS_WRITTEN };
-    for batch in [Batch::default(), Batch::Symbolic] {
-        let model = load(ours, batch);
+    let ours = GraphForm { depthwise: true, pointwise: PointwisePlans::All, ..GraphForm::AS_WRITTEN };
+    // `cxr`'s own form uses the 1 × 1 kernel in plans of several images only.
+    let default = GraphForm::from_env();
+    assert_eq!(default.pointwise, PointwisePlans::Batched);
+    // (form, batch, 1 × 1 convolutions cxr computes)
+    let cases = [
+        (ours, Batch::default(), 10),
+        (ours, Batch::Symbolic, 10),
+        (default, Batch::Fixed(2), 10),
+        (default, Batch::default(), 0),
+    ];
+    for (form, batch, pointwise) in cases {
+        let model = load(form, batch);
         // On aarch64 tract moves most of the network to channel-last, which cxr's kernels leave
         // to tract (`cxr_infer::depthwise`); the probabilities must agree wherever they act.
         let own = model.own_kernels();
         if cfg!(target_arch = "x86_64") {
             assert_eq!(own.depthwise, 16, "EfficientNet-Lite0 has 16 depthwise convolutions");
-            assert_eq!(own.pointwise, 10, "and 10 1 × 1 convolutions on planes of 28 × 28 or more");
+            // 10: its 1 × 1 convolutions on planes of 28 × 28 or more.
+            assert_eq!(own.pointwise, pointwise, "{form:?} {batch:?}");
         }
         let mut session = model.session();
         for (img, want) in images.iter().zip(&expected) {

@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bytes = std::fs::read(&onnx)?;
     let default = GraphForm::from_env();
     let forms = [
-        ("default", GraphForm { pointwise: PointwisePlans::None, ..default }),
+        ("depthwise only", GraphForm { pointwise: PointwisePlans::None, ..default }),
         ("with 1x1 kernel", GraphForm { pointwise: PointwisePlans::All, ..default }),
         ("tract alone", GraphForm { depthwise: false, pointwise: PointwisePlans::None, ..default }),
     ];

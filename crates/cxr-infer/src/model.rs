@@ -98,16 +98,9 @@ pub struct GraphForm {
     pub pointwise: PointwisePlans,
 }
 
-/// Which plans get cxr's 1 × 1 kernel ([`crate::pointwise`]).
-///
-/// For one image it is no faster than tract's product on an AVX2 CPU and 5 % faster on an
-/// AVX-512 one (the module doc), so [`GraphForm::from_env`] keeps tract's there. For a fixed
-/// batch of several images tract lays each product out as pixels × images and restores the
-/// channel-first layout afterwards with a `MoveAxis` and a bias `Add` it does not fuse:
-/// `efficientnet-lite0-three-class` at batch 8 spends 77 of its 362 ms on those two nodes of
-/// its first expansion alone (BENCHMARKS.md's node profile). The kernel writes the layout
-/// directly: p50 154 ms for the batch against 365 ms, AVX-512 EPYC
-/// (`cargo run --release -p cxr-infer --example own_kernels -- MODEL IMAGE 3 8`).
+/// Which plans get cxr's 1 × 1 kernel ([`crate::pointwise`]). [`GraphForm::from_env`] picks
+/// [`PointwisePlans::Batched`]: the kernel pays where tract's batched products restore their
+/// layout in separate passes, not for one image (the measurements are in the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PointwisePlans {
     /// tract computes every 1 × 1 convolution.
@@ -142,8 +135,9 @@ impl GraphForm {
     pub const AS_WRITTEN: GraphForm =
         GraphForm { patch_input: false, int8_as_float: false, depthwise: false, pointwise: PointwisePlans::None };
 
-    /// Every rewrite, the 1 × 1 kernel for batched plans only ([`PointwisePlans`]), unless `CXR_GRAPH_FORM=onnx` (none) or `CXR_INT8_KERNELS=integer`
-    /// (tract's integer kernels; see [`int8_float::wanted`] for the default per CPU).
+    /// Every rewrite, the 1 × 1 kernel for batched plans only ([`PointwisePlans`]), unless
+    /// `CXR_GRAPH_FORM=onnx` (none) or `CXR_INT8_KERNELS=integer` (tract's integer kernels; see
+    /// [`int8_float::wanted`] for the default per CPU).
     pub fn from_env() -> GraphForm {
         let rewrites = patch_input::enabled();
         GraphForm {

@@ -23,7 +23,10 @@
 //!
 //! **Used for batches only** ([`crate::PointwisePlans`]): in a plan for several images tract
 //! restores its pixels × images product layout with a `MoveAxis` and an unfused bias `Add`, which
-//! this kernel does not need (EfficientNet-Lite0 at batch 8: 154 against 365 ms). For one image,
+//! this kernel does not need: EfficientNet-Lite0 at batch 8 spends 77 of its 362 ms on those two
+//! nodes of its first expansion alone (BENCHMARKS.md's node profile), and with the kernel the batch
+//! takes p50 154 against 365 ms on a 2-core AVX-512 EPYC (`cargo run --release -p cxr-infer
+//! --example own_kernels -- models/efficientnet-lite0-three-class.onnx IMAGE 3 8`). For one image,
 //! on a 2-core AMD EPYC with AVX2 and no
 //! AVX-512, tract's `fma_mmm_f32_16x6` computes that first expansion in 1.7 ms plus 0.5 ms of
 //! packing against 3.8 ms here (node profile, median of 50 runs), and whole predictions are no

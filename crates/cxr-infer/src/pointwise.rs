@@ -9,10 +9,10 @@
 //!
 //! [`rewrite`] replaces the 1 × 1 convolutions of a decluttered graph that have at least
 //! [`MIN_PIXELS`] pixels (f32, channel-first, no padding or stride, constant weights) by
-//! [`PointwiseConv`], together with the clamp after them ([`crate::clip`]). Its kernel reads
-//! the channel-first input as it is, without packing: for each run of [`COLS`] pixels it keeps
-//! [`ROWS`] output channels × [`COLS`] pixels of sums in registers while it walks the input
-//! channels, each step one load of [`COLS`] input pixels and one weight per output channel,
+//! [`PointwiseConv`], together with the clamp after them (`clip`). Its kernel reads
+//! the channel-first input as it is, without packing: for each run of `COLS` pixels it keeps
+//! `ROWS` output channels × `COLS` pixels of sums in registers while it walks the input
+//! channels, each step one load of `COLS` input pixels and one weight per output channel,
 //! the weights packed at rewrite time so that they too are read in order. The later 1 × 1
 //! convolutions (49–196 pixels, hundreds of channels) stay with tract, whose AVX-512 kernels
 //! run them well.

@@ -11,6 +11,9 @@
 # VARIANT is the runs' fold variant (`only` or `all`); BASE and OTHER are run names (folders under
 # target/within-source-cv/). Reports go to out/compare-BASE/.
 set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# cxr is built with training, so it loads libtorch.
+source .torch/env.sh
 variant=$1
 shift
 runs=()

@@ -38,13 +38,13 @@ fn frozen_config() -> TrainConfig {
     config
 }
 
-/// `n` normal films of Kermany's `chest_xray` (children), as source `chest_xray`.
-fn kermany_normals(n: usize) -> Vec<LabeledImage> {
-    let dir = cxr_test_support::datasets().join("chest_xray/train/NORMAL");
+/// The first `n` films of `folder` in Kermany's `chest_xray/train` (children), as `class` of source `chest_xray`.
+fn kermany(folder: &str, class: Class, n: usize) -> Vec<LabeledImage> {
+    let dir = cxr_test_support::datasets().join("chest_xray/train").join(folder);
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     paths.sort();
     paths.truncate(n);
-    paths.into_iter().map(|path| LabeledImage { path, class: Class::Normal, source: "chest_xray".into() }).collect()
+    paths.into_iter().map(|path| LabeledImage { path, class, source: "chest_xray".into() }).collect()
 }
 
 /// P(covid) of `images` by `network` with the weights in `weights`, run by libtorch.
@@ -156,7 +156,7 @@ fn frozen_mobilenet_v2_trains_only_its_head_on_cached_features_and_exports_the_w
     // the two sources' normal films alike (0.58) and still tells COVID from normal films. A weight
     // of 10 or more, measured too, loses the disease: the weight is a trade, not a free lunch.
     let mut with_children = data.clone();
-    let children = kermany_normals(90);
+    let children = kermany("NORMAL", Class::Normal, 90);
     with_children.train.extend(children[..60].iter().cloned());
     with_children.val.extend(children[60..].iter().cloned());
     let source_gap = |balance: Balance, adversary: Option<f64>| {
@@ -320,6 +320,56 @@ fn a_frozen_base_with_augmentation_reruns_the_base_on_augmented_films() {
     let card = export_checkpoint(&augmented_run, &onnx).unwrap();
     assert!(card.notes.iter().any(|n| n.contains("rotation ±5°")), "{:?}", card.notes);
     assert_runtime_matches_libtorch(&state.network, &augmented_run, &onnx, &card, &data);
+}
+
+/// Pretext training (models/recipes/pretext-pretraining.sh): a run starts from another run's
+/// checkpoint instead of ImageNet's. The first trains `features.17` onwards with a three-class
+/// head; the second, binary, gets that block as the first left it, the base before it still
+/// ImageNet's, and a head of its own shape.
+#[test]
+fn a_run_starts_from_another_runs_trained_block_with_a_head_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first_run, second_run) = (dir.path().join("first"), dir.path().join("second"));
+    let mut three_class = small_data();
+    for (i, img) in kermany("PNEUMONIA", Class::Pneumonia, 60).into_iter().enumerate() {
+        if i % 10 < 7 { three_class.train.push(img) } else { three_class.val.push(img) }
+    }
+    let mut config = frozen_config();
+    config.unfreeze_from = Some("features.17".into());
+    config.class_set = ClassSet::ThreeClass;
+    config.epochs = 2;
+    let first = train::train(&config, &three_class, Path::new("m.csv"), &first_run, false, &mut |_, _| {}).unwrap();
+
+    let mut config = frozen_config();
+    config.unfreeze_from = Some("features.17".into());
+    config.pretrained = Some(first_run.join(BEST_WEIGHTS));
+    config.epochs = 1;
+    // Adam with a zero learning rate leaves the weights where loading put them.
+    config.learning_rate = 0.0;
+    let second = train::train(&config, &small_data(), Path::new("m.csv"), &second_run, false, &mut |_, _| {}).unwrap();
+
+    let weights =
+        |path: PathBuf| -> HashMap<String, Tensor> { Tensor::read_safetensors(path).unwrap().into_iter().collect() };
+    let (imagenet, first_weights, second_weights) =
+        (weights(imagenet_weights()), weights(first_run.join(BEST_WEIGHTS)), weights(second_run.join(BEST_WEIGHTS)));
+    let block = "features.17.conv.0.0.weight";
+    assert!(!first_weights[block].equal(&imagenet[block]), "the first run did not train `{block}`");
+    assert!(second_weights[block].equal(&first_weights[block]), "`{block}` is not the first run's");
+    let base = "features.16.conv.0.0.weight";
+    assert!(second_weights[base].equal(&imagenet[base].to_kind(second_weights[base].kind())), "`{base}` moved");
+    let head = second.network.head_prefix();
+    let head_shapes = |w: &HashMap<String, Tensor>| -> Vec<Vec<i64>> {
+        let mut names: Vec<&String> = w.keys().filter(|n| n.starts_with(&head)).collect();
+        names.sort();
+        names.into_iter().map(|n| w[n].size()).collect()
+    };
+    assert_eq!(first.network.head_prefix(), head);
+    let (first_head, second_head) = (head_shapes(&first_weights), head_shapes(&second_weights));
+    assert!(!second_head.is_empty() && first_head.len() == second_head.len(), "{first_head:?} {second_head:?}");
+    assert!(
+        first_head.iter().any(|s| s[0] == 3) && second_head.iter().all(|s| s[0] == 1),
+        "{first_head:?} {second_head:?}"
+    );
 }
 
 #[test]

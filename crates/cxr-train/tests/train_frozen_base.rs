@@ -47,6 +47,11 @@ fn kermany(folder: &str, class: Class, n: usize) -> Vec<LabeledImage> {
     paths.into_iter().map(|path| LabeledImage { path, class, source: "chest_xray".into() }).collect()
 }
 
+/// Every tensor of a safetensors checkpoint, by name.
+fn read_weights(path: &Path) -> HashMap<String, Tensor> {
+    Tensor::read_safetensors(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).into_iter().collect()
+}
+
 /// P(covid) of `images` by `network` with the weights in `weights`, run by libtorch.
 fn p_covid(network: &Network, weights: &Path, images: &[&LabeledImage]) -> Vec<f32> {
     let preprocess = cxr_train::zoo::preprocess_for(network);
@@ -143,9 +148,7 @@ fn frozen_mobilenet_v2_trains_only_its_head_on_cached_features_and_exports_the_w
         let state = train::train(&config, &two_sources, manifest, &run_dir, false, &mut |_, _| {}).unwrap();
         assert!(state.features.unwrap().reused);
         assert_eq!(train::read_state(&run_dir.join(train::STATE_FILE)).unwrap().config.balance, balance);
-        let last: HashMap<String, Tensor> =
-            Tensor::read_safetensors(run_dir.join(LAST_WEIGHTS)).unwrap().into_iter().collect();
-        last["classifier.1.weight"].shallow_clone()
+        read_weights(&run_dir.join(LAST_WEIGHTS))["classifier.1.weight"].shallow_clone()
     };
     let (by_class, by_source) = (head_after(Balance::Classes), head_after(Balance::Sources));
     assert!(!by_class.allclose(&by_source, 1e-6, 1e-6, false), "--balance sources trained the same head");
@@ -211,9 +214,7 @@ fn frozen_mobilenet_v2_trains_only_its_head_on_cached_features_and_exports_the_w
     assert!(again.features.unwrap().reused, "the first list was recomputed after the store grew");
 
     // Every backbone tensor, BatchNorm statistics included, is the checkpoint's; the head is not its initial value.
-    let trained: HashMap<String, Tensor> =
-        Tensor::read_safetensors(run.join(BEST_WEIGHTS)).unwrap().into_iter().collect();
-    let original: HashMap<String, Tensor> = Tensor::read_safetensors(imagenet_weights()).unwrap().into_iter().collect();
+    let (trained, original) = (read_weights(&run.join(BEST_WEIGHTS)), read_weights(&imagenet_weights()));
     let head = state.network.head_prefix();
     let mut backbone = 0;
     for spec in state.network.parameters().iter().filter(|p| !p.name.starts_with(&head)) {
@@ -268,9 +269,7 @@ fn a_base_frozen_up_to_a_block_trains_that_block_onwards_on_its_cached_input() {
 /// Every tensor of `network` before `features.17` (BatchNorm statistics included) is as in the
 /// ImageNet weights in the best checkpoint of `run`, and `features.17` onwards trained.
 fn assert_only_features_17_onwards_trained(network: &Network, run: &Path) {
-    let trained: HashMap<String, Tensor> =
-        Tensor::read_safetensors(run.join(BEST_WEIGHTS)).unwrap().into_iter().collect();
-    let original: HashMap<String, Tensor> = Tensor::read_safetensors(imagenet_weights()).unwrap().into_iter().collect();
+    let (trained, original) = (read_weights(&run.join(BEST_WEIGHTS)), read_weights(&imagenet_weights()));
     let cut = network.input_of_layer("features.17").unwrap();
     let (mut kept, mut changed) = (0, Vec::new());
     for spec in network.parameters().iter().filter(|p| original.contains_key(&p.name)) {
@@ -309,10 +308,8 @@ fn a_frozen_base_with_augmentation_reruns_the_base_on_augmented_films() {
     assert!(state.best.clone().unwrap().val_auc > 0.7, "{:?}", state.history);
     assert_only_features_17_onwards_trained(&state.network, &augmented_run);
 
-    let weights = |run: &Path| -> HashMap<String, Tensor> {
-        Tensor::read_safetensors(run.join(LAST_WEIGHTS)).unwrap().into_iter().collect()
-    };
-    let (plain, augmented) = (weights(&plain_run), weights(&augmented_run));
+    let (plain, augmented) =
+        (read_weights(&plain_run.join(LAST_WEIGHTS)), read_weights(&augmented_run.join(LAST_WEIGHTS)));
     let name = "features.17.conv.0.0.weight";
     assert!(!plain[name].equal(&augmented[name]), "augmentation changed nothing the block learnt");
 
@@ -348,10 +345,11 @@ fn a_run_starts_from_another_runs_trained_block_with_a_head_of_its_own() {
     config.learning_rate = 0.0;
     let second = train::train(&config, &small_data(), Path::new("m.csv"), &second_run, false, &mut |_, _| {}).unwrap();
 
-    let weights =
-        |path: PathBuf| -> HashMap<String, Tensor> { Tensor::read_safetensors(path).unwrap().into_iter().collect() };
-    let (imagenet, first_weights, second_weights) =
-        (weights(imagenet_weights()), weights(first_run.join(BEST_WEIGHTS)), weights(second_run.join(BEST_WEIGHTS)));
+    let (imagenet, first_weights, second_weights) = (
+        read_weights(&imagenet_weights()),
+        read_weights(&first_run.join(BEST_WEIGHTS)),
+        read_weights(&second_run.join(BEST_WEIGHTS)),
+    );
     let block = "features.17.conv.0.0.weight";
     assert!(!first_weights[block].equal(&imagenet[block]), "the first run did not train `{block}`");
     assert!(second_weights[block].equal(&first_weights[block]), "`{block}` is not the first run's");
